@@ -1,0 +1,91 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+/// Settings every target shares: Swift 6 mode is the package default; these add the checks the
+/// swift-server projects run in CI, so a missing `Sendable` or an implicit import fails the build.
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "outbox-bridge",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "outbox-bridge", targets: ["outbox-bridge"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+    ],
+    targets: [
+        // C bindings: only `Postgres/LibPQ` and `Kafka/RDKafka` import these.
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"]), .brew(["libpq"])]
+        ),
+        .systemLibrary(
+            name: "CRdKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"]), .brew(["librdkafka"])]
+        ),
+
+        // Postgres: connection, parameterised queries, transactions, LISTEN, errors.
+        .target(
+            name: "Postgres",
+            dependencies: [
+                "CLibPQ",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Kafka: producer with awaited delivery reports, consumer, embedded development broker.
+        .target(
+            name: "Kafka",
+            dependencies: [
+                "CRdKafka",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Command line: parses arguments and assembles services; the executable only calls it.
+        .target(
+            name: "OutboxBridgeCLI",
+            dependencies: [
+                "Postgres",
+                "Kafka",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "outbox-bridge",
+            dependencies: ["OutboxBridgeCLI"],
+            swiftSettings: strictSettings
+        ),
+
+        // Test support: helpers that reach real services (the throwaway PostgreSQL cluster,
+        // the embedded broker, independent Kafka clients). Never linked into the product.
+        .target(
+            name: "TestSupport",
+            dependencies: ["Postgres", "Kafka"],
+            path: "Tests/TestSupport",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "PostgresTests",
+            dependencies: ["Postgres", "TestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "KafkaTests",
+            dependencies: ["Kafka", "TestSupport"],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

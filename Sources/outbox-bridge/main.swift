@@ -1,0 +1,3 @@
+import OutboxBridgeCLI
+
+await OutboxBridgeCommand.main()
