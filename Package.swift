@@ -65,7 +65,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "outbox-bridge",
-            dependencies: ["OutboxBridgeCLI"],
+            dependencies: [
+                "OutboxBridgeCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: strictSettings
         ),
 

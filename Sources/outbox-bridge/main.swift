@@ -1,3 +1,0 @@
-import OutboxBridgeCLI
-
-await OutboxBridgeCommand.main()
