@@ -1,1 +1,141 @@
+import Foundation
+import Postgres
+import TestSupport
 import Testing
+
+@Suite("PostgreSQL connection against a real server")
+struct PostgresConnectionTests {
+    @Test("parameters with quotes, backslashes, unicode and NULL round-trip unchanged")
+    func parametersRoundTrip() async throws {
+        let connection = try await PostgresConnection.connect(try TestDatabase.clusterURL())
+        let awkward = [
+            "it's a \"quoted\" value; DROP TABLE x; --",
+            #"back\slash \\ and \n not a newline"#,
+            "héllo wörld — 日本語 🐘 \u{0001}",
+            "",
+        ]
+        for text in awkward {
+            let rows = try await connection.query("SELECT $1::text AS value, length($1::text) AS length", [text])
+            #expect(rows[0]["value"] == text)
+            #expect(try rows[0].decode(Int.self, column: "length") == text.unicodeScalars.count)
+        }
+        let nullRow = try await connection.query("SELECT $1::text IS NULL AS is_null, $1::text AS value", [nil])
+        #expect(try nullRow[0].decode(Bool.self, column: "is_null") == true)
+        #expect(nullRow[0]["value"] == nil)
+        let typed = try await connection.query(
+            "SELECT $1::int8 AS big, $2::bool AS flag, $3::float8 AS ratio, $4::text[] AS list",
+            [Int64.max, true, 0.25, PostgresTextArray(["a,b", "{c}", "\"d\"", nil])])
+        #expect(try typed[0].decode(Int64.self, column: "big") == Int64.max)
+        #expect(try typed[0].decode(Bool.self, column: "flag") == true)
+        #expect(try typed[0].decode(Double.self, column: "ratio") == 0.25)
+        #expect(typed[0]["list"] == #"{"a,b","{c}","\"d\"",NULL}"#)
+    }
+
+    @Test("a syntax error surfaces SQLSTATE 42601 and the connection stays usable")
+    func syntaxError() async throws {
+        let connection = try await PostgresConnection.connect(try TestDatabase.clusterURL())
+        let error = await #expect(throws: PostgresError.self) {
+            try await connection.query("SELEC 1")
+        }
+        #expect(error?.kind == .server)
+        #expect(error?.sqlState == PostgresError.SQLState.syntaxError)
+        #expect(error?.message.contains("syntax error") == true)
+        #expect(try await connection.query("SELECT 1 AS one")[0]["one"] == "1")
+    }
+
+    @Test("a unique violation surfaces SQLSTATE 23505 with its detail")
+    func uniqueViolation() async throws {
+        let database = try await TestDatabase.create("unique")
+        defer { Task { try await database.drop() } }
+        let connection = try await database.connect()
+        try await connection.query("CREATE TABLE items (id int PRIMARY KEY)")
+        try await connection.query("INSERT INTO items VALUES ($1)", [1])
+        let error = await #expect(throws: PostgresError.self) {
+            try await connection.query("INSERT INTO items VALUES ($1)", [1])
+        }
+        #expect(error?.sqlState == PostgresError.SQLState.uniqueViolation)
+        #expect(error?.detail?.contains("(id)=(1)") == true)
+        // The description leaves out the detail, which may quote row data.
+        #expect(error.map { !$0.description.contains("(id)=(1)") } == true)
+    }
+
+    @Test("a transaction commits on success and rolls back when its body throws")
+    func transactions() async throws {
+        let database = try await TestDatabase.create("transactions")
+        defer { Task { try await database.drop() } }
+        let connection = try await database.connect()
+        try await connection.query("CREATE TABLE log (entry text)")
+        try await connection.transaction { transaction in
+            try await transaction.query("INSERT INTO log VALUES ($1)", ["kept"])
+        }
+        struct Abort: Error {}
+        await #expect(throws: Abort.self) {
+            try await connection.transaction { transaction in
+                try await transaction.query("INSERT INTO log VALUES ($1)", ["discarded"])
+                throw Abort()
+            }
+        }
+        let rows = try await connection.query("SELECT entry FROM log ORDER BY entry")
+        #expect(rows.map { $0["entry"] } == ["kept"])
+    }
+
+    @Test("identifiers from data are quoted by libpq, so hostile names are just names")
+    func quotedIdentifiers() async throws {
+        let database = try await TestDatabase.create("identifiers")
+        defer { Task { try await database.drop() } }
+        let connection = try await database.connect()
+        let hostile = #"tenant"; DROP TABLE x; -- */ select ü"#
+        let quoted = try await connection.quoteIdentifier(hostile)
+        try await connection.query("CREATE TABLE \(quoted) (id int)")
+        let rows = try await connection.query("SELECT relname FROM pg_class WHERE relname = $1", [hostile])
+        #expect(rows.count == 1)
+    }
+
+    @Test("a wrong database URL fails with one clear error instead of hanging")
+    func wrongURL() async throws {
+        let unreachable = await #expect(throws: PostgresError.self) {
+            try await PostgresConnection.connect("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+        }
+        #expect(unreachable?.kind == .connectionFailed)
+        #expect(unreachable?.description.contains("127.0.0.1") == true)
+        let malformed = await #expect(throws: PostgresError.self) {
+            try await PostgresConnection.connect("postgresql://[oops")
+        }
+        #expect(malformed?.kind == .connectionFailed)
+    }
+
+    @Test("every connection is finished once: the server sees each session end")
+    func connectionsAreFinished() async throws {
+        let clusterURL = try TestDatabase.clusterURL()
+        let marker = "leak-check-\(UUID().uuidString.prefix(8))"
+        var options = PostgresConnection.Options()
+        options.applicationName = marker
+        let before = PostgresConnection.openConnectionCount
+        do {
+            var connections: [PostgresConnection] = []
+            for _ in 0..<5 {
+                connections.append(try await PostgresConnection.connect(clusterURL, options: options))
+            }
+            let listener = try await PostgresListener.connect(clusterURL, channels: ["leak_check"], options: {
+                var listenerOptions = PostgresListener.Options()
+                listenerOptions.connection = options
+                return listenerOptions
+            }())
+            #expect(PostgresConnection.openConnectionCount >= before + 6)
+            let observer = try await PostgresConnection.connect(clusterURL)
+            #expect(try await sessions(named: marker, seenBy: observer) == 6)
+            listener.close()
+            _ = connections
+        }
+        let observer = try await PostgresConnection.connect(clusterURL)
+        try await waitUntil("all six sessions have ended") {
+            try await sessions(named: marker, seenBy: observer) == 0
+        }
+    }
+
+    private func sessions(named name: String, seenBy observer: PostgresConnection) async throws -> Int {
+        let rows = try await observer.query(
+            "SELECT count(*) AS sessions FROM pg_stat_activity WHERE application_name = $1", [name])
+        return try rows[0].require(Int.self, column: "sessions")
+    }
+}

@@ -1,0 +1,213 @@
+internal import CLibPQ
+import Foundation
+import Logging
+
+/// Owns one `PGconn` and is the only code that calls libpq.
+///
+/// A `PGconn` is not thread-safe, so this type is confined: `PostgresConnection` and
+/// `PostgresListener` call it only from their own serial queue or thread. That confinement,
+/// not a lock, is why `@unchecked Sendable` is sound here. Every call may block on the network.
+final class LibPQConnection: @unchecked Sendable {
+    private let handle: OpaquePointer
+    /// Receives libpq's notices (server NOTICEs, "message arrived while idle" after a backend
+    /// is terminated), which libpq would otherwise print to stderr. Kept alive by this object
+    /// because libpq holds only an unretained pointer to it.
+    private let noticeLogger: NoticeLogger
+
+    /// Connections currently open in this process, so tests can prove each is finished once.
+    static let openHandles = HandleCounter()
+
+    private init(handle: OpaquePointer, logger: Logger) {
+        self.handle = handle
+        self.noticeLogger = NoticeLogger(logger: logger)
+        Self.openHandles.increment()
+        PQsetNoticeProcessor(handle, { context, message in
+            guard let context, let message else { return }
+            let notice = String(cString: message).trimmingCharacters(in: .whitespacesAndNewlines)
+            Unmanaged<NoticeLogger>.fromOpaque(context).takeUnretainedValue().logger.notice("\(notice)")
+        }, Unmanaged.passUnretained(noticeLogger).toOpaque())
+    }
+
+    deinit {
+        PQfinish(handle)
+        Self.openHandles.decrement()
+    }
+
+    /// Connects with a URL or `key=value` conninfo. Earlier keys are defaults the conninfo can
+    /// override; later keys are forced, because the wrapper reads every value as UTF-8 text.
+    static func connect(
+        conninfo: String, applicationName: String, connectTimeoutSeconds: Int, logger: Logger
+    ) throws(PostgresError) -> LibPQConnection {
+        let settings: [(String, String)] = [
+            ("connect_timeout", String(connectTimeoutSeconds)),
+            ("fallback_application_name", applicationName),
+            ("dbname", conninfo),
+            ("client_encoding", "UTF8"),
+        ]
+        let handle: OpaquePointer? = withCStringArray(settings.map(\.0)) { keys in
+            withCStringArray(settings.map(\.1)) { values in
+                PQconnectdbParams(keys, values, 1)
+            }
+        }
+        guard let handle else {
+            throw PostgresError(kind: .connectionFailed, message: "out of memory")
+        }
+        let connection = LibPQConnection(handle: handle, logger: logger)
+        guard PQstatus(handle) == CONNECTION_OK else {
+            throw PostgresError(kind: .connectionFailed, message: connection.lastErrorMessage)
+        }
+        return connection
+    }
+
+    var isConnected: Bool { PQstatus(handle) == CONNECTION_OK }
+
+    var socket: Int32 { PQsocket(handle) }
+
+    var backendPID: Int32 { PQbackendPID(handle) }
+
+    private var lastErrorMessage: String {
+        guard let text = PQerrorMessage(handle) else { return "unknown libpq error" }
+        return String(cString: text).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Runs one statement with out-of-line text parameters (`PQexecParams`).
+    func execute(_ sql: String, parameters: [String?]) throws(PostgresError) -> PostgresRows {
+        let result = withOptionalCStringArray(parameters) { values in
+            PQexecParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+        }
+        return try consume(result)
+    }
+
+    /// Runs a script of several statements with the simple query protocol (`PQexec`), as
+    /// migration files need. It takes no parameters by design.
+    func executeScript(_ sql: String) throws(PostgresError) {
+        _ = try consume(PQexec(handle, sql))
+    }
+
+    /// Quotes an identifier with libpq's own rules, honouring the connection's encoding.
+    func quoteIdentifier(_ identifier: String) throws(PostgresError) -> String {
+        guard let quoted = PQescapeIdentifier(handle, identifier, identifier.utf8.count) else {
+            throw PostgresError(kind: .decoding, message: lastErrorMessage)
+        }
+        defer { PQfreemem(quoted) }
+        return String(cString: quoted)
+    }
+
+    /// Reads what the server sent without blocking; `false` means the connection broke.
+    func consumeInput() -> Bool {
+        PQconsumeInput(handle) == 1 && isConnected
+    }
+
+    /// Notifications libpq has already read, in arrival order.
+    func drainNotifications() -> [PostgresNotification] {
+        var notifications: [PostgresNotification] = []
+        while let notify = PQnotifies(handle) {
+            let payload = notify.pointee
+            notifications.append(PostgresNotification(
+                channel: String(cString: payload.relname),
+                payload: String(cString: payload.extra),
+                backendPID: payload.be_pid))
+            PQfreemem(notify)
+        }
+        return notifications
+    }
+
+    /// Sends a statement without waiting for its result, for the listener's heartbeat.
+    func sendQuery(_ sql: String) throws(PostgresError) {
+        guard PQsendQuery(handle, sql) == 1 else {
+            throw lostOrFailed()
+        }
+    }
+
+    /// Whether a result sent with `sendQuery` is still being received.
+    var isBusy: Bool { PQisBusy(handle) == 1 }
+
+    /// Collects the results of `sendQuery` once `isBusy` is false.
+    func finishPendingResults() throws(PostgresError) {
+        while let result = PQgetResult(handle) {
+            _ = try consume(result)
+        }
+    }
+
+    var connectionLostError: PostgresError {
+        PostgresError(kind: .connectionLost, message: lastErrorMessage)
+    }
+
+    private func lostOrFailed() -> PostgresError {
+        isConnected ? PostgresError(kind: .server, message: lastErrorMessage) : connectionLostError
+    }
+
+    /// Turns a `PGresult` into rows or an error, and frees it.
+    private func consume(_ result: OpaquePointer?) throws(PostgresError) -> PostgresRows {
+        guard let result else { throw lostOrFailed() }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+            return PostgresRows(columnNames: [], cells: [], affectedRows: Self.affectedRows(result))
+        case PGRES_TUPLES_OK:
+            return Self.rows(of: result)
+        default:
+            let field = { (code: Int32) -> String? in
+                PQresultErrorField(result, code).map { String(cString: $0) }
+            }
+            let sqlState = field(DiagnosticField.sqlState)
+            // Without a SQLSTATE the failure came from libpq itself, usually a broken socket.
+            if sqlState == nil, !isConnected { throw connectionLostError }
+            throw PostgresError(
+                kind: isConnected ? .server : .connectionLost,
+                sqlState: sqlState,
+                message: field(DiagnosticField.primaryMessage) ?? lastErrorMessage,
+                detail: field(DiagnosticField.detail),
+                hint: field(DiagnosticField.hint))
+        }
+    }
+
+    private static func affectedRows(_ result: OpaquePointer) -> Int {
+        guard let text = PQcmdTuples(result) else { return 0 }
+        return Int(String(cString: text)) ?? 0
+    }
+
+    private static func rows(of result: OpaquePointer) -> PostgresRows {
+        let rowCount = PQntuples(result)
+        let columnCount = PQnfields(result)
+        let names = (0..<columnCount).map { String(cString: PQfname(result, $0)) }
+        var cells: [String?] = []
+        cells.reserveCapacity(Int(rowCount * columnCount))
+        for row in 0..<rowCount {
+            for column in 0..<columnCount {
+                if PQgetisnull(result, row, column) == 1 {
+                    cells.append(nil)
+                } else {
+                    let length = Int(PQgetlength(result, row, column))
+                    let bytes = UnsafeRawBufferPointer(start: PQgetvalue(result, row, column), count: length)
+                    cells.append(String(decoding: bytes, as: UTF8.self))
+                }
+            }
+        }
+        return PostgresRows(columnNames: names, cells: cells, affectedRows: Self.affectedRows(result))
+    }
+}
+
+/// libpq's `PG_DIAG_*` field codes; they are character-literal macros Swift cannot import.
+private enum DiagnosticField {
+    static let sqlState = Int32(UInt8(ascii: "C"))
+    static let primaryMessage = Int32(UInt8(ascii: "M"))
+    static let detail = Int32(UInt8(ascii: "D"))
+    static let hint = Int32(UInt8(ascii: "H"))
+}
+
+private final class NoticeLogger: Sendable {
+    let logger: Logger
+    init(logger: Logger) { self.logger = logger }
+}
+
+/// Calls `body` with a C array of C strings that live for the duration of the call.
+private func withCStringArray<R>(_ strings: [String], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+    withOptionalCStringArray(strings, body)
+}
+
+private func withOptionalCStringArray<R>(_ strings: [String?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+    let copies = strings.map { $0.map { strdup($0) } ?? nil }
+    defer { copies.forEach { free($0) } }
+    return body(copies.map { $0.map { UnsafePointer($0) } } + [nil])
+}

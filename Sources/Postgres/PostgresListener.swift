@@ -1,0 +1,294 @@
+import Foundation
+public import Logging
+
+/// A notification delivered by `NOTIFY` or `pg_notify`.
+public struct PostgresNotification: Sendable, Hashable {
+    public var channel: String
+    public var payload: String
+    /// The server process of the session that sent it.
+    public var backendPID: Int32
+}
+
+/// A dedicated connection that `LISTEN`s and delivers notifications as an async sequence.
+///
+/// A thread of its own waits on the connection's socket with `poll()`, so a notification is
+/// read the moment it arrives, with no sleep loop and nothing blocking Swift's cooperative
+/// pool. When the socket stays quiet for `heartbeatInterval` the listener sends `SELECT 1`; a
+/// half-open connection that does not answer within `heartbeatTimeout` ends the sequence with
+/// `.connectionLost`, as does a terminated backend. Notifications are not persisted by
+/// PostgreSQL, so a caller that reconnects must also look for work it may have missed.
+public final class PostgresListener: Sendable {
+    public struct Options: Sendable {
+        /// Quiet time after which the listener checks the connection is alive. Default 10 s.
+        public var heartbeatInterval: Duration = .seconds(10)
+        /// How long the heartbeat may take before the connection counts as lost. Default 5 s.
+        public var heartbeatTimeout: Duration = .seconds(5)
+        /// Notifications held for a slow consumer before the listener stops reading the
+        /// socket, leaving the rest queued in PostgreSQL. Default 10,000.
+        public var bufferLimit: Int = 10_000
+        /// Connection settings.
+        public var connection = PostgresConnection.Options()
+
+        public init() {}
+    }
+
+    /// Notifications in the order the server sent them. Iterating ends with an error when
+    /// the connection is lost and ends normally after `close()`.
+    public let notifications: PostgresNotificationSequence
+    /// The server process of the listening session, for `pg_terminate_backend` in tests and
+    /// in operations.
+    public let backendPID: Int32
+    private let wakePipe: WakePipe
+    private let buffer: NotificationBuffer
+
+    private init(notifications: PostgresNotificationSequence, backendPID: Int32, wakePipe: WakePipe, buffer: NotificationBuffer) {
+        self.notifications = notifications
+        self.backendPID = backendPID
+        self.wakePipe = wakePipe
+        self.buffer = buffer
+    }
+
+    deinit {
+        close()
+    }
+
+    /// Connects and runs `LISTEN` for each channel before returning, so no notification sent
+    /// after this returns is missed.
+    public static func connect(
+        _ conninfo: String,
+        channels: [String],
+        options: Options = Options(),
+        logger: Logger = Logger(label: "outbox-bridge.postgres.listener")
+    ) async throws(PostgresError) -> PostgresListener {
+        let setupQueue = DispatchQueue(label: "outbox-bridge.postgres.listener.setup")
+        let connection = try await PostgresConnection.run(on: setupQueue) { () throws(PostgresError) in
+            let connection = try LibPQConnection.connect(
+                conninfo: conninfo, applicationName: options.connection.applicationName,
+                connectTimeoutSeconds: options.connection.connectTimeoutSeconds, logger: logger)
+            for channel in channels {
+                _ = try connection.execute("LISTEN \(try connection.quoteIdentifier(channel))", parameters: [])
+            }
+            return connection
+        }
+        let wakePipe = try WakePipe()
+        let buffer = NotificationBuffer(limit: options.bufferLimit)
+        let loop = ListenLoop(connection: connection, wakePipe: wakePipe, buffer: buffer, options: options, logger: logger)
+        let thread = Thread { loop.run() }
+        thread.name = "outbox-bridge.postgres.listener"
+        thread.start()
+        return PostgresListener(
+            notifications: PostgresNotificationSequence(buffer: buffer),
+            backendPID: connection.backendPID, wakePipe: wakePipe, buffer: buffer)
+    }
+
+    /// Stops listening and closes the connection; waiting iterators end normally.
+    public func close() {
+        buffer.close()
+        wakePipe.wake()
+    }
+}
+
+/// The async sequence of a listener's notifications.
+public struct PostgresNotificationSequence: AsyncSequence, Sendable {
+    public typealias Element = PostgresNotification
+    fileprivate let buffer: NotificationBuffer
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        fileprivate let buffer: NotificationBuffer
+
+        public mutating func next() async throws -> PostgresNotification? {
+            try await buffer.next()
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(buffer: buffer)
+    }
+}
+
+/// The listening thread's body: waits on the socket and the wake pipe, reads notifications,
+/// and checks liveness when the connection is quiet.
+private struct ListenLoop: Sendable {
+    let connection: LibPQConnection
+    let wakePipe: WakePipe
+    let buffer: NotificationBuffer
+    let options: PostgresListener.Options
+    let logger: Logger
+
+    func run() {
+        let clock = ContinuousClock()
+        var heartbeatDue = clock.now.advanced(by: options.heartbeatInterval)
+        var heartbeatDeadline: ContinuousClock.Instant?
+        while true {
+            let wakeAt = heartbeatDeadline ?? heartbeatDue
+            let readiness = wakePipe.waitForInput(onSocket: connection.socket, until: wakeAt, clock: clock)
+            switch readiness {
+            case .woken:
+                return
+            case .failed(let error):
+                buffer.finish(throwing: PostgresError(kind: .connectionLost, message: "poll failed: \(error)"))
+                return
+            case .timedOut where heartbeatDeadline != nil:
+                buffer.finish(throwing: PostgresError(
+                    kind: .connectionLost, message: "no reply to the heartbeat within \(options.heartbeatTimeout)"))
+                return
+            case .timedOut:
+                do {
+                    try connection.sendQuery("SELECT 1")
+                } catch {
+                    buffer.finish(throwing: error)
+                    return
+                }
+                heartbeatDeadline = clock.now.advanced(by: options.heartbeatTimeout)
+            case .socketReadable:
+                guard connection.consumeInput() else {
+                    buffer.finish(throwing: connection.connectionLostError)
+                    return
+                }
+                if heartbeatDeadline != nil, !connection.isBusy {
+                    do {
+                        try connection.finishPendingResults()
+                    } catch {
+                        buffer.finish(throwing: error)
+                        return
+                    }
+                    heartbeatDeadline = nil
+                }
+                heartbeatDue = clock.now.advanced(by: options.heartbeatInterval)
+                for notification in connection.drainNotifications() {
+                    guard buffer.push(notification) else { return }
+                }
+            }
+        }
+    }
+}
+
+/// A self-pipe that lets `close()` interrupt the listening thread's `poll()`.
+private final class WakePipe: Sendable {
+    private let readEnd: Int32
+    private let writeEnd: Int32
+
+    enum Readiness {
+        case socketReadable, woken, timedOut, failed(Int32)
+    }
+
+    init() throws(PostgresError) {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else {
+            throw PostgresError(kind: .connectionFailed, message: "cannot create a pipe: errno \(errno)")
+        }
+        readEnd = fds[0]
+        writeEnd = fds[1]
+    }
+
+    deinit {
+        Foundation.close(readEnd)
+        Foundation.close(writeEnd)
+    }
+
+    func wake() {
+        var byte: UInt8 = 1
+        _ = write(writeEnd, &byte, 1)
+    }
+
+    func waitForInput(onSocket socket: Int32, until deadline: ContinuousClock.Instant, clock: ContinuousClock) -> Readiness {
+        var descriptors = [
+            pollfd(fd: socket, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0),
+        ]
+        let remaining = clock.now.duration(to: deadline)
+        let milliseconds = max(0, Int32(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))
+        let ready = poll(&descriptors, 2, milliseconds)
+        if ready < 0 { return errno == EINTR ? .timedOut : .failed(errno) }
+        if descriptors[1].revents != 0 { return .woken }
+        if descriptors[0].revents != 0 { return .socketReadable }
+        return .timedOut
+    }
+}
+
+/// Hands notifications from the listening thread to one async consumer, holding at most
+/// `limit`; when full, the thread waits, so a slow consumer leaves work queued in PostgreSQL
+/// instead of in this process's memory. Guarded by `condition`.
+private final class NotificationBuffer: @unchecked Sendable {
+    private let condition = NSCondition()
+    private let limit: Int
+    private var items: [PostgresNotification] = []
+    private var head = 0
+    private var waiter: CheckedContinuation<PostgresNotification?, any Error>?
+    private var ending: Result<Void, PostgresError>?
+
+    init(limit: Int) {
+        self.limit = max(1, limit)
+    }
+
+    /// Delivers one notification, waiting while the buffer is full; `false` once closed.
+    func push(_ notification: PostgresNotification) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while items.count - head >= limit, ending == nil {
+            condition.wait()
+        }
+        guard ending == nil else { return false }
+        if let waiter {
+            self.waiter = nil
+            waiter.resume(returning: notification)
+        } else {
+            items.append(notification)
+        }
+        return true
+    }
+
+    func finish(throwing error: PostgresError) {
+        end(with: .failure(error))
+    }
+
+    func close() {
+        end(with: .success(()))
+    }
+
+    private func end(with outcome: Result<Void, PostgresError>) {
+        condition.lock()
+        defer { condition.unlock() }
+        guard ending == nil else { return }
+        ending = outcome
+        condition.broadcast()
+        if let waiter {
+            self.waiter = nil
+            waiter.resume(with: outcome.map { nil })
+        }
+    }
+
+    func next() async throws -> PostgresNotification? {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                condition.lock()
+                defer { condition.unlock() }
+                if head < items.count {
+                    let notification = items[head]
+                    head += 1
+                    if head == items.count {
+                        items.removeAll(keepingCapacity: true)
+                        head = 0
+                    } else if head >= limit {
+                        // A consumer that never quite catches up must not grow the array.
+                        items.removeFirst(head)
+                        head = 0
+                    }
+                    condition.signal()
+                    continuation.resume(returning: notification)
+                } else if let ending {
+                    continuation.resume(with: ending.map { nil })
+                } else {
+                    waiter = continuation
+                }
+            }
+        } onCancel: {
+            condition.lock()
+            defer { condition.unlock() }
+            if let waiter {
+                self.waiter = nil
+                waiter.resume(throwing: CancellationError())
+            }
+        }
+    }
+}

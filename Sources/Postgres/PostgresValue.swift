@@ -1,0 +1,84 @@
+public import Foundation
+
+/// A Swift value that can travel as a query parameter. Parameters go to the server in text
+/// form through `PQexecParams`, never spliced into SQL, so quotes and backslashes in them are
+/// data, not syntax.
+public protocol PostgresBindable: Sendable {
+    var postgresText: String { get }
+}
+
+/// A Swift value that can be read from a column's text form.
+public protocol PostgresDecodable: Sendable {
+    init?(postgresText: String)
+}
+
+extension String: PostgresBindable, PostgresDecodable {
+    public var postgresText: String { self }
+    public init?(postgresText: String) { self = postgresText }
+}
+
+extension Int: PostgresBindable, PostgresDecodable {
+    public var postgresText: String { String(self) }
+    public init?(postgresText: String) { self.init(postgresText) }
+}
+
+extension Int32: PostgresBindable, PostgresDecodable {
+    public var postgresText: String { String(self) }
+    public init?(postgresText: String) { self.init(postgresText) }
+}
+
+extension Int64: PostgresBindable, PostgresDecodable {
+    public var postgresText: String { String(self) }
+    public init?(postgresText: String) { self.init(postgresText) }
+}
+
+extension Double: PostgresBindable, PostgresDecodable {
+    public var postgresText: String { "\(self)" }
+    public init?(postgresText: String) { self.init(postgresText) }
+}
+
+extension Bool: PostgresBindable, PostgresDecodable {
+    public var postgresText: String { self ? "t" : "f" }
+    public init?(postgresText: String) {
+        switch postgresText {
+        case "t", "true": self = true
+        case "f", "false": self = false
+        default: return nil
+        }
+    }
+}
+
+extension UUID: PostgresBindable, PostgresDecodable {
+    public var postgresText: String { uuidString.lowercased() }
+    public init?(postgresText: String) { self.init(uuidString: postgresText) }
+}
+
+/// A text array parameter (`$1::text[]`), quoted element by element in PostgreSQL's array
+/// literal syntax so that commas, braces and quotes inside elements stay data.
+public struct PostgresTextArray: PostgresBindable {
+    public var elements: [String?]
+
+    public init(_ elements: [String?]) { self.elements = elements }
+
+    public var postgresText: String {
+        let quoted = elements.map { element -> String in
+            guard let element else { return "NULL" }
+            let escaped = element.replacingOccurrences(of: "\\", with: "\\\\")
+                .replacingOccurrences(of: "\"", with: "\\\"")
+            return "\"\(escaped)\""
+        }
+        return "{\(quoted.joined(separator: ","))}"
+    }
+}
+
+/// An integer array parameter (`$1::bigint[]`), the cheap way to send a batch of ids in one
+/// statement.
+public struct PostgresInt64Array: PostgresBindable {
+    public var elements: [Int64]
+
+    public init(_ elements: [Int64]) { self.elements = elements }
+
+    public var postgresText: String {
+        "{\(elements.map(String.init).joined(separator: ","))}"
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import Postgres
+import TestSupport
+import Testing
+
+@Suite("LISTEN/NOTIFY through the socket-driven listener")
+struct PostgresListenerTests {
+    @Test("10,000 notifications sent in 100 transactions all arrive, in order")
+    func notificationsArriveInOrder() async throws {
+        let clusterURL = try TestDatabase.clusterURL()
+        let channel = "order_check_\(UInt32.random(in: 0...UInt32.max))"
+        let listener = try await PostgresListener.connect(clusterURL, channels: [channel])
+        defer { listener.close() }
+        let sender = try await PostgresConnection.connect(clusterURL)
+
+        async let received: [String] = {
+            var payloads: [String] = []
+            for try await notification in listener.notifications {
+                #expect(notification.channel == channel)
+                payloads.append(notification.payload)
+                if payloads.count == 10_000 { break }
+            }
+            return payloads
+        }()
+        for batch in 0..<100 {
+            try await sender.query(
+                "SELECT pg_notify($1, (($2::int * 100) + n)::text) FROM generate_series(0, 99) AS n",
+                [channel, batch])
+        }
+        #expect(try await received == (0..<10_000).map(String.init))
+    }
+
+    @Test("a terminated listening backend ends the sequence with connectionLost")
+    func terminatedBackendIsReported() async throws {
+        let clusterURL = try TestDatabase.clusterURL()
+        let listener = try await PostgresListener.connect(clusterURL, channels: ["terminate_check"])
+        defer { listener.close() }
+        let admin = try await PostgresConnection.connect(clusterURL)
+        try await admin.query("SELECT pg_terminate_backend($1)", [listener.backendPID])
+
+        let error = await #expect(throws: PostgresError.self) {
+            for try await _ in listener.notifications {}
+        }
+        #expect(error?.kind == .connectionLost)
+    }
+
+    @Test("a half-open connection is caught by the heartbeat")
+    func heartbeatDetectsSilentConnection() async throws {
+        let clusterURL = try TestDatabase.clusterURL()
+        var options = PostgresListener.Options()
+        options.heartbeatInterval = .milliseconds(200)
+        options.heartbeatTimeout = .milliseconds(300)
+        let listener = try await PostgresListener.connect(clusterURL, channels: ["heartbeat_check"], options: options)
+        defer { listener.close() }
+        // SIGSTOP freezes the backend without closing its socket: the connection is open but
+        // nobody answers, as after a network partition.
+        let backend = listener.backendPID
+        #expect(kill(backend, SIGSTOP) == 0)
+        defer { kill(backend, SIGCONT) }
+
+        let error = await #expect(throws: PostgresError.self) {
+            for try await _ in listener.notifications {}
+        }
+        #expect(error?.kind == .connectionLost)
+        #expect(error?.message.contains("heartbeat") == true)
+    }
+
+    @Test("close() ends iteration normally")
+    func closeEndsIteration() async throws {
+        let listener = try await PostgresListener.connect(try TestDatabase.clusterURL(), channels: ["close_check"])
+        async let count: Int = {
+            var count = 0
+            for try await _ in listener.notifications { count += 1 }
+            return count
+        }()
+        listener.close()
+        #expect(try await count == 0)
+    }
+}
