@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages OutboxBridge needs, only those missing, so repeated runs are quick.
+#
+#   scripts/install-deps.sh        # what building and running the bridge needs
+#   scripts/install-deps.sh test   # plus the independent clients and servers the tests use
+set -euo pipefail
+
+packages=(pkg-config libpq-dev librdkafka-dev postgresql-15)
+if [ "${1:-}" = test ]; then
+    # kcat and python3-kafka read Kafka independently of our librdkafka wrapper.
+    packages+=(kcat python3-kafka)
+fi
+
+missing=()
+for package in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$package")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=()
+[ "$(id -u)" = 0 ] || sudo=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the whole test suite against real services: a throwaway PostgreSQL 15 cluster and
+# librdkafka's mock cluster (started in-process by the tests). Fails on any compiler warning
+# in the project's own code.
+set -euo pipefail
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo_root"
+
+scripts/install-deps.sh test
+command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
+
+eval "$(scripts/dev-services.sh start)"
+trap 'scripts/dev-services.sh stop' EXIT
+
+build_log=$(mktemp)
+swift build --build-tests 2>&1 | tee "$build_log"
+if grep -E "^$repo_root/(Sources|Tests)/.*(warning|error):" "$build_log" | sort -u | grep .; then
+    echo "test: the build has warnings in the project's own code (listed above)" >&2
+    exit 1
+fi
+swift test --skip-build "$@"
