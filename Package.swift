@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.0.0", traits: [.defaults, "YAML"]),
     ],
     targets: [
         // C bindings: only `Postgres/LibPQ` and `Kafka/RDKafka` import these.
@@ -51,13 +52,37 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Outbox: the event model and the SQL that claims and marks outbox rows.
+        .target(
+            name: "Outbox",
+            dependencies: [
+                "Postgres",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Relay: wake, claim, route, publish, mark; shard leases for several instances.
+        .target(
+            name: "Relay",
+            dependencies: [
+                "Outbox",
+                "Postgres",
+                "Kafka",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // Command line: parses arguments and assembles services; the executable only calls it.
         .target(
             name: "OutboxBridgeCLI",
             dependencies: [
                 "Postgres",
                 "Kafka",
+                "Outbox",
+                "Relay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -1,0 +1,71 @@
+/// One pending outbox row, with the fields the relay routes and labels it by.
+///
+/// The JSON document travels as the text PostgreSQL stored, unparsed: the relay never needs
+/// more of it than the columns below, which the claim query extracts on the server.
+public struct OutboxEvent: Sendable, Hashable {
+    /// The outbox row id; ids increase in commit-independent insertion order.
+    public var id: Int64
+    /// The Kafka key: the tenant id, else the object's schema name; `nil` only for a domain
+    /// event emitted without a tenant.
+    public var tenantKey: String?
+    /// `event_data->>'tenant_id'`, when the event belongs to a tenant.
+    public var tenantID: String?
+    /// `event_data->>'event_id'`, a UUID that consumers de-duplicate on.
+    public var eventID: String
+    /// `ddl` for captured schema changes, `domain` for events emitted through `emit()`.
+    public var kind: String
+    /// The command tag (`ALTER TABLE`) or the domain event's type.
+    public var command: String
+    /// The schema the object lives in; `nil` for domain events.
+    public var schemaName: String?
+    /// When the change happened, as an RFC 3339 timestamp.
+    public var occurredAt: String
+    /// Delivery attempts that failed so far.
+    public var attempts: Int
+    /// The event document, as stored.
+    public var payload: String
+
+    public init(
+        id: Int64, tenantKey: String?, tenantID: String?, eventID: String, kind: String, command: String,
+        schemaName: String?, occurredAt: String, attempts: Int, payload: String
+    ) {
+        self.id = id
+        self.tenantKey = tenantKey
+        self.tenantID = tenantID
+        self.eventID = eventID
+        self.kind = kind
+        self.command = command
+        self.schemaName = schemaName
+        self.occurredAt = occurredAt
+        self.attempts = attempts
+        self.payload = payload
+    }
+}
+
+/// Where an event landed in Kafka.
+public struct OutboxDelivery: Sendable, Hashable {
+    public var eventID: Int64
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+
+    public init(eventID: Int64, topic: String, partition: Int32, offset: Int64) {
+        self.eventID = eventID
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+    }
+}
+
+/// A failed attempt to deliver an event, to be retried no earlier than `retryAfterSeconds`.
+public struct OutboxFailure: Sendable, Hashable {
+    public var eventID: Int64
+    public var error: String
+    public var retryAfterSeconds: Double
+
+    public init(eventID: Int64, error: String, retryAfterSeconds: Double) {
+        self.eventID = eventID
+        self.error = error
+        self.retryAfterSeconds = retryAfterSeconds
+    }
+}

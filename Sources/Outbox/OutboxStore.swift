@@ -1,0 +1,115 @@
+public import Postgres
+
+/// The statements that move outbox rows through their life: pending, then processed (with
+/// the Kafka position) or dead (with a reason). Every value travels as a parameter; the only
+/// text spliced into SQL is the schema name, quoted by libpq once at construction.
+///
+/// Nothing here marks a row before the caller says the broker acknowledged it: claiming is a
+/// plain read, so a relay that dies between publishing and marking leaves its rows pending and
+/// they are published again, with the same event id.
+public struct OutboxStore: Sendable {
+    public let connection: PostgresConnection
+    /// The outbox schema, already quoted as an identifier.
+    public let quotedSchema: String
+
+    public init(connection: PostgresConnection, schema: String) async throws(PostgresError) {
+        self.connection = connection
+        self.quotedSchema = try await connection.quoteIdentifier(schema)
+    }
+
+    /// The oldest pending rows of the given shards, in id order, skipping every tenant whose
+    /// earliest pending row waits for a retry so that a tenant's later events never overtake
+    /// it. Rows of other tenants flow on.
+    public func claimPending(limit: Int, shards: [Int], shardCount: Int) async throws(PostgresError) -> [OutboxEvent] {
+        let rows = try await connection.query(
+            """
+            SELECT s.id, s.tenant_key, s.attempts, s.event_data::text AS payload,
+                   s.event_data->>'event_id' AS event_id, s.event_data->>'kind' AS kind,
+                   s.event_data->>'command' AS command, s.event_data->>'schema_name' AS schema_name,
+                   s.event_data->>'tenant_id' AS tenant_id, s.event_data->>'occurred_at' AS occurred_at
+            FROM \(quotedSchema).schema_changes s
+            WHERE NOT s.processed AND NOT s.dead
+              AND \(Self.shardExpression("s.tenant_key", shardCount: "$2")) = ANY($3::int[])
+              AND NOT EXISTS (
+                  SELECT 1 FROM \(quotedSchema).schema_changes waiting
+                  WHERE NOT waiting.processed AND NOT waiting.dead
+                    AND waiting.next_attempt_at > pg_catalog.now()
+                    AND waiting.tenant_key IS NOT DISTINCT FROM s.tenant_key)
+            ORDER BY s.id
+            LIMIT $1
+            """,
+            [limit, shardCount, PostgresTextArray(shards.map(String.init))])
+        return try rows.map { row throws(PostgresError) in
+            OutboxEvent(
+                id: try row.require(Int64.self, column: "id"),
+                tenantKey: row["tenant_key"],
+                tenantID: row["tenant_id"],
+                eventID: try row.require(String.self, column: "event_id"),
+                kind: row["kind"] ?? "ddl",
+                command: try row.require(String.self, column: "command"),
+                schemaName: row["schema_name"],
+                occurredAt: row["occurred_at"] ?? "",
+                attempts: try row.require(Int.self, column: "attempts"),
+                payload: try row.require(String.self, column: "payload"))
+        }
+    }
+
+    /// Marks acknowledged rows processed with where they landed, in one statement. A row that
+    /// is already processed keeps its first recorded position.
+    public func markDelivered(_ deliveries: [OutboxDelivery]) async throws(PostgresError) {
+        guard !deliveries.isEmpty else { return }
+        try await connection.query(
+            """
+            UPDATE \(quotedSchema).schema_changes s
+            SET processed = true, processed_at = pg_catalog.now(),
+                kafka_topic = d.topic, kafka_partition = d.kafka_partition, kafka_offset = d.kafka_offset,
+                next_attempt_at = NULL
+            FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[])
+                 AS d(id, topic, kafka_partition, kafka_offset)
+            WHERE s.id = d.id AND NOT s.processed
+            """,
+            [
+                PostgresInt64Array(deliveries.map(\.eventID)),
+                PostgresTextArray(deliveries.map(\.topic)),
+                PostgresInt64Array(deliveries.map { Int64($0.partition) }),
+                PostgresInt64Array(deliveries.map(\.offset)),
+            ])
+    }
+
+    /// Leaves rows pending with one more attempt, the error, and the earliest retry time.
+    public func recordFailures(_ failures: [OutboxFailure]) async throws(PostgresError) {
+        guard !failures.isEmpty else { return }
+        try await connection.query(
+            """
+            UPDATE \(quotedSchema).schema_changes s
+            SET attempts = s.attempts + 1, last_error = f.error,
+                next_attempt_at = pg_catalog.now() + pg_catalog.make_interval(secs => f.retry_after)
+            FROM unnest($1::bigint[], $2::text[], $3::float8[]) AS f(id, error, retry_after)
+            WHERE s.id = f.id AND NOT s.processed AND NOT s.dead
+            """,
+            [
+                PostgresInt64Array(failures.map(\.eventID)),
+                PostgresTextArray(failures.map(\.error)),
+                PostgresTextArray(failures.map { String($0.retryAfterSeconds) }),
+            ])
+    }
+
+    /// Marks a row dead after its event reached the dead-letter topic at `deadLetter`.
+    public func markDead(_ eventID: Int64, reason: String, deadLetter: OutboxDelivery) async throws(PostgresError) {
+        try await connection.query(
+            """
+            UPDATE \(quotedSchema).schema_changes
+            SET dead = true, dead_reason = $2, attempts = attempts + 1, last_error = $2,
+                kafka_topic = $3, kafka_partition = $4, kafka_offset = $5, next_attempt_at = NULL
+            WHERE id = $1 AND NOT processed
+            """,
+            [eventID, reason, deadLetter.topic, deadLetter.partition, deadLetter.offset])
+    }
+
+    /// The SQL that maps a tenant key to its shard. Shards split tenants between relay
+    /// instances; a tenant always hashes to the same shard, so its events stay with one
+    /// instance at a time.
+    public static func shardExpression(_ tenantKey: String, shardCount: String) -> String {
+        "((pg_catalog.hashtext(coalesce(\(tenantKey), '')) & 2147483647) % \(shardCount))"
+    }
+}

@@ -1,0 +1,60 @@
+/// Everything the relay needs to know, one struct tree. Defaults are the values
+/// `config/bridge.yaml` documents; the command line, environment and YAML file override them.
+public struct RelayConfiguration: Sendable {
+    /// The database holding the outbox, as a `postgresql://` URL or `key=value` conninfo; claims
+    /// and marks go through it, so it may point at a connection pooler. Default: empty, which
+    /// means libpq's defaults (`PG*` variables).
+    public var databaseURL: String = ""
+    /// A direct connection for `LISTEN`, for when `databaseURL` points at a pooler in
+    /// transaction mode (which drops notifications). Default: `nil`, use `databaseURL`.
+    public var listenURL: String?
+    /// Never `LISTEN`; rely on polling alone, for setups with no direct connection at all.
+    /// Default: `false`.
+    public var pollOnly: Bool = false
+    /// The schema the capture SQL was installed into. Default: `platform`.
+    public var schema: String = "platform"
+    /// The `NOTIFY` channel the capture triggers wake the relay on. Default: `outbox_bridge`.
+    public var channel: String = "outbox_bridge"
+
+    /// The topic each event goes to; `{tenant}`, `{schema}` and `{command}` are replaced per
+    /// event. Default: `schema-changes`.
+    public var topicTemplate: String = "schema-changes"
+    /// Where events that can never be delivered go, with the reason in headers. Default:
+    /// `schema-changes.dead-letter`.
+    public var deadLetterTopic: String = "schema-changes.dead-letter"
+    /// The CloudEvents `ce_source` header. Default: `outbox-bridge`.
+    public var cloudEventsSource: String = "outbox-bridge"
+
+    /// Rows claimed, published and marked together. Memory use follows this, not the backlog.
+    /// Default: 1,000.
+    public var batchSize: Int = 1000
+    /// How often the relay looks for pending rows when no notification woke it; notifications
+    /// are lost while disconnected, so this bounds how late such an event can be. Default: 1 s.
+    public var pollInterval: Duration = .seconds(1)
+    /// Failed attempts after which an event goes to the dead-letter topic. Default: 10.
+    public var maxAttempts: Int = 10
+    /// Wait before the first retry of a failed event; it doubles with each attempt. Default: 1 s.
+    public var retryBackoff: Duration = .seconds(1)
+    /// The longest wait between retries. Default: 60 s.
+    public var maxRetryBackoff: Duration = .seconds(60)
+    /// How long a relay instance owns its tenant shards without renewing them; another instance
+    /// takes over a dead instance's shards after this. Default: 5 s.
+    public var leaseDuration: Duration = .seconds(5)
+    /// Quiet time after which the `LISTEN` connection is checked with a query. Default: 10 s.
+    public var listenHeartbeat: Duration = .seconds(10)
+
+    /// Kafka bootstrap servers, comma separated. Default: empty, which starts the in-memory
+    /// development broker.
+    public var brokers: String = ""
+    /// librdkafka properties passed through unchanged (SASL, SSL, compression, linger, …).
+    /// Default: none beyond the producer's own defaults.
+    public var kafkaProperties: [String: String] = [:]
+
+    public init() {}
+
+    /// The wait before retrying an event that has failed `attempts` times.
+    func retryDelay(afterAttempts attempts: Int) -> Duration {
+        let doubled = retryBackoff * Double(1 << min(max(attempts - 1, 0), 20))
+        return min(doubled, maxRetryBackoff)
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import Postgres
+import Synchronization
+
+/// Splits tenants between relay instances so that several can run against one database
+/// without publishing an event twice or reordering a tenant.
+///
+/// Tenants hash to a fixed set of shards (the rows of `relay_leases`). An instance relays only
+/// the shards it holds a lease on; it renews its leases in the background and rebalances
+/// between batches, so it never gives a shard away while that shard's events are in flight.
+/// Each instance aims for an equal share of the shards among the instances that have recently
+/// sent a heartbeat. When an instance dies its leases run out after `leaseDuration` and the
+/// others take them over. Leases are rows, not advisory locks, so they work through a
+/// connection pooler in transaction mode.
+final class ShardLeases: Sendable {
+    let instanceID: UUID
+    private let quotedSchema: String
+    private let leaseDuration: Duration
+    private let clock = ContinuousClock()
+
+    private struct State {
+        var owned: [Int] = []
+        var shardCount = 0
+        /// Local time after which the leases may have run out on the server: leases count from
+        /// when the renewing statement was sent, less a fifth kept in reserve for clock drift.
+        var validUntil: ContinuousClock.Instant
+    }
+
+    private let state: Mutex<State>
+
+    init(quotedSchema: String, leaseDuration: Duration, instanceID: UUID = UUID()) {
+        self.instanceID = instanceID
+        self.quotedSchema = quotedSchema
+        self.leaseDuration = leaseDuration
+        self.state = Mutex(State(validUntil: clock.now))
+    }
+
+    /// The shards this instance may relay now, with the total shard count. Empty when the
+    /// leases may have lapsed: then another instance could own them already.
+    var usableShards: (shards: [Int], shardCount: Int) {
+        let now = clock.now
+        return state.withLock { state in
+            (now < state.validUntil ? state.owned : [], state.shardCount)
+        }
+    }
+
+    /// Takes this instance's fair share: registers a heartbeat, counts live instances, gives
+    /// back shards above the share and takes free or expired ones up to it.
+    func rebalance(on connection: PostgresConnection) async throws {
+        let started = clock.now
+        let owned = try await connection.transaction { connection in
+            try await self.heartbeat(on: connection)
+            let counts = try await connection.query(
+                """
+                SELECT (SELECT count(*) FROM \(quotedSchema).relay_instances
+                        WHERE heartbeat_at > pg_catalog.now() - pg_catalog.make_interval(secs => $1)) AS live,
+                       (SELECT count(*) FROM \(quotedSchema).relay_leases) AS shards
+                """, [self.leaseSeconds])
+            let live = max(1, try counts[0].require(Int.self, column: "live"))
+            let shardCount = try counts[0].require(Int.self, column: "shards")
+            let fairShare = (shardCount + live - 1) / live
+            var owned = try await self.renew(on: connection)
+            if owned.count > fairShare {
+                let surplus = Array(owned.sorted().suffix(owned.count - fairShare))
+                try await connection.query(
+                    """
+                    UPDATE \(quotedSchema).relay_leases SET owner = NULL, expires_at = '-infinity'
+                    WHERE owner = $1 AND shard = ANY($2::int[])
+                    """, [self.instanceID, PostgresTextArray(surplus.map(String.init))])
+                owned.removeAll { surplus.contains($0) }
+            } else if owned.count < fairShare {
+                let taken = try await connection.query(
+                    """
+                    UPDATE \(quotedSchema).relay_leases SET owner = $1,
+                           expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => $2)
+                    WHERE shard IN (
+                        SELECT shard FROM \(quotedSchema).relay_leases
+                        WHERE owner IS NULL OR expires_at < pg_catalog.now()
+                        ORDER BY shard LIMIT $3 FOR UPDATE SKIP LOCKED)
+                    RETURNING shard
+                    """, [self.instanceID, self.leaseSeconds, fairShare - owned.count])
+                owned += try taken.map { row throws(PostgresError) in try row.require(Int.self, column: "shard") }
+            }
+            self.state.withLock { $0.shardCount = shardCount }
+            return owned.sorted()
+        }
+        state.withLock { state in
+            state.owned = owned
+            state.validUntil = started.advanced(by: leaseDuration * 0.8)
+        }
+    }
+
+    /// Extends the leases this instance holds. It only ever drops shards from the set (those
+    /// lost to another instance), never adds: a renewal that raced a rebalance must not hand
+    /// back a shard the rebalance just gave away.
+    func renewInBackground(on connection: PostgresConnection) async throws {
+        let started = clock.now
+        try await heartbeat(on: connection)
+        let renewed = Set(try await renew(on: connection))
+        state.withLock { state in
+            state.owned.removeAll { !renewed.contains($0) }
+            state.validUntil = max(state.validUntil, started.advanced(by: leaseDuration * 0.8))
+        }
+    }
+
+    /// Gives every lease back at shutdown so another instance takes over at once instead of
+    /// after the leases expire.
+    func releaseAll(on connection: PostgresConnection) async throws {
+        state.withLock { $0.owned = [] }
+        try await connection.query(
+            "UPDATE \(quotedSchema).relay_leases SET owner = NULL, expires_at = '-infinity' WHERE owner = $1",
+            [instanceID])
+        try await connection.query("DELETE FROM \(quotedSchema).relay_instances WHERE id = $1", [instanceID])
+    }
+
+    private var leaseSeconds: Double {
+        Double(leaseDuration.components.seconds) + Double(leaseDuration.components.attoseconds) / 1e18
+    }
+
+    private func heartbeat(on connection: PostgresConnection) async throws {
+        try await connection.query(
+            """
+            INSERT INTO \(quotedSchema).relay_instances (id, host, heartbeat_at)
+            VALUES ($1, $2, pg_catalog.now())
+            ON CONFLICT (id) DO UPDATE SET heartbeat_at = pg_catalog.now()
+            """, [instanceID, ProcessInfo.processInfo.hostName])
+    }
+
+    private func renew(on connection: PostgresConnection) async throws -> [Int] {
+        let rows = try await connection.query(
+            """
+            UPDATE \(quotedSchema).relay_leases
+            SET expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => $2)
+            WHERE owner = $1 RETURNING shard
+            """, [instanceID, leaseSeconds])
+        return try rows.map { row throws(PostgresError) in try row.require(Int.self, column: "shard") }
+    }
+}
