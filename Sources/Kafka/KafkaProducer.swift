@@ -52,13 +52,16 @@ public final class KafkaProducer: Sendable {
     /// acknowledgements to make room instead of failing, so a batch may be larger than the queue.
     /// - Returns: one outcome per record, in input order.
     public func send(_ records: [KafkaRecord]) async -> [Result<KafkaDeliveryReport, KafkaError>] {
-        guard !records.isEmpty else { return [] }
-        return await withCheckedContinuation { continuation in
-            let batch = DeliveryBatch(count: records.count, continuation: continuation)
-            blockingCalls.detach { [client, deliveries] in
-                Self.enqueue(records, of: batch, on: client, tracking: deliveries)
-            }
+        await enqueue(records).outcomes()
+    }
+
+    /// Returns once librdkafka has taken every record (or refused it), before any acknowledgement.
+    func enqueue(_ records: [KafkaRecord]) async -> DeliveryBatch {
+        let batch = DeliveryBatch(count: records.count)
+        await blockingCalls.run { [client, deliveries] in
+            Self.enqueue(records, of: batch, on: client, tracking: deliveries)
         }
+        return batch
     }
 
     private static func enqueue(

@@ -1,20 +1,20 @@
 import Synchronization
 
-/// One `send` call's records: collects their outcomes in input order and resumes the caller once
-/// every record has one.
+/// One `send` call's records: collects their outcomes in input order and hands them to the
+/// caller once every record has one.
 final class DeliveryBatch: Sendable {
     typealias Outcome = Result<KafkaDeliveryReport, KafkaError>
 
     private struct State {
         var outcomes: [Outcome?]
         var remaining: Int
-        var continuation: CheckedContinuation<[Outcome], Never>?
+        var waiter: CheckedContinuation<[Outcome], Never>?
     }
 
     private let state: Mutex<State>
 
-    init(count: Int, continuation: CheckedContinuation<[Outcome], Never>) {
-        state = Mutex(State(outcomes: Array(repeating: nil, count: count), remaining: count, continuation: continuation))
+    init(count: Int) {
+        state = Mutex(State(outcomes: Array(repeating: nil, count: count), remaining: count))
     }
 
     func resolve(_ index: Int, _ outcome: Outcome) {
@@ -22,12 +22,28 @@ final class DeliveryBatch: Sendable {
             guard state.outcomes[index] == nil else { return nil }
             state.outcomes[index] = outcome
             state.remaining -= 1
-            guard state.remaining == 0, let continuation = state.continuation else { return nil }
-            state.continuation = nil
-            return (continuation, state.outcomes.map { $0! })
+            guard state.remaining == 0, let waiter = state.waiter else { return nil }
+            state.waiter = nil
+            return (waiter, state.outcomes.map { $0! })
         }
-        if let (continuation, outcomes) = finished {
-            continuation.resume(returning: outcomes)
+        if let (waiter, outcomes) = finished {
+            waiter.resume(returning: outcomes)
+        }
+    }
+
+    /// Waits until every record has an outcome; only one caller may wait.
+    func outcomes() async -> [Outcome] {
+        await withCheckedContinuation { continuation in
+            let outcomes: [Outcome]? = state.withLock { state in
+                guard state.remaining == 0 else {
+                    state.waiter = continuation
+                    return nil
+                }
+                return state.outcomes.map { $0! }
+            }
+            if let outcomes {
+                continuation.resume(returning: outcomes)
+            }
         }
     }
 }
