@@ -1,0 +1,100 @@
+import Synchronization
+
+/// One `send` call's records: collects their outcomes in input order and hands them to the
+/// caller once every record has one.
+final class DeliveryBatch: Sendable {
+    typealias Outcome = Result<KafkaDeliveryReport, KafkaError>
+
+    private struct State {
+        var outcomes: [Outcome?]
+        var remaining: Int
+        var waiter: CheckedContinuation<[Outcome], Never>?
+    }
+
+    private let state: Mutex<State>
+
+    init(count: Int) {
+        state = Mutex(State(outcomes: Array(repeating: nil, count: count), remaining: count))
+    }
+
+    func resolve(_ index: Int, _ outcome: Outcome) {
+        let finished: (CheckedContinuation<[Outcome], Never>, [Outcome])? = state.withLock { state in
+            guard state.outcomes[index] == nil else { return nil }
+            state.outcomes[index] = outcome
+            state.remaining -= 1
+            guard state.remaining == 0, let waiter = state.waiter else { return nil }
+            state.waiter = nil
+            return (waiter, state.outcomes.map { $0! })
+        }
+        if let (waiter, outcomes) = finished {
+            waiter.resume(returning: outcomes)
+        }
+    }
+
+    /// Waits until every record has an outcome; only one caller may wait.
+    func outcomes() async -> [Outcome] {
+        await withCheckedContinuation { continuation in
+            let outcomes: [Outcome]? = state.withLock { state in
+                guard state.remaining == 0 else {
+                    state.waiter = continuation
+                    return nil
+                }
+                return state.outcomes.map { $0! }
+            }
+            if let outcomes {
+                continuation.resume(returning: outcomes)
+            }
+        }
+    }
+}
+
+/// Records handed to librdkafka and not yet reported on. librdkafka's per-message opaque carries
+/// a token instead of a pointer, so a report that arrives after shutdown finds nothing rather
+/// than freed memory, and shutdown can fail every waiter still listed here.
+final class DeliveryTracker: Sendable {
+    private struct Pending {
+        let batch: DeliveryBatch
+        let index: Int
+    }
+
+    private struct State {
+        var nextToken: UInt64 = 1
+        var pending: [UInt64: Pending] = [:]
+        var isClosed = false
+    }
+
+    private let state = Mutex(State())
+
+    /// - Returns: the token to pass as the message opaque, or `nil` once shut down.
+    func register(_ batch: DeliveryBatch, index: Int) -> UInt64? {
+        state.withLock { state in
+            guard !state.isClosed else { return nil }
+            let token = state.nextToken
+            state.nextToken += 1
+            state.pending[token] = Pending(batch: batch, index: index)
+            return token
+        }
+    }
+
+    func complete(_ delivery: RDKafkaDelivery) {
+        let pending = state.withLock { $0.pending.removeValue(forKey: delivery.token) }
+        if let pending {
+            pending.batch.resolve(pending.index, delivery.result)
+        }
+    }
+
+    /// Refuses further registrations; records already registered still get their reports.
+    func close() {
+        state.withLock { $0.isClosed = true }
+    }
+
+    func failAll(with error: KafkaError) {
+        let abandoned = state.withLock { state in
+            defer { state.pending = [:] }
+            return state.pending.values
+        }
+        for pending in abandoned {
+            pending.batch.resolve(pending.index, .failure(error))
+        }
+    }
+}

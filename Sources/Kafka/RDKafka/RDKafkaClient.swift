@@ -1,0 +1,376 @@
+internal import CRdKafka
+import Logging
+
+/// Owns one `rd_kafka_t` and makes every raw call on it.
+///
+/// `@unchecked Sendable` because librdkafka documents its handle as thread-safe: the producer's
+/// poll thread and its enqueue queue use the same handle at once. Calls that block
+/// (`poll`, `flush`, metadata, consumer poll, commit, close) must be made from a dedicated thread
+/// or queue, never from Swift's cooperative pool; callers guarantee that.
+final class RDKafkaClient: @unchecked Sendable {
+    enum Kind {
+        case producer
+        case consumer
+
+        var rdKafkaType: rd_kafka_type_t {
+            switch self {
+            case .producer: RD_KAFKA_PRODUCER
+            case .consumer: RD_KAFKA_CONSUMER
+            }
+        }
+    }
+
+    let handle: OpaquePointer
+    let bootstrapServers: String
+    /// Kept alive as long as `handle`: librdkafka's callbacks reach it through `rd_kafka_opaque`.
+    private let context: RDKafkaClientContext
+
+    private init(handle: OpaquePointer, bootstrapServers: String, context: RDKafkaClientContext) {
+        self.handle = handle
+        self.bootstrapServers = bootstrapServers
+        self.context = context
+        RDKafkaHandleCounter.created()
+    }
+
+    deinit {
+        rd_kafka_destroy(handle)
+        RDKafkaHandleCounter.destroyed()
+    }
+
+    /// Builds a configured handle. librdkafka takes ownership of the conf only when
+    /// `rd_kafka_new` succeeds, so every failure path here destroys it.
+    static func make(
+        _ kind: Kind,
+        properties: [String: String],
+        logger: Logger,
+        onDelivery: (@Sendable (RDKafkaDelivery) -> Void)? = nil
+    ) throws(KafkaError) -> RDKafkaClient {
+        let context = RDKafkaClientContext(logger: logger, onDelivery: onDelivery)
+        guard let conf = rd_kafka_conf_new() else {
+            throw KafkaError(code: .invalidArgument, message: "rd_kafka_conf_new returned no configuration")
+        }
+        var errorText = [CChar](repeating: 0, count: 512)
+        // Sorted so the first bad property reported is the same on every run.
+        for (name, value) in properties.sorted(by: { $0.key < $1.key }) {
+            guard rd_kafka_conf_set(conf, name, value, &errorText, errorText.count) == RD_KAFKA_CONF_OK else {
+                rd_kafka_conf_destroy(conf)
+                throw KafkaError(
+                    code: .invalidArgument,
+                    message: "librdkafka property \"\(name)\" rejected: \(errorText.nulTerminatedString)",
+                    isRetriable: false
+                )
+            }
+        }
+        context.install(on: conf, deliveryReports: onDelivery != nil)
+
+        guard let handle = rd_kafka_new(kind.rdKafkaType, conf, &errorText, errorText.count) else {
+            rd_kafka_conf_destroy(conf)
+            throw KafkaError(
+                code: .invalidArgument,
+                message: "rd_kafka_new failed: \(errorText.nulTerminatedString)",
+                isRetriable: false
+            )
+        }
+        return RDKafkaClient(handle: handle, bootstrapServers: properties["bootstrap.servers"] ?? "", context: context)
+    }
+
+    // MARK: Producer
+
+    /// Serves delivery reports, logs and errors; returns as soon as one event was served or the
+    /// timeout passed.
+    func poll(timeoutMilliseconds: Int32) {
+        rd_kafka_poll(handle, timeoutMilliseconds)
+    }
+
+    /// Enqueues one record; librdkafka copies key, value and headers before returning.
+    /// - Returns: `nil` when enqueued, otherwise why not (e.g. ``KafkaErrorCode/queueFull``).
+    func produce(_ record: KafkaRecord, token: UInt64) -> KafkaError? {
+        let headers = rd_kafka_headers_new(record.headers.count)!
+        for header in record.headers {
+            if let value = header.value {
+                value.withUnsafeBytes { bytes in
+                    _ = rd_kafka_header_add(headers, header.name, -1, bytes.baseAddress, bytes.count)
+                }
+            } else {
+                rd_kafka_header_add(headers, header.name, -1, nil, 0)
+            }
+        }
+        let failure: KafkaError? = record.topic.withCString { topic in
+            record.value.withUnsafeBytes { value in
+                record.key.withOptionalUnsafeBytes { key in
+                    var fields: [rd_kafka_vu_t] = []
+                    fields.reserveCapacity(6)
+                    var field = rd_kafka_vu_t()
+                    field.vtype = RD_KAFKA_VTYPE_TOPIC
+                    field.u.cstr = topic
+                    fields.append(field)
+                    field = rd_kafka_vu_t()
+                    field.vtype = RD_KAFKA_VTYPE_VALUE
+                    field.u.mem = .init(ptr: UnsafeMutableRawPointer(mutating: value.baseAddress), size: value.count)
+                    fields.append(field)
+                    if let key {
+                        field = rd_kafka_vu_t()
+                        field.vtype = RD_KAFKA_VTYPE_KEY
+                        field.u.mem = .init(ptr: UnsafeMutableRawPointer(mutating: key.baseAddress), size: key.count)
+                        fields.append(field)
+                    }
+                    field = rd_kafka_vu_t()
+                    field.vtype = RD_KAFKA_VTYPE_MSGFLAGS
+                    field.u.i = RD_KAFKA_MSG_F_COPY
+                    fields.append(field)
+                    field = rd_kafka_vu_t()
+                    field.vtype = RD_KAFKA_VTYPE_OPAQUE
+                    field.u.ptr = UnsafeMutableRawPointer(bitPattern: UInt(token))
+                    fields.append(field)
+                    field = rd_kafka_vu_t()
+                    field.vtype = RD_KAFKA_VTYPE_HEADERS
+                    field.u.headers = headers
+                    fields.append(field)
+                    return rd_kafka_produceva(handle, fields, fields.count).map(KafkaError.init(consuming:))
+                }
+            }
+        }
+        // On success librdkafka owns the header list; on failure it is still ours.
+        if failure != nil {
+            rd_kafka_headers_destroy(headers)
+        }
+        return failure
+    }
+
+    func flush(timeoutMilliseconds: Int32) throws(KafkaError) {
+        let result = rd_kafka_flush(handle, timeoutMilliseconds)
+        guard result == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(result, context: "\(rd_kafka_outq_len(handle)) records still unacknowledged after flush")
+        }
+    }
+
+    /// Drops queued and in-flight records; their delivery reports (failed with `_PURGE_QUEUE` or
+    /// `_PURGE_INFLIGHT`) are served by the next poll.
+    func purgeOutstanding() {
+        rd_kafka_purge(handle, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
+    }
+
+    // MARK: Metadata
+
+    /// Asks a broker for cluster metadata, the cheapest request that proves a broker answers.
+    /// - Returns: how many brokers the cluster advertises.
+    func fetchBrokerCount(timeoutMilliseconds: Int32) throws(KafkaError) -> Int {
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        let result = rd_kafka_metadata(handle, 0, nil, &metadata, timeoutMilliseconds)
+        guard result == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
+            throw KafkaError(result, context: "brokers unreachable: \(bootstrapServers)")
+        }
+        defer { rd_kafka_metadata_destroy(metadata) }
+        return Int(metadata.pointee.broker_cnt)
+    }
+
+    func queryWatermarks(topic: String, partition: Int32, timeoutMilliseconds: Int32) throws(KafkaError) -> KafkaWatermarks {
+        var low: Int64 = 0
+        var high: Int64 = 0
+        let result = rd_kafka_query_watermark_offsets(handle, topic, partition, &low, &high, timeoutMilliseconds)
+        guard result == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(result, context: "watermarks of \(topic)[\(partition)]")
+        }
+        return KafkaWatermarks(low: low, high: high)
+    }
+
+    // MARK: Consumer
+
+    /// Routes logs, errors and rebalances to the consumer queue so `consumerPoll` serves them.
+    func redirectMainQueueToConsumer() {
+        rd_kafka_poll_set_consumer(handle)
+    }
+
+    func subscribe(topics: [String]) throws(KafkaError) {
+        let list = RDKafkaTopicPartitionList(capacity: topics.count)
+        for topic in topics {
+            list.add(topic: topic, partition: RD_KAFKA_PARTITION_UA)
+        }
+        let result = rd_kafka_subscribe(handle, list.pointer)
+        guard result == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(result, context: "subscribe to \(topics)")
+        }
+    }
+
+    /// Starts fetching exactly one partition at `offset`, outside any consumer group.
+    func assign(topic: String, partition: Int32, offset: Int64) throws(KafkaError) {
+        let list = RDKafkaTopicPartitionList(capacity: 1)
+        list.add(topic: topic, partition: partition, offset: offset)
+        let result = rd_kafka_assign(handle, list.pointer)
+        guard result == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(result, context: "assign \(topic)[\(partition)]@\(offset)")
+        }
+    }
+
+    func unassign() {
+        rd_kafka_assign(handle, nil)
+    }
+
+    /// - Returns: the next message, or `nil` when none arrived within the timeout.
+    func consumerPoll(timeoutMilliseconds: Int32) throws(KafkaError) -> KafkaMessage? {
+        guard let message = rd_kafka_consumer_poll(handle, timeoutMilliseconds) else {
+            return nil
+        }
+        defer { rd_kafka_message_destroy(message) }
+        let fields = message.pointee
+        let topic = fields.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+        guard fields.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            let detail = fields.payload.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) }
+            throw KafkaError(fields.err, context: "consume \(topic)[\(fields.partition)]" + (detail.map { ": \($0)" } ?? ""))
+        }
+        return KafkaMessage(
+            topic: topic,
+            partition: fields.partition,
+            offset: fields.offset,
+            key: fields.key.map { Array(UnsafeRawBufferPointer(start: $0, count: fields.key_len)) },
+            value: fields.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: fields.len)) },
+            headers: Self.headers(of: message)
+        )
+    }
+
+    private static func headers(of message: UnsafeMutablePointer<rd_kafka_message_t>) -> [KafkaHeader] {
+        var list: OpaquePointer?
+        guard rd_kafka_message_headers(message, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else {
+            return []
+        }
+        var headers: [KafkaHeader] = []
+        var index = 0
+        var name: UnsafePointer<CChar>?
+        var value: UnsafeRawPointer?
+        var size = 0
+        while rd_kafka_header_get_all(list, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+            headers.append(KafkaHeader(
+                name: name.map { String(cString: $0) } ?? "",
+                value: value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }
+            ))
+            index += 1
+        }
+        return headers
+    }
+
+    /// Commits synchronously that everything before `nextOffset` has been processed.
+    func commit(topic: String, partition: Int32, nextOffset: Int64) throws(KafkaError) {
+        let list = RDKafkaTopicPartitionList(capacity: 1)
+        list.add(topic: topic, partition: partition, offset: nextOffset)
+        let result = rd_kafka_commit(handle, list.pointer, 0)
+        guard result == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(result, context: "commit \(topic)[\(partition)]@\(nextOffset)")
+        }
+    }
+
+    /// Leaves the consumer group cleanly so its partitions are reassigned at once rather than
+    /// after the session timeout.
+    func closeConsumer() throws(KafkaError) {
+        let result = rd_kafka_consumer_close(handle)
+        guard result == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(result, context: "close consumer")
+        }
+    }
+}
+
+/// A delivery report detached from librdkafka's message, which is freed when the callback returns.
+struct RDKafkaDelivery: Sendable {
+    let token: UInt64
+    let result: Result<KafkaDeliveryReport, KafkaError>
+}
+
+/// What librdkafka's C callbacks need from Swift; reached through the handle's opaque pointer.
+final class RDKafkaClientContext: Sendable {
+    let logger: Logger
+    let onDelivery: (@Sendable (RDKafkaDelivery) -> Void)?
+
+    init(logger: Logger, onDelivery: (@Sendable (RDKafkaDelivery) -> Void)?) {
+        self.logger = logger
+        self.onDelivery = onDelivery
+    }
+
+    /// The conf stores an unretained pointer: `RDKafkaClient` keeps this object alive for as long
+    /// as the handle exists.
+    func install(on conf: OpaquePointer, deliveryReports: Bool) {
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(self).toOpaque())
+        rd_kafka_conf_set_log_cb(conf) { handle, level, facility, text in
+            guard let handle, let context = RDKafkaClientContext.of(handle) else { return }
+            context.logger.log(
+                level: Logger.Level(syslogLevel: level),
+                "\(text.map { String(cString: $0) } ?? "")",
+                metadata: ["librdkafka.facility": "\(facility.map { String(cString: $0) } ?? "")"]
+            )
+        }
+        rd_kafka_conf_set_error_cb(conf) { _, code, reason, opaque in
+            guard let opaque else { return }
+            let context = Unmanaged<RDKafkaClientContext>.fromOpaque(opaque).takeUnretainedValue()
+            let error = KafkaError(rd_kafka_resp_err_t(rawValue: code), context: reason.map { String(cString: $0) } ?? "")
+            context.logger.log(level: error.isFatal ? .critical : .error, "librdkafka error: \(error)")
+        }
+        if deliveryReports {
+            rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
+                guard let opaque, let message else { return }
+                let context = Unmanaged<RDKafkaClientContext>.fromOpaque(opaque).takeUnretainedValue()
+                context.onDelivery?(RDKafkaDelivery(message.pointee))
+            }
+        }
+    }
+
+    private static func of(_ handle: OpaquePointer) -> RDKafkaClientContext? {
+        rd_kafka_opaque(handle).map { Unmanaged<RDKafkaClientContext>.fromOpaque($0).takeUnretainedValue() }
+    }
+}
+
+extension RDKafkaDelivery {
+    init(_ message: rd_kafka_message_t) {
+        token = UInt64(UInt(bitPattern: message._private))
+        let topic = message.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+        if message.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+            result = .success(KafkaDeliveryReport(topic: topic, partition: message.partition, offset: message.offset))
+        } else {
+            result = .failure(KafkaError(message.err, context: "delivery to \(topic)"))
+        }
+    }
+}
+
+extension Logger.Level {
+    /// librdkafka logs with syslog severities (0 emergency … 7 debug).
+    init(syslogLevel: Int32) {
+        switch syslogLevel {
+        case ...2: self = .critical
+        case 3: self = .error
+        case 4: self = .warning
+        case 5: self = .notice
+        case 6: self = .info
+        default: self = .debug
+        }
+    }
+}
+
+extension Optional where Wrapped == [UInt8] {
+    fileprivate func withOptionalUnsafeBytes<Result>(_ body: (UnsafeRawBufferPointer?) -> Result) -> Result {
+        switch self {
+        case .some(let bytes): bytes.withUnsafeBytes { body($0) }
+        case .none: body(nil)
+        }
+    }
+}
+
+/// An `rd_kafka_topic_partition_list_t` freed when the Swift value goes away.
+private final class RDKafkaTopicPartitionList {
+    let pointer: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>
+
+    init(capacity: Int) {
+        pointer = rd_kafka_topic_partition_list_new(Int32(capacity))
+    }
+
+    deinit {
+        rd_kafka_topic_partition_list_destroy(pointer)
+    }
+
+    func add(topic: String, partition: Int32, offset: Int64 = Int64(RD_KAFKA_OFFSET_INVALID)) {
+        rd_kafka_topic_partition_list_add(pointer, topic, partition).pointee.offset = offset
+    }
+}
+
+extension [CChar] {
+    /// Reads an `errstr` buffer librdkafka filled in.
+    fileprivate var nulTerminatedString: String {
+        String(decoding: prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

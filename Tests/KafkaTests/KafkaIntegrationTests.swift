@@ -1,0 +1,6 @@
+import Testing
+
+/// Every Kafka suite nests in this one so they run one at a time: the handle-count test compares
+/// a process-wide counter with its baseline, which a concurrently running test would disturb.
+@Suite(.serialized)
+enum KafkaIntegrationTests {}

@@ -1,0 +1,118 @@
+import Foundation
+
+/// Reads what landed in Kafka with tools that share no code path with the `Kafka` module:
+/// `kcat` consumes and lists metadata, and kafka-python (Debian's `/usr/bin/python3`) computes
+/// the Java client's murmur2 partition of a key.
+public struct IndependentKafkaClient: Sendable {
+    public let bootstrapServers: String
+
+    public init(bootstrapServers: String) {
+        self.bootstrapServers = bootstrapServers
+    }
+
+    /// One record as `kcat -J` prints it; kcat renders key, value and headers as text.
+    public struct Record: Decodable, Sendable, Hashable {
+        public let topic: String
+        public let partition: Int32
+        public let offset: Int64
+        public let key: String?
+        public let payload: String?
+        /// Name, value, name, value, … as kcat flattens them.
+        public let headers: [String]?
+
+        public var headerPairs: [(name: String, value: String)] {
+            stride(from: 0, to: (headers ?? []).count - 1, by: 2).map { (headers![$0], headers![$0 + 1]) }
+        }
+    }
+
+    /// Consumes from `offset` to the current end of the partition (or of every partition when
+    /// `partition` is nil), or only `count` records.
+    public func consume(topic: String, partition: Int32? = nil, offset: String = "beginning", count: Int? = nil) async throws -> [Record] {
+        var arguments = ["-C", "-b", bootstrapServers, "-t", topic, "-o", offset, "-e", "-J", "-q"]
+        if let partition {
+            arguments += ["-p", String(partition)]
+        }
+        if let count {
+            arguments += ["-c", String(count)]
+        }
+        let output = try await Self.run("/usr/bin/kcat", arguments)
+        let decoder = JSONDecoder()
+        return try output.split(separator: UInt8(ascii: "\n")).map { try decoder.decode(Record.self, from: Data($0)) }
+    }
+
+    /// The partition count the cluster reports for `topic`, from `kcat -L`.
+    public func partitionCount(topic: String) async throws -> Int {
+        struct Metadata: Decodable {
+            struct Topic: Decodable {
+                let topic: String
+                let partitions: [Partition]
+            }
+            struct Partition: Decodable {
+                let partition: Int32
+            }
+            let topics: [Topic]
+        }
+        let output = try await Self.run("/usr/bin/kcat", ["-L", "-b", bootstrapServers, "-t", topic, "-J", "-q"])
+        let metadata = try JSONDecoder().decode(Metadata.self, from: output)
+        guard let entry = metadata.topics.first(where: { $0.topic == topic }) else {
+            throw IndependentClientError(description: "kcat -L did not list topic \(topic)")
+        }
+        return entry.partitions.count
+    }
+
+    /// The partition the Java client's default partitioner picks for each key:
+    /// `toPositive(murmur2(key)) % partitionCount`, computed by kafka-python's port of murmur2.
+    public static func javaPartitions(forKeys keys: some Collection<String>, partitionCount: Int) async throws -> [String: Int32] {
+        let script = """
+            import json, sys
+            from kafka.partitioner.default import murmur2
+            keys = json.load(sys.stdin)
+            json.dump({k: (murmur2(k.encode()) & 0x7fffffff) % \(partitionCount) for k in keys}, sys.stdout)
+            """
+        let output = try await run("/usr/bin/python3", ["-c", script], input: JSONEncoder().encode(Array(keys)))
+        return try JSONDecoder().decode([String: Int32].self, from: output)
+    }
+
+    /// Runs a tool to completion without blocking a cooperative thread; output goes to a file so
+    /// a large result cannot fill a pipe and stall the tool.
+    static func run(_ executable: String, _ arguments: [String], input: Data? = nil) async throws -> Data {
+        let directory = FileManager.default.temporaryDirectory
+        let outputURL = directory.appendingPathComponent("independent-kafka-\(UUID().uuidString).out")
+        let errorURL = directory.appendingPathComponent("independent-kafka-\(UUID().uuidString).err")
+        _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errorURL.path, contents: nil)
+        defer {
+            try? FileManager.default.removeItem(at: outputURL)
+            try? FileManager.default.removeItem(at: errorURL)
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardOutput = try FileHandle(forWritingTo: outputURL)
+        process.standardError = try FileHandle(forWritingTo: errorURL)
+        let inputPipe = Pipe()
+        process.standardInput = inputPipe
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do {
+                try process.run()
+            } catch {
+                continuation.resume(throwing: error)
+                return
+            }
+            if let input {
+                inputPipe.fileHandleForWriting.write(input)
+            }
+            try? inputPipe.fileHandleForWriting.close()
+        }
+        guard status == 0 else {
+            let errorText = (try? String(contentsOf: errorURL, encoding: .utf8)) ?? ""
+            throw IndependentClientError(description: "\(executable) \(arguments.joined(separator: " ")) exited \(status): \(errorText)")
+        }
+        return try Data(contentsOf: outputURL)
+    }
+}
+
+public struct IndependentClientError: Error, CustomStringConvertible {
+    public let description: String
+}
