@@ -10,16 +10,6 @@ extension PlannedCommand {
     }
 }
 
-struct RunCommand: PlannedCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "run", abstract: "Relay outbox events to Kafka (not implemented yet).")
-}
-
-struct InstallCommand: PlannedCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "install", abstract: "Install the capture schema and event triggers (not implemented yet).")
-}
-
 struct StatusCommand: PlannedCommand {
     static let configuration = CommandConfiguration(
         commandName: "status", abstract: "Show the outbox backlog and delivery positions (not implemented yet).")
@@ -48,4 +38,9 @@ struct SDKSyncCommand: PlannedCommand {
 struct WarehouseSyncCommand: PlannedCommand {
     static let configuration = CommandConfiguration(
         commandName: "warehouse-sync", abstract: "Mirror tenant table shapes into a warehouse (not implemented yet).")
+}
+
+struct InstallCommand: PlannedCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "install", abstract: "Install the capture schema and event triggers (not implemented yet).")
 }

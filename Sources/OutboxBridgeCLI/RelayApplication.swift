@@ -1,0 +1,104 @@
+import Foundation
+public import Kafka
+public import Logging
+import Postgres
+public import Relay
+public import ServiceLifecycle
+import UnixSignals
+
+/// Assembles the relay's services from a configuration, so tests build exactly what
+/// `outbox-bridge run` runs.
+public enum RelayApplication {
+    /// librdkafka settings the relay adds to the producer's own defaults; user properties
+    /// override them.
+    /// - `message.timeout.ms=30000`: a record the broker has not acknowledged in 30 s comes back
+    ///   as a failure, so its row gets a retry with backoff (and its tenant waits) instead of the
+    ///   batch waiting for librdkafka's default of 5 minutes.
+    public static let producerDefaults = ["message.timeout.ms": "30000"]
+
+    /// A failure to start, reported as one line with exit status 1.
+    public struct StartupError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// The running relay and what it depends on. `developmentBroker` is set when no brokers were
+    /// configured and the in-memory broker was started instead.
+    public struct Assembly: Sendable {
+        public let serviceGroup: ServiceGroup
+        public let developmentBroker: KafkaDevelopmentBroker?
+    }
+
+    /// Checks that PostgreSQL, the outbox schema and Kafka are reachable, then builds the
+    /// relay service and the producer's flush-on-shutdown service, ordered so the relay stops
+    /// claiming first and the producer flushes after it.
+    public static func assemble(
+        configuration: RelayConfiguration, shutdownTimeout: Duration, logger: Logger
+    ) async throws -> Assembly {
+        var configuration = configuration
+        var developmentBroker: KafkaDevelopmentBroker?
+        if configuration.brokers.isEmpty {
+            let broker = try KafkaDevelopmentBroker(brokers: 1, logger: logger)
+            developmentBroker = broker
+            configuration.brokers = broker.bootstrapServers
+            logger.warning(
+                """
+                NO BROKERS CONFIGURED: relaying to an in-memory development broker at \
+                \(broker.bootstrapServers). Everything it holds is lost when this process stops. \
+                For trying things out only; set --brokers or KAFKA_BROKERS for real use.
+                """)
+        }
+        try await checkOutboxInstalled(configuration)
+
+        let producer: KafkaProducer
+        do {
+            producer = try KafkaProducer(
+                configuration: KafkaProducerConfiguration(
+                    bootstrapServers: configuration.brokers,
+                    properties: producerDefaults.merging(configuration.kafkaProperties) { _, user in user }),
+                logger: logger)
+            _ = try await producer.checkConnectivity(timeout: .seconds(10))
+        } catch {
+            throw StartupError(description: "Kafka brokers \(configuration.brokers) unusable: \(error)")
+        }
+
+        let relay = RelayService(configuration: configuration, producer: producer, logger: logger)
+        let flusher = ProducerFlushService(producer: producer, timeout: shutdownTimeout)
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [
+                .init(service: flusher),
+                .init(service: relay, successTerminationBehavior: .gracefullyShutdownGroup),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = shutdownTimeout
+        return Assembly(serviceGroup: ServiceGroup(configuration: groupConfiguration), developmentBroker: developmentBroker)
+    }
+
+    private static func checkOutboxInstalled(_ configuration: RelayConfiguration) async throws {
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(configuration.databaseURL)
+        } catch {
+            throw StartupError(description: "\(error)")
+        }
+        let rows = try await connection.query(
+            "SELECT pg_catalog.to_regclass(pg_catalog.format('%I.relay_leases', $1::text)) IS NOT NULL AS installed",
+            [configuration.schema])
+        guard try rows[0].require(Bool.self, column: "installed") else {
+            throw StartupError(description:
+                "the outbox schema \(configuration.schema) is not installed in this database; run `outbox-bridge install` first")
+        }
+    }
+}
+
+/// Waits for shutdown, then flushes the producer: records the relay already enqueued get
+/// their chance to be acknowledged (their rows stay pending otherwise and are sent again).
+struct ProducerFlushService: Service {
+    let producer: KafkaProducer
+    let timeout: Duration
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await producer.shutdown(flushTimeout: timeout)
+    }
+}

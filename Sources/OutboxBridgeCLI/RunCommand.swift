@@ -1,0 +1,152 @@
+import ArgumentParser
+import Configuration
+import Foundation
+import Kafka
+import Logging
+import Relay
+import ServiceLifecycle
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Relay outbox events to Kafka, keyed by tenant, marking each row only after its ack.",
+        discussion: """
+            Settings come from the YAML file given with --config (config/bridge.yaml documents \
+            every key), then environment variables (relay.batchSize is RELAY_BATCH_SIZE, \
+            database.url is DATABASE_URL), then these options, each overriding the one before. \
+            Invalid settings exit with status 2.
+            """)
+
+    @Option(help: "YAML settings file.")
+    var config: String?
+    @Option(help: "Outbox database URL or conninfo (database.url, DATABASE_URL); may go through a pooler.")
+    var databaseURL: String?
+    @Option(help: "Direct connection for LISTEN when --database-url goes through a pooler (listen.url).")
+    var listenURL: String?
+    @Flag(help: "Never LISTEN; poll only (listen.pollOnly).")
+    var pollOnly = false
+    @Option(help: "Kafka bootstrap servers (kafka.brokers, KAFKA_BROKERS); none starts an in-memory dev broker.")
+    var brokers: String?
+    @Option(help: "Topic template with {tenant}, {schema}, {command} (relay.topic).")
+    var topic: String?
+    @Option(help: "Dead-letter topic (relay.deadLetterTopic).")
+    var deadLetterTopic: String?
+    @Option(help: "Schema the capture SQL is installed in (outbox.schema).")
+    var schema: String?
+    @Option(help: "Rows per batch (relay.batchSize).")
+    var batchSize: String?
+    @Option(help: "Seconds between polls when no notification arrives (relay.pollIntervalSeconds).")
+    var pollInterval: String?
+    @Option(help: "Failed attempts before an event is dead-lettered (relay.maxAttempts).")
+    var maxAttempts: String?
+    @Option(name: .customLong("kafka-property"), help: "A librdkafka property as name=value, repeatable (kafka.properties).")
+    var kafkaProperties: [String] = []
+    @Option(help: "trace, debug, info, notice, warning, error or critical (log.level).")
+    var logLevel: String?
+
+    func run() async throws {
+        let loaded: (RelayConfiguration, Duration, Logger.Level)
+        do {
+            loaded = try await loadSettings()
+        } catch let error as ConfigurationError {
+            printError(error.description)
+            throw ExitCode(2)
+        }
+        let (relayConfiguration, shutdownTimeout, level) = loaded
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "outbox-bridge")
+        do {
+            let assembly = try await RelayApplication.assemble(
+                configuration: relayConfiguration, shutdownTimeout: shutdownTimeout, logger: logger)
+            if let broker = assembly.developmentBroker {
+                print("development broker: \(broker.bootstrapServers)")
+            }
+            try await assembly.serviceGroup.run()
+            withExtendedLifetime(assembly.developmentBroker) {}
+        } catch let error as RelayApplication.StartupError {
+            printError(error.description)
+            throw ExitCode.failure
+        }
+    }
+
+    /// Command-line options become the highest-precedence configuration layer.
+    private func loadSettings() async throws -> (RelayConfiguration, Duration, Logger.Level) {
+        var commandLine: [AbsoluteConfigKey: ConfigValue] = [:]
+        func set(_ key: String, _ value: String?) {
+            if let value { commandLine[AbsoluteConfigKey(ConfigKey(key))] = ConfigValue(.string(value), isSecret: false) }
+        }
+        set("database.url", databaseURL)
+        set("listen.url", listenURL)
+        if pollOnly { commandLine[AbsoluteConfigKey(["listen", "pollOnly"])] = ConfigValue(.bool(true), isSecret: false) }
+        set("kafka.brokers", brokers)
+        set("relay.topic", topic)
+        set("relay.deadLetterTopic", deadLetterTopic)
+        set("outbox.schema", schema)
+        set("relay.batchSize", batchSize)
+        set("relay.pollIntervalSeconds", pollInterval)
+        set("relay.maxAttempts", maxAttempts)
+        set("log.level", logLevel)
+        if !kafkaProperties.isEmpty {
+            commandLine[AbsoluteConfigKey(["kafka", "properties"])] = ConfigValue(.stringArray(kafkaProperties), isSecret: false)
+        }
+        let settings = try await SettingsReader.layered(
+            yamlFile: config ?? ProcessInfo.processInfo.environment["OUTBOX_BRIDGE_CONFIG"], commandLine: commandLine)
+        let relay = try await RelayConfiguration.read(from: settings)
+        let shutdownTimeout = try await settings.seconds("shutdown.timeoutSeconds", default: .seconds(15), in: 1...600)
+        let levelName = try await settings.string("log.level", default: "info")
+        guard let level = Logger.Level(rawValue: levelName.lowercased()) else {
+            throw ConfigurationError(key: "log.level", problem: "unknown level \(levelName)")
+        }
+        return (relay, shutdownTimeout, level)
+    }
+}
+
+extension RelayConfiguration {
+    /// Every relay setting with its key; defaults come from `RelayConfiguration` itself.
+    static func read(from settings: SettingsReader) async throws -> RelayConfiguration {
+        var configuration = RelayConfiguration()
+        let defaults = configuration
+        configuration.databaseURL = try await settings.secret("database.url", default: defaults.databaseURL)
+        configuration.listenURL = try await settings.optionalString("listen.url")
+        configuration.pollOnly = try await settings.bool("listen.pollOnly", default: defaults.pollOnly)
+        configuration.listenHeartbeat = try await settings.seconds(
+            "listen.heartbeatSeconds", default: defaults.listenHeartbeat, in: 0.1...3600)
+        configuration.schema = try await settings.string("outbox.schema", default: defaults.schema)
+        configuration.channel = try await settings.string("outbox.channel", default: defaults.channel)
+        configuration.topicTemplate = try await settings.string("relay.topic", default: defaults.topicTemplate)
+        configuration.deadLetterTopic = try await settings.string("relay.deadLetterTopic", default: defaults.deadLetterTopic)
+        configuration.cloudEventsSource = try await settings.string(
+            "relay.cloudEventsSource", default: defaults.cloudEventsSource)
+        configuration.batchSize = try await settings.int("relay.batchSize", default: defaults.batchSize, in: 1...100_000)
+        configuration.pollInterval = try await settings.seconds(
+            "relay.pollIntervalSeconds", default: defaults.pollInterval, in: 0.01...3600)
+        configuration.maxAttempts = try await settings.int("relay.maxAttempts", default: defaults.maxAttempts, in: 1...1000)
+        configuration.retryBackoff = try await settings.seconds(
+            "relay.retryBackoffSeconds", default: defaults.retryBackoff, in: 0.01...3600)
+        configuration.maxRetryBackoff = try await settings.seconds(
+            "relay.maxRetryBackoffSeconds", default: defaults.maxRetryBackoff, in: 0.01...86400)
+        configuration.leaseDuration = try await settings.seconds(
+            "relay.leaseSeconds", default: defaults.leaseDuration, in: 1...600)
+        configuration.brokers = try await settings.string("kafka.brokers", default: defaults.brokers)
+        for entry in try await settings.strings("kafka.properties") {
+            guard let separator = entry.firstIndex(of: "="), separator != entry.startIndex else {
+                throw ConfigurationError(key: "kafka.properties", problem: "expected name=value, got \(entry)")
+            }
+            configuration.kafkaProperties[String(entry[..<separator])] = String(entry[entry.index(after: separator)...])
+        }
+        for (key, value) in [("outbox.schema", configuration.schema), ("outbox.channel", configuration.channel),
+                             ("relay.topic", configuration.topicTemplate),
+                             ("relay.deadLetterTopic", configuration.deadLetterTopic)] where value.isEmpty {
+            throw ConfigurationError(key: key, problem: "must not be empty")
+        }
+        return configuration
+    }
+}
+
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data("outbox-bridge: \(line)\n".utf8))
+}
