@@ -72,6 +72,12 @@ public final class PostgresConnection: Sendable {
         try await perform { connection throws(PostgresError) in try connection.quoteIdentifier(identifier) }
     }
 
+    /// Quotes a string literal with libpq's `PQescapeLiteral`, for scripts that cannot take
+    /// parameters; everything else passes values as parameters.
+    public func quoteLiteral(_ literal: String) async throws(PostgresError) -> String {
+        try await perform { connection throws(PostgresError) in try connection.quoteLiteral(literal) }
+    }
+
     /// Whether the connection still works, as libpq last saw it.
     public var isConnected: Bool {
         get async { await Self.run(on: queue) { [connection] in connection.isConnected } }

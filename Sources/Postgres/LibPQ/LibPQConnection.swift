@@ -93,6 +93,16 @@ final class LibPQConnection: @unchecked Sendable {
         return String(cString: quoted)
     }
 
+    /// Quotes a string literal with libpq's own rules, for the rare SQL that cannot take
+    /// parameters (scripts run with the simple query protocol).
+    func quoteLiteral(_ literal: String) throws(PostgresError) -> String {
+        guard let quoted = PQescapeLiteral(handle, literal, literal.utf8.count) else {
+            throw PostgresError(kind: .decoding, message: lastErrorMessage)
+        }
+        defer { PQfreemem(quoted) }
+        return String(cString: quoted)
+    }
+
     /// Reads what the server sent without blocking; `false` means the connection broke.
     func consumeInput() -> Bool {
         PQconsumeInput(handle) == 1 && isConnected

@@ -1,0 +1,126 @@
+public import Foundation
+public import Logging
+public import Postgres
+
+/// One file of `sql/`: `NNN_name.sql`, whose body sits between the `-- >>> migration body`
+/// and `-- <<< migration body` markers. Around the body, psql meta-commands let teams run the
+/// same files with `psql -f`; the installer runs only the body.
+public struct OutboxMigration: Sendable, Hashable {
+    public let version: Int
+    public let name: String
+    public let body: String
+
+    static let bodyStart = "-- >>> migration body"
+    static let bodyEnd = "-- <<< migration body"
+
+    /// Reads every migration in `directory`, in version order.
+    public static func load(from directory: URL) throws -> [OutboxMigration] {
+        let files = try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)
+            .filter { $0.pathExtension == "sql" }
+        let migrations = try files.compactMap { file -> OutboxMigration? in
+            let base = file.deletingPathExtension().lastPathComponent
+            guard let underscore = base.firstIndex(of: "_"), let version = Int(base[..<underscore]) else { return nil }
+            let text = try String(contentsOf: file, encoding: .utf8)
+            guard let start = text.range(of: bodyStart), let end = text.range(of: bodyEnd, range: start.upperBound..<text.endIndex)
+            else {
+                throw InstallError(description: "\(file.lastPathComponent) has no migration body markers")
+            }
+            return OutboxMigration(
+                version: version, name: String(base[base.index(after: underscore)...]),
+                body: String(text[start.upperBound..<end.lowerBound]))
+        }.sorted { $0.version < $1.version }
+        guard !migrations.isEmpty else {
+            throw InstallError(description: "no migrations found in \(directory.path)")
+        }
+        return migrations
+    }
+
+    /// The body as one script inside the installer's own transaction: psql's `:"schema"` and
+    /// `:'schema'` substitutions done with libpq's quoting, and the file's own `BEGIN`/`COMMIT`
+    /// left out.
+    func script(quotedSchema: String, schemaLiteral: String) -> String {
+        body.split(separator: "\n", omittingEmptySubsequences: false)
+            .filter { line in
+                let statement = line.trimmingCharacters(in: .whitespaces).uppercased()
+                return statement != "BEGIN;" && statement != "COMMIT;"
+            }
+            .joined(separator: "\n")
+            .replacingOccurrences(of: ":\"schema\"", with: quotedSchema)
+            .replacingOccurrences(of: ":'schema'", with: schemaLiteral)
+    }
+}
+
+/// A reason the installer refused or failed; nothing was changed.
+public struct InstallError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// Applies the migrations a database lacks, all in one transaction, so a failure leaves the
+/// database exactly as it was. Re-running applies nothing.
+public struct OutboxInstaller: Sendable {
+    public let connection: PostgresConnection
+    public let schema: String
+    public let logger: Logger
+
+    public init(connection: PostgresConnection, schema: String, logger: Logger) {
+        self.connection = connection
+        self.schema = schema
+        self.logger = logger
+    }
+
+    /// Versions already recorded in `<schema>.schema_migrations`.
+    public func appliedVersions() async throws -> Set<Int> {
+        let rows = try await connection.query(
+            "SELECT pg_catalog.to_regclass(pg_catalog.format('%I.schema_migrations', $1::text)) IS NOT NULL AS present",
+            [schema])
+        guard try rows[0].require(Bool.self, column: "present") else { return [] }
+        let versions = try await connection.query(
+            "SELECT version FROM \(try await connection.quoteIdentifier(schema)).schema_migrations")
+        return Set(try versions.map { row throws(PostgresError) in try row.require(Int.self, column: "version") })
+    }
+
+    /// Installs or upgrades; returns the migrations it applied.
+    @discardableResult
+    public func install(_ migrations: [OutboxMigration]) async throws -> [OutboxMigration] {
+        try await checkPrivileges()
+        let applied = try await appliedVersions()
+        let pending = migrations.filter { !applied.contains($0.version) }
+        guard !pending.isEmpty else {
+            logger.info("outbox schema is up to date", metadata: ["schema": "\(schema)", "version": "\(applied.max() ?? 0)"])
+            return []
+        }
+        let quotedSchema = try await connection.quoteIdentifier(schema)
+        let schemaLiteral = try await connection.quoteLiteral(schema)
+        try await connection.transaction { connection in
+            for migration in pending {
+                logger.info("applying migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
+                do {
+                    try await connection.execute(script: migration.script(quotedSchema: quotedSchema, schemaLiteral: schemaLiteral))
+                } catch let error as PostgresError {
+                    throw InstallError(description: "migration \(migration.version) (\(migration.name)) failed: \(error.debugDescription)")
+                }
+            }
+        }
+        return pending
+    }
+
+    /// Event triggers can only be created by a superuser (on Neon, a member of
+    /// `neon_superuser`); saying so up front beats a failure halfway through.
+    private func checkPrivileges() async throws {
+        let rows = try await connection.query(
+            """
+            SELECT current_user AS role,
+                   (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) AS superuser,
+                   EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'neon_superuser'
+                           AND pg_catalog.pg_has_role(current_user, 'neon_superuser', 'MEMBER')) AS neon_superuser
+            """)
+        let row = rows[0]
+        let superuser = try row.require(Bool.self, column: "superuser") || row.require(Bool.self, column: "neon_superuser")
+        guard superuser else {
+            throw InstallError(description: """
+                role \(row["role"] ?? "?") lacks the privilege to create event triggers: connect as a superuser \
+                (on Neon, a member of neon_superuser); nothing was changed
+                """)
+        }
+    }
+}
