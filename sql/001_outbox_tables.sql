@@ -24,11 +24,10 @@ SELECT NOT EXISTS (SELECT 1 FROM :"schema".schema_migrations WHERE version = 1) 
 -- >>> migration body
 BEGIN;
 
+-- The schema name reaches DO blocks and the installer helper through a transaction-local setting.
+SET LOCAL outbox_bridge.install_schema = :'schema';
 -- Serialise concurrent installers of any outbox-bridge version in this database.
-SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('outbox_bridge.install'));
-
--- The schema name travels to DO blocks and installer helpers through a transaction-local setting.
-SELECT pg_catalog.set_config('outbox_bridge.install_schema', :'schema', true);
+DO $lock$ BEGIN PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('outbox_bridge.install')); END $lock$;
 
 DO $validate$
 DECLARE

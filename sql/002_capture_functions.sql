@@ -24,11 +24,13 @@ SELECT NOT EXISTS (SELECT 1 FROM :"schema".schema_migrations WHERE version = 2) 
 \if :outbox_apply
 -- >>> migration body
 BEGIN;
-SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('outbox_bridge.install'));
-SELECT pg_catalog.set_config('outbox_bridge.install_schema', :'schema', true);
+-- The schema name reaches DO blocks and the installer helper through a transaction-local setting.
+SET LOCAL outbox_bridge.install_schema = :'schema';
+-- Serialise concurrent installers of any outbox-bridge version in this database.
+DO $lock$ BEGIN PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('outbox_bridge.install')); END $lock$;
 INSERT INTO :"schema".schema_migrations (version, name) VALUES (2, 'capture_functions');
 
-CREATE OR REPLACE FUNCTION pg_temp.outbox_install(ddl text) RETURNS void
+CREATE OR REPLACE PROCEDURE pg_temp.outbox_install(ddl text)
 LANGUAGE plpgsql AS $install$
 DECLARE
     s text := pg_catalog.current_setting('outbox_bridge.install_schema');
@@ -41,7 +43,7 @@ $install$;
 
 -- tenant_of(schema, prefix): 'tenant_42' -> '42'; NULL when the schema is not a tenant schema.
 -- left()/substr() rather than LIKE, because the default prefix contains "_", a LIKE wildcard.
-SELECT pg_temp.outbox_install($ddl$
+CALL pg_temp.outbox_install($ddl$
 CREATE OR REPLACE FUNCTION @schema@.tenant_of(schema_name text, prefix text) RETURNS text
 LANGUAGE sql IMMUTABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
     SELECT CASE
@@ -57,7 +59,7 @@ $ddl$);
 -- installer. SET ROLE does not change session_user, so a tenant cannot borrow membership by
 -- SET ROLE either. Not pg_has_role(): it reports superusers as members of every role, which would
 -- silently stop capturing all superuser DDL. Membership is walked explicitly instead.
-SELECT pg_temp.outbox_install($ddl$
+CALL pg_temp.outbox_install($ddl$
 CREATE OR REPLACE FUNCTION @schema@.is_automation(automation_role name) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
     WITH RECURSIVE members(oid) AS (
@@ -76,7 +78,7 @@ $ddl$);
 --   position = 1-based ordinal among live columns; attnum = PostgreSQL's stable column number
 --   (used to detect renames); default = pg_get_expr of the default (NULL for generated columns,
 --   whose expression is in "generated").
-SELECT pg_temp.outbox_install($ddl$
+CALL pg_temp.outbox_install($ddl$
 CREATE OR REPLACE FUNCTION @schema@.table_shape(relid oid) RETURNS jsonb
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
     SELECT pg_catalog.jsonb_build_object(
@@ -117,7 +119,7 @@ $ddl$);
 -- shape_changes(old_shape, new_shape): what an ALTER TABLE / COMMENT changed. Columns are matched by attnum,
 -- so RENAME COLUMN is a rename (not drop+add) and ALTER COLUMN TYPE is a retype. Every array is
 -- always present (empty when nothing of that kind changed); object-valued keys are NULL then.
-SELECT pg_temp.outbox_install($ddl$
+CALL pg_temp.outbox_install($ddl$
 CREATE OR REPLACE FUNCTION @schema@.shape_changes(old_shape jsonb, new_shape jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
     WITH o AS (SELECT c, (c->>'attnum')::int AS attnum FROM pg_catalog.jsonb_array_elements(old_shape->'columns') c),
@@ -158,7 +160,7 @@ $ddl$);
 -- statement order (bigserial id), all of a transaction sharing transaction_id. Any error here
 -- aborts the DDL statement, so a committed DDL always has its events and a failed capture never
 -- lets DDL through uncaptured.
-SELECT pg_temp.outbox_install($ddl$
+CALL pg_temp.outbox_install($ddl$
 CREATE OR REPLACE FUNCTION @schema@.capture_ddl() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -265,7 +267,7 @@ $ddl$);
 -- comes from the snapshot (the catalog rows are already gone). DROP SCHEMA ... CASCADE emits one
 -- event per dropped table (command 'DROP SCHEMA', cascade: true) followed by one event for the
 -- schema itself, so consumers handle "table gone" in one place whatever dropped it.
-SELECT pg_temp.outbox_install($ddl$
+CALL pg_temp.outbox_install($ddl$
 CREATE OR REPLACE FUNCTION @schema@.capture_drop() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -349,7 +351,7 @@ $ddl$);
 
 -- refresh_table_shapes(): (re)seed the snapshot of every user table, so ALTER/DROP of tables that
 -- existed before install report real changes/shapes. Called once below; safe to call again.
-SELECT pg_temp.outbox_install($ddl$
+CALL pg_temp.outbox_install($ddl$
 CREATE OR REPLACE FUNCTION @schema@.refresh_table_shapes() RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -401,7 +403,9 @@ BEGIN
 END
 $triggers$;
 
-SELECT :"schema".refresh_table_shapes() AS seeded_table_shapes;
+CALL pg_temp.outbox_install($ddl$
+DO $seed$ BEGIN RAISE NOTICE 'outbox-bridge: seeded % table shapes', @schema@.refresh_table_shapes(); END $seed$
+$ddl$);
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA :"schema" FROM PUBLIC;
 

@@ -19,11 +19,13 @@ SELECT NOT EXISTS (SELECT 1 FROM :"schema".schema_migrations WHERE version = 3) 
 \if :outbox_apply
 -- >>> migration body
 BEGIN;
-SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('outbox_bridge.install'));
-SELECT pg_catalog.set_config('outbox_bridge.install_schema', :'schema', true);
+-- The schema name reaches DO blocks and the installer helper through a transaction-local setting.
+SET LOCAL outbox_bridge.install_schema = :'schema';
+-- Serialise concurrent installers of any outbox-bridge version in this database.
+DO $lock$ BEGIN PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('outbox_bridge.install')); END $lock$;
 INSERT INTO :"schema".schema_migrations (version, name) VALUES (3, 'emit');
 
-CREATE OR REPLACE FUNCTION pg_temp.outbox_install(ddl text) RETURNS void
+CREATE OR REPLACE PROCEDURE pg_temp.outbox_install(ddl text)
 LANGUAGE plpgsql AS $install$
 DECLARE
     s text := pg_catalog.current_setting('outbox_bridge.install_schema');
@@ -39,7 +41,7 @@ $install$;
 --   event_type  non-empty, stored as event_data.command (kind = 'domain' tells it from DDL)
 --   payload     any JSON value, stored as event_data.payload (SQL NULL becomes JSON null)
 -- The event commits or rolls back with the caller's transaction, like captured DDL.
-SELECT pg_temp.outbox_install($ddl$
+CALL pg_temp.outbox_install($ddl$
 CREATE OR REPLACE FUNCTION @schema@.emit(tenant text, event_type text, payload jsonb) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
