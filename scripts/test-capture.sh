@@ -48,7 +48,7 @@ for check in Tests/sql/[0-9]*.sql; do
     install "$db"
     psql_ -d "$base_url/$db" -f Tests/sql/_helpers.sql >/dev/null
     psql_ -d "$base_url/postgres" -c "GRANT outbox_automation TO automation_bot" -c "GRANT outbox_emitter TO app_emitter" >/dev/null
-    if psql_ -d "$base_url/$db" -v base_url="$base_url" -v db="$db" -f "$check" >"/tmp/$db.log" 2>&1; then
+    if psql_ -t -d "$base_url/$db" -v base_url="$base_url" -v db="$db" -f "$check" >"/tmp/$db.log" 2>&1; then
         echo "PASS $name"
     else
         echo "FAIL $name"; sed 's/^/    /' "/tmp/$db.log" | tail -20; failed=1
