@@ -20,14 +20,16 @@ public struct OutboxMigration: Sendable, Hashable {
         let migrations = try files.compactMap { file -> OutboxMigration? in
             let base = file.deletingPathExtension().lastPathComponent
             guard let underscore = base.firstIndex(of: "_"), let version = Int(base[..<underscore]) else { return nil }
-            let text = try String(contentsOf: file, encoding: .utf8)
-            guard let start = text.range(of: bodyStart), let end = text.range(of: bodyEnd, range: start.upperBound..<text.endIndex)
+            let lines = try String(contentsOf: file, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+            // Markers count only as whole lines; the files' comments mention them in passing.
+            guard let start = lines.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces) == bodyStart }),
+                  let end = lines[start...].firstIndex(where: { $0.trimmingCharacters(in: .whitespaces) == bodyEnd })
             else {
                 throw InstallError(description: "\(file.lastPathComponent) has no migration body markers")
             }
             return OutboxMigration(
                 version: version, name: String(base[base.index(after: underscore)...]),
-                body: String(text[start.upperBound..<end.lowerBound]))
+                body: lines[(start + 1)..<end].joined(separator: "\n"))
         }.sorted { $0.version < $1.version }
         guard !migrations.isEmpty else {
             throw InstallError(description: "no migrations found in \(directory.path)")
@@ -53,6 +55,10 @@ public struct OutboxMigration: Sendable, Hashable {
 /// A reason the installer refused or failed; nothing was changed.
 public struct InstallError: Error, CustomStringConvertible {
     public let description: String
+
+    public init(description: String) {
+        self.description = description
+    }
 }
 
 /// Applies the migrations a database lacks, all in one transaction, so a failure leaves the
@@ -111,8 +117,8 @@ public struct OutboxInstaller: Sendable {
             """
             SELECT current_user AS role,
                    (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) AS superuser,
-                   EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'neon_superuser'
-                           AND pg_catalog.pg_has_role(current_user, 'neon_superuser', 'MEMBER')) AS neon_superuser
+                   EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = 'neon_superuser'
+                           AND pg_catalog.pg_has_role(current_user, r.oid, 'MEMBER')) AS neon_superuser
             """)
         let row = rows[0]
         let superuser = try row.require(Bool.self, column: "superuser") || row.require(Bool.self, column: "neon_superuser")

@@ -39,8 +39,3 @@ struct WarehouseSyncCommand: PlannedCommand {
     static let configuration = CommandConfiguration(
         commandName: "warehouse-sync", abstract: "Mirror tenant table shapes into a warehouse (not implemented yet).")
 }
-
-struct InstallCommand: PlannedCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "install", abstract: "Install the capture schema and event triggers (not implemented yet).")
-}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Outbox
+import Postgres
+
+struct InstallCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "install",
+        abstract: "Install or upgrade the capture schema, outbox and event triggers.",
+        discussion: """
+            Applies the sql/ migrations the database lacks, in one transaction, and records each \
+            version; running it again changes nothing. Needs a superuser (on Neon, a member of \
+            neon_superuser), because only they may create event triggers.
+            """)
+
+    @Option(help: "Database URL or conninfo (default: DATABASE_URL, else libpq's PG* variables).")
+    var databaseURL: String?
+    @Option(help: "Schema to install into.")
+    var schema = "platform"
+    @Option(help: "Folder holding the NNN_name.sql migrations (default: found beside the executable).")
+    var sqlDir: String?
+
+    func run() async throws {
+        let logger = Logger(label: "outbox-bridge.install")
+        do {
+            let migrations = try OutboxMigration.load(from: try Self.locateSQL(sqlDir))
+            let url = databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"] ?? ""
+            let connection = try await PostgresConnection.connect(url, logger: logger)
+            let installer = OutboxInstaller(connection: connection, schema: schema, logger: logger)
+            let applied = try await installer.install(migrations)
+            if applied.isEmpty {
+                print("schema \(schema) is up to date (version \(migrations.last?.version ?? 0))")
+            } else {
+                print("installed into schema \(schema): " + applied.map { "\($0.version) \($0.name)" }.joined(separator: ", "))
+            }
+        } catch let error as PostgresError {
+            printError(error.description)
+            throw ExitCode.failure
+        } catch let error as InstallError {
+            printError(error.description)
+            throw ExitCode.failure
+        }
+    }
+
+    /// Where the migrations are: the option, `OUTBOX_BRIDGE_SQL_DIR`, an installed
+    /// `share/outbox-bridge/sql` beside the binary, or the checkout the binary was built in.
+    static func locateSQL(_ explicit: String?) throws -> URL {
+        if let explicit = explicit ?? ProcessInfo.processInfo.environment["OUTBOX_BRIDGE_SQL_DIR"] {
+            return URL(fileURLWithPath: explicit)
+        }
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var folder = executable.deletingLastPathComponent()
+        let installed = folder.appendingPathComponent("../share/outbox-bridge/sql").standardized
+        if FileManager.default.fileExists(atPath: installed.appendingPathComponent("001_outbox_tables.sql").path) {
+            return installed
+        }
+        while folder.path != "/" {
+            let candidate = folder.appendingPathComponent("sql")
+            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("001_outbox_tables.sql").path) {
+                return candidate
+            }
+            folder = folder.deletingLastPathComponent()
+        }
+        throw InstallError(description: "cannot find the sql/ migrations; pass --sql-dir or set OUTBOX_BRIDGE_SQL_DIR")
+    }
+}
