@@ -104,13 +104,25 @@ let package = Package(
         // the embedded broker, independent Kafka clients). Never linked into the product.
         .target(
             name: "TestSupport",
-            dependencies: ["Postgres", "Kafka"],
+            dependencies: ["Postgres", "Kafka", "Outbox", "Relay", "OutboxBridgeCLI",
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             path: "Tests/TestSupport",
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "PostgresTests",
             dependencies: ["Postgres", "TestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "CaptureTests",
+            dependencies: ["Outbox", "Postgres", "TestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "RelayTests",
+            dependencies: ["Relay", "Outbox", "Kafka", "Postgres", "OutboxBridgeCLI", "TestSupport",
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strictSettings
         ),
         .testTarget(
