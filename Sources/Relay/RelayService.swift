@@ -116,13 +116,13 @@ public final class RelayService: Service, Sendable {
         let plan = DeliveryPlan(events: events, outcomes: outcomes, configuration: configuration)
         try await store.markDelivered(plan.delivered)
         try await store.recordFailures(plan.retries)
-        for (event, reason) in plan.deadLetters {
-            try await deadLetter(event, reason: reason, store: store, logger: logger)
+        for deadLetter in plan.deadLetters {
+            try await self.deadLetter(deadLetter, store: store, logger: logger)
         }
-        if !plan.failed.isEmpty {
-            logger.warning("events failed to publish; their tenants wait for the retry", metadata: [
-                "failed": "\(plan.failed.count)", "held-back": "\(plan.heldBack)",
-                "first-error": "\(plan.retries.first?.error ?? "")"])
+        if let firstError = plan.firstError {
+            logger.warning("events failed to publish", metadata: [
+                "retrying": "\(plan.retries.count)", "dead-lettered": "\(plan.deadLetters.count)",
+                "held-back-behind-a-retry": "\(plan.heldBack)", "first-error": "\(firstError)"])
         }
         return events.count
     }
@@ -130,14 +130,22 @@ public final class RelayService: Service, Sendable {
     /// Publishes an event that can never be delivered to the dead-letter topic, with the
     /// reason in headers, and marks its row dead. If even that fails the row stays pending
     /// with the error: nothing is dropped.
-    private func deadLetter(_ event: OutboxEvent, reason: String, store: OutboxStore, logger: Logger) async throws {
+    private func deadLetter(_ deadLetter: DeliveryPlan.DeadLetter, store: OutboxStore, logger: Logger) async throws {
+        let (event, reason) = (deadLetter.event, deadLetter.reason)
         var record = router.record(for: event)
         record.topic = configuration.deadLetterTopic
         record.headers += [
             KafkaHeader(name: "dead_letter_reason", value: reason),
             KafkaHeader(name: "dead_letter_original_topic", value: router.topic(for: event)),
             KafkaHeader(name: "dead_letter_attempts", value: String(event.attempts + 1)),
+            KafkaHeader(name: "outbox_id", value: String(event.id)),
         ]
+        if deadLetter.error.code == .messageSizeTooLarge {
+            // The value is what could not be sent; the dead letter points at the outbox row,
+            // which keeps the whole event.
+            record.value = []
+            record.headers.append(KafkaHeader(name: "dead_letter_payload", value: "omitted: too large; see the outbox row"))
+        }
         do {
             let report = try await producer.send(record)
             try await store.markDead(event.id, reason: reason, deadLetter: OutboxDelivery(
@@ -204,9 +212,15 @@ public final class RelayService: Service, Sendable {
 struct DeliveryPlan {
     var delivered: [OutboxDelivery] = []
     var retries: [OutboxFailure] = []
-    var deadLetters: [(OutboxEvent, String)] = []
-    var failed: [Int64] = []
+    struct DeadLetter {
+        let event: OutboxEvent
+        let reason: String
+        let error: KafkaError
+    }
+
+    var deadLetters: [DeadLetter] = []
     var heldBack = 0
+    var firstError: String?
 
     init(events: [OutboxEvent], outcomes: [Result<KafkaDeliveryReport, KafkaError>], configuration: RelayConfiguration) {
         var waitingTenants = Set<String?>()
@@ -220,13 +234,14 @@ struct DeliveryPlan {
                 delivered.append(OutboxDelivery(
                     eventID: event.id, topic: report.topic, partition: report.partition, offset: report.offset))
             case .failure(let error) where !error.isRetriable:
-                failed.append(event.id)
-                deadLetters.append((event, "permanent: \(error)"))
+                firstError = firstError ?? "\(error)"
+                deadLetters.append(DeadLetter(event: event, reason: "permanent: \(error)", error: error))
             case .failure(let error) where event.attempts + 1 >= configuration.maxAttempts:
-                failed.append(event.id)
-                deadLetters.append((event, "gave up after \(event.attempts + 1) attempts: \(error)"))
+                firstError = firstError ?? "\(error)"
+                deadLetters.append(DeadLetter(
+                    event: event, reason: "gave up after \(event.attempts + 1) attempts: \(error)", error: error))
             case .failure(let error):
-                failed.append(event.id)
+                firstError = firstError ?? "\(error)"
                 waitingTenants.insert(event.tenantKey)
                 retries.append(OutboxFailure(
                     eventID: event.id, error: "\(error)",

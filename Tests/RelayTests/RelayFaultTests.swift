@@ -1,0 +1,155 @@
+import Foundation
+import Kafka
+import Postgres
+import Relay
+import TestSupport
+import Testing
+
+@Suite("Relay under faults: nothing is marked before its ack, and nothing is dropped")
+struct RelayFaultTests {
+    @Test("events written while Kafka is down stay pending with their error, then arrive in order")
+    func brokerDownThenUp() async throws {
+        let environment = try await OutboxTestEnvironment.start("broker_down")
+        defer { Task { await environment.drop() } }
+        let sql = try await environment.database.connect()
+        var configuration = environment.relayConfiguration()
+        // Let undeliverable records come back quickly, so the relay's own retry path runs.
+        configuration.kafkaProperties["message.timeout.ms"] = "1000"
+
+        try await withRunningRelay(configuration) {
+            try environment.broker.setBrokerDown(1)
+            try await emit(sql, tenants: 3, eventsPerTenant: 5)
+            try await waitUntil("every tenant's first event has failed at least once") {
+                try await environment.outboxRows(sql).filter { $0.attempts > 0 }.count >= 3
+            }
+            let whileDown = try await environment.outboxRows(sql)
+            #expect(whileDown.allSatisfy { !$0.processed && !$0.dead }, "a row was marked without an ack")
+            #expect(whileDown.contains { $0.lastError?.isEmpty == false })
+
+            try environment.broker.setBrokerUp(1)
+            try await environment.waitUntilAllDelivered(sql)
+        }
+        let rows = try await environment.outboxRows(sql)
+        #expect(rows.allSatisfy { $0.processed && !$0.dead })
+        try await expectEveryRowAtItsRecordedOffset(rows, environment)
+        try await expectPerTenantOrder(environment, tenants: 3, eventsPerTenant: 5)
+    }
+
+    @Test("permanent produce errors send the event to the dead-letter topic and mark it dead; the tenant flows on")
+    func permanentErrorsAreDeadLettered() async throws {
+        let environment = try await OutboxTestEnvironment.start("dead_letter")
+        defer { Task { await environment.drop() } }
+        let sql = try await environment.database.connect()
+
+        try await withRunningRelay(environment.relayConfiguration()) {
+            // The warm-up event makes sure the producer is connected, so the injected error
+            // meets the next event's own produce request.
+            try await sql.query("SELECT platform.emit('acme', 'test.warmup', '{}')")
+            try await environment.waitUntilAllDelivered(sql)
+            environment.broker.pushRequestErrors(apiKey: .produce, errors: [.messageSizeTooLarge])
+            try await sql.query("SELECT platform.emit('acme', 'test.rejected_by_broker', '{}')")
+            try await environment.waitUntilAllDelivered(sql)
+            // Larger than librdkafka's message.max.bytes (1 MB): refused before it is sent.
+            try await sql.query(
+                "SELECT platform.emit('acme', 'test.too_large', jsonb_build_object('blob', repeat('x', 2000000)))")
+            try await environment.waitUntilAllDelivered(sql)
+            try await sql.query("SELECT platform.emit('acme', 'test.after', '{}')")
+            try await environment.waitUntilAllDelivered(sql)
+        }
+
+        let rows = try await environment.outboxRows(sql)
+        #expect(rows.map(\.processed) == [true, false, false, true])
+        #expect(rows.map(\.dead) == [false, true, true, false])
+        let deadLetters = try await environment.kafka.consume(topic: OutboxTestEnvironment.deadLetterTopic)
+        #expect(deadLetters.count == 2)
+        for (row, record) in zip(rows.filter(\.dead), deadLetters) {
+            #expect(row.deadReason?.contains("MSG_SIZE_TOO_LARGE") == true)
+            #expect(row.topic == OutboxTestEnvironment.deadLetterTopic)
+            #expect(row.offset == record.offset)
+            let headers = Dictionary(record.headerPairs.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first })
+            #expect(headers["event_id"] == row.eventID)
+            #expect(headers["outbox_id"] == String(row.id))
+            #expect(headers["dead_letter_reason"]?.contains("MSG_SIZE_TOO_LARGE") == true)
+            #expect(headers["dead_letter_original_topic"] == OutboxTestEnvironment.topic)
+        }
+        // The oversized event's dead letter points at its outbox row instead of carrying it.
+        #expect(deadLetters.last?.headerPairs.contains { $0.name == "dead_letter_payload" } == true)
+        let delivered = try await environment.kafka.consume(topic: OutboxTestEnvironment.topic)
+        #expect(delivered.count == 2)
+    }
+
+    @Test("retriable produce errors are retried and the events arrive after the fault clears")
+    func retriableErrorsAreRetried() async throws {
+        let environment = try await OutboxTestEnvironment.start("retriable")
+        defer { Task { await environment.drop() } }
+        let sql = try await environment.database.connect()
+
+        try await withRunningRelay(environment.relayConfiguration()) {
+            try await sql.query("SELECT platform.emit('acme', 'test.warmup', '{}')")
+            try await environment.waitUntilAllDelivered(sql)
+            environment.broker.pushRequestErrors(
+                apiKey: .produce, errors: Array(repeating: .notEnoughReplicas, count: 4))
+            try await emit(sql, tenants: 4, eventsPerTenant: 10)
+            try await environment.waitUntilAllDelivered(sql)
+        }
+        let rows = try await environment.outboxRows(sql)
+        #expect(rows.allSatisfy { $0.processed && !$0.dead })
+        try await expectEveryRowAtItsRecordedOffset(rows, environment)
+    }
+
+    @Test("a terminated LISTEN connection: polling still delivers, and LISTEN comes back")
+    func listenConnectionTerminated() async throws {
+        let environment = try await OutboxTestEnvironment.start("listen_lost")
+        defer { Task { await environment.drop() } }
+        let sql = try await environment.database.connect()
+        let listeners = {
+            try await sql.query(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+            ).map { try $0.require(Int32.self, column: "pid") }
+        }
+
+        try await withRunningRelay(environment.relayConfiguration()) {
+            try await waitUntil("the relay is listening") { try await listeners().count == 1 }
+            let original = try await listeners()[0]
+            try await sql.query("SELECT pg_terminate_backend($1)", [original])
+            try await sql.query("SELECT platform.emit('acme', 'test.after_termination', '{}')")
+            try await environment.waitUntilAllDelivered(sql)
+            try await waitUntil("LISTEN is re-established") {
+                let current = try await listeners()
+                return current.count == 1 && current[0] != original
+            }
+        }
+        #expect(try await environment.kafka.consume(topic: OutboxTestEnvironment.topic).count == 1)
+    }
+
+    private func emit(_ sql: PostgresConnection, tenants: Int, eventsPerTenant: Int) async throws {
+        try await sql.query(
+            """
+            SELECT platform.emit('t' || tenant, 'test.sequence', jsonb_build_object('seq', step))
+            FROM generate_series(0, $2::int - 1) AS step, generate_series(1, $1::int) AS tenant
+            ORDER BY step, tenant
+            """, [tenants, eventsPerTenant])
+    }
+
+    private func expectEveryRowAtItsRecordedOffset(_ rows: [OutboxRow], _ environment: OutboxTestEnvironment) async throws {
+        let records = try await environment.kafka.consume(topic: OutboxTestEnvironment.topic)
+        for row in rows where row.processed {
+            let record = records.first { $0.partition == row.partition && $0.offset == row.offset }
+            #expect(record?.headerPairs.first { $0.name == "event_id" }?.value == row.eventID)
+        }
+    }
+
+    private func expectPerTenantOrder(_ environment: OutboxTestEnvironment, tenants: Int, eventsPerTenant: Int) async throws {
+        let records = try await environment.kafka.consume(topic: OutboxTestEnvironment.topic)
+        for tenant in 1...tenants {
+            var seen = Set<Int>()
+            let firstOccurrences = records.filter { $0.key == "t\(tenant)" }.sorted { $0.offset < $1.offset }
+                .compactMap { record -> Int? in
+                    let value = try? JSONSerialization.jsonObject(with: Data((record.payload ?? "").utf8)) as? [String: Any]
+                    return (value?["payload"] as? [String: Any])?["seq"] as? Int
+                }
+                .filter { seen.insert($0).inserted }
+            #expect(firstOccurrences == Array(0..<eventsPerTenant), "tenant t\(tenant)")
+        }
+    }
+}
