@@ -97,6 +97,39 @@ struct RelayFaultTests {
         try await expectEveryRowAtItsRecordedOffset(rows, environment)
     }
 
+    @Test("a failing tenant waits for its retry without holding up other tenants")
+    func failingTenantDoesNotBlockOthers() async throws {
+        let environment = try await OutboxTestEnvironment.start("isolation")
+        defer { Task { await environment.drop() } }
+        let sql = try await environment.database.connect()
+        var configuration = environment.relayConfiguration()
+        configuration.topicTemplate = "events.{tenant}"
+        configuration.kafkaProperties["message.timeout.ms"] = "1000"
+        for tenant in ["t1", "t2"] {
+            try environment.broker.createTopic("events.\(tenant)", partitions: 1)
+        }
+        // t1's topic reports no leader: its records cannot be delivered until that clears.
+        environment.broker.setTopicError("events.t1", error: .leaderNotAvailable)
+
+        try await withRunningRelay(configuration) {
+            try await emit(sql, tenants: 2, eventsPerTenant: 5)
+            try await waitUntil("t2 is delivered while t1 waits") {
+                let rows = try await environment.outboxRows(sql)
+                return rows.filter { $0.tenantKey == "t2" }.allSatisfy(\.processed)
+                    && rows.filter { $0.tenantKey == "t1" }.contains { $0.attempts > 0 }
+            }
+            #expect(try await environment.outboxRows(sql).filter { $0.tenantKey == "t1" }.allSatisfy { !$0.processed })
+            environment.broker.setTopicError("events.t1", error: .noError)
+            try await environment.waitUntilAllDelivered(sql)
+        }
+        let sequence = try await environment.kafka.consume(topic: "events.t1").map { record -> Int? in
+            let value = try? JSONSerialization.jsonObject(with: Data((record.payload ?? "").utf8)) as? [String: Any]
+            return (value?["payload"] as? [String: Any])?["seq"] as? Int
+        }
+        var seen = Set<Int?>()
+        #expect(sequence.filter { seen.insert($0).inserted } == Array(0..<5))
+    }
+
     @Test("a terminated LISTEN connection: polling still delivers, and LISTEN comes back")
     func listenConnectionTerminated() async throws {
         let environment = try await OutboxTestEnvironment.start("listen_lost")
