@@ -56,6 +56,18 @@ for check in Tests/sql/[0-9]*.sql; do
     dbs+=("$db")
 done
 
+for check in Tests/sql/[0-9]*.sh; do
+    name=$(basename "$check" .sh)
+    [[ -n "$filter" && "$name" != "$filter"* ]] && continue
+    if "$check" "$base_url" >"/tmp/capture_${name%%_*}.log" 2>&1; then
+        echo "PASS $name"
+    else
+        echo "FAIL $name"; sed 's/^/    /' "/tmp/capture_${name%%_*}.log" | tail -20; failed=1
+    fi
+    # check 05 captures into a hostile schema name; validate those events too
+    [[ "$name" == 05_* ]] && dbs+=("capture_05:out\"box; sch*/ema ü")
+done
+
 if [ ${#dbs[@]} -gt 0 ]; then
     python3 scripts/validate-events.py "$base_url" "${dbs[@]}" || failed=1
 fi

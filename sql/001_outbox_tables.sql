@@ -47,6 +47,14 @@ BEGIN
     IF s ~ '^pg_' OR s IN ('information_schema', 'public') THEN
         RAISE EXCEPTION 'outbox-bridge: schema % is reserved or shared; pick a dedicated schema', pg_catalog.quote_ident(s);
     END IF;
+    -- Event triggers are per database: one capture install per database. Refuse before creating
+    -- anything (002 checks again before it (re)creates the triggers).
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger e
+                 JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid
+                 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                WHERE e.evtname IN ('outbox_bridge_capture_ddl', 'outbox_bridge_capture_drop') AND n.nspname <> s) THEN
+        RAISE EXCEPTION 'outbox-bridge: this database already captures into another schema; only one install per database';
+    END IF;
 END
 $validate$;
 

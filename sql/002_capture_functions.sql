@@ -8,6 +8,10 @@
 -- of the install schema and EXECUTEs the result. The tokens are internal to this file: an
 -- installer only substitutes :"schema" / :'schema' like psql does.
 --
+-- Helpers are plpgsql rather than SQL functions on purpose: a SQL function that cannot be inlined
+-- (and SET search_path prevents inlining) is re-planned on every call, while plpgsql caches its
+-- plans for the session. That alone was most of the per-DDL overhead in scripts/bench-capture.sh.
+--
 -- Every function is SECURITY DEFINER (owned by the installing superuser) with a pinned
 -- search_path and pg_catalog-qualified names, so callers cannot redirect any lookup.
 
@@ -45,12 +49,16 @@ $install$;
 -- left()/substr() rather than LIKE, because the default prefix contains "_", a LIKE wildcard.
 CALL pg_temp.outbox_install($ddl$
 CREATE OR REPLACE FUNCTION @schema@.tenant_of(schema_name text, prefix text) RETURNS text
-LANGUAGE sql IMMUTABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
-    SELECT CASE
-        WHEN pg_catalog.length(schema_name) > pg_catalog.length(prefix)
-         AND pg_catalog.left(schema_name, pg_catalog.length(prefix)) = prefix
-        THEN pg_catalog.substr(schema_name, pg_catalog.length(prefix) + 1)
-    END
+LANGUAGE plpgsql IMMUTABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    RETURN (
+        SELECT CASE
+            WHEN pg_catalog.length(schema_name) > pg_catalog.length(prefix)
+             AND pg_catalog.left(schema_name, pg_catalog.length(prefix)) = prefix
+            THEN pg_catalog.substr(schema_name, pg_catalog.length(prefix) + 1)
+        END
+    );
+END
 $fn$
 $ddl$);
 
@@ -61,58 +69,82 @@ $ddl$);
 -- silently stop capturing all superuser DDL. Membership is walked explicitly instead.
 CALL pg_temp.outbox_install($ddl$
 CREATE OR REPLACE FUNCTION @schema@.is_automation(automation_role name) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
-    WITH RECURSIVE members(oid) AS (
-        SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = automation_role
-        UNION
-        SELECT m.member FROM pg_catalog.pg_auth_members m JOIN members ON m.roleid = members.oid
-    )
-    SELECT EXISTS (
-        SELECT 1 FROM members JOIN pg_catalog.pg_roles s ON s.oid = members.oid
-        WHERE s.rolname = SESSION_USER)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_session_super boolean;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = automation_role) THEN
+        RETURN false;  -- misconfigured or dropped role: capture everything, never break DDL
+    END IF;
+    SELECT r.rolsuper INTO v_session_super FROM pg_catalog.pg_roles r WHERE r.rolname = SESSION_USER;
+    IF NOT v_session_super THEN
+        -- Fast path: for non-superusers pg_has_role(MEMBER) is exact (and uses the role cache).
+        RETURN pg_catalog.pg_has_role(SESSION_USER, automation_role, 'MEMBER');
+    END IF;
+    -- Superusers: walk pg_auth_members so only explicit (possibly indirect) membership counts.
+    RETURN (
+        WITH RECURSIVE members(oid) AS (
+            SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = automation_role
+            UNION
+            SELECT m.member FROM pg_catalog.pg_auth_members m JOIN members ON m.roleid = members.oid
+        )
+        SELECT EXISTS (
+            SELECT 1 FROM members JOIN pg_catalog.pg_roles s ON s.oid = members.oid
+            WHERE s.rolname = SESSION_USER)
+    );
+END
 $fn$
 $ddl$);
 
 -- table_shape(relid): the shape of an ordinary or partitioned, non-temporary table, or NULL.
 -- Index lookups by oid only (pg_class, pg_attribute, pg_attrdef, pg_constraint, pg_description).
+-- pg_description is read directly: obj_description()/col_description() are SQL functions that
+-- are re-planned on every call (they were ~40% of the trigger's cost in the benchmark).
 --   position = 1-based ordinal among live columns; attnum = PostgreSQL's stable column number
 --   (used to detect renames); default = pg_get_expr of the default (NULL for generated columns,
 --   whose expression is in "generated").
 CALL pg_temp.outbox_install($ddl$
 CREATE OR REPLACE FUNCTION @schema@.table_shape(relid oid) RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
-    SELECT pg_catalog.jsonb_build_object(
-        'schema', n.nspname::text,
-        'name', c.relname::text,
-        'comment', pg_catalog.obj_description(c.oid, 'pg_class'),
-        'partitioned', c.relkind = 'p',
-        'columns', COALESCE((
-            SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                       'name', a.attname::text,
-                       'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
-                       'nullable', NOT a.attnotnull,
-                       'default', CASE WHEN a.attgenerated = '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END,
-                       'generated', CASE WHEN a.attgenerated <> '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END,
-                       'identity', CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END,
-                       'position', a.ord,
-                       'attnum', a.attnum,
-                       'comment', pg_catalog.col_description(c.oid, a.attnum))
-                   ORDER BY a.attnum)
-            FROM (SELECT att.*, pg_catalog.row_number() OVER (ORDER BY att.attnum) AS ord
-                  FROM pg_catalog.pg_attribute att
-                  WHERE att.attrelid = c.oid AND att.attnum > 0 AND NOT att.attisdropped) a
-            LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-        ), '[]'::jsonb),
-        'primary_key', COALESCE((
-            SELECT pg_catalog.jsonb_agg(pa.attname::text ORDER BY k.ord)
-            FROM pg_catalog.pg_constraint con
-            CROSS JOIN LATERAL pg_catalog.unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
-            JOIN pg_catalog.pg_attribute pa ON pa.attrelid = con.conrelid AND pa.attnum = k.attnum
-            WHERE con.conrelid = c.oid AND con.contype = 'p'
-        ), '[]'::jsonb))
-    FROM pg_catalog.pg_class c
-    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.oid = relid AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    RETURN (
+        SELECT pg_catalog.jsonb_build_object(
+            'schema', n.nspname::text,
+            'name', c.relname::text,
+            'comment', (SELECT ds.description FROM pg_catalog.pg_description ds
+                        WHERE ds.objoid = c.oid AND ds.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND ds.objsubid = 0),
+            'partitioned', c.relkind = 'p',
+            'columns', COALESCE((
+                SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                           'name', a.attname::text,
+                           'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
+                           'nullable', NOT a.attnotnull,
+                           'default', CASE WHEN a.attgenerated = '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END,
+                           'generated', CASE WHEN a.attgenerated <> '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END,
+                           'identity', CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END,
+                           'position', a.ord,
+                           'attnum', a.attnum,
+                           'comment', dc.description)
+                       ORDER BY a.attnum)
+                FROM (SELECT att.*, pg_catalog.row_number() OVER (ORDER BY att.attnum) AS ord
+                      FROM pg_catalog.pg_attribute att
+                      WHERE att.attrelid = c.oid AND att.attnum > 0 AND NOT att.attisdropped) a
+                LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+                LEFT JOIN pg_catalog.pg_description dc
+                       ON dc.objoid = c.oid AND dc.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND dc.objsubid = a.attnum
+            ), '[]'::jsonb),
+            'primary_key', COALESCE((
+                SELECT pg_catalog.jsonb_agg(pa.attname::text ORDER BY k.ord)
+                FROM pg_catalog.pg_constraint con
+                CROSS JOIN LATERAL pg_catalog.unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
+                JOIN pg_catalog.pg_attribute pa ON pa.attrelid = con.conrelid AND pa.attnum = k.attnum
+                WHERE con.conrelid = c.oid AND con.contype = 'p'
+            ), '[]'::jsonb))
+        FROM pg_catalog.pg_class c
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.oid = relid AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+    );
+END
 $fn$
 $ddl$);
 
@@ -121,38 +153,42 @@ $ddl$);
 -- always present (empty when nothing of that kind changed); object-valued keys are NULL then.
 CALL pg_temp.outbox_install($ddl$
 CREATE OR REPLACE FUNCTION @schema@.shape_changes(old_shape jsonb, new_shape jsonb) RETURNS jsonb
-LANGUAGE sql IMMUTABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
-    WITH o AS (SELECT c, (c->>'attnum')::int AS attnum FROM pg_catalog.jsonb_array_elements(old_shape->'columns') c),
-         n AS (SELECT c, (c->>'attnum')::int AS attnum FROM pg_catalog.jsonb_array_elements(new_shape->'columns') c),
-         both_ AS (SELECT o.c AS oc, n.c AS nc, n.attnum FROM o JOIN n USING (attnum))
-    SELECT pg_catalog.jsonb_build_object(
-        'table_renamed', CASE WHEN old_shape->>'name' IS DISTINCT FROM new_shape->>'name'
-            THEN pg_catalog.jsonb_build_object('old', old_shape->'name', 'new', new_shape->'name') END,
-        'schema_changed', CASE WHEN old_shape->>'schema' IS DISTINCT FROM new_shape->>'schema'
-            THEN pg_catalog.jsonb_build_object('old', old_shape->'schema', 'new', new_shape->'schema') END,
-        'columns_added', COALESCE((SELECT pg_catalog.jsonb_agg(n.c ORDER BY n.attnum) FROM n
-            WHERE NOT EXISTS (SELECT 1 FROM o WHERE o.attnum = n.attnum)), '[]'::jsonb),
-        'columns_dropped', COALESCE((SELECT pg_catalog.jsonb_agg(o.c ORDER BY o.attnum) FROM o
-            WHERE NOT EXISTS (SELECT 1 FROM n WHERE n.attnum = o.attnum)), '[]'::jsonb),
-        'columns_renamed', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                'old', oc->'name', 'new', nc->'name') ORDER BY attnum) FROM both_
-            WHERE oc->>'name' IS DISTINCT FROM nc->>'name'), '[]'::jsonb),
-        'columns_retyped', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                'column', nc->'name', 'old_type', oc->'type', 'new_type', nc->'type') ORDER BY attnum) FROM both_
-            WHERE oc->>'type' IS DISTINCT FROM nc->>'type'), '[]'::jsonb),
-        'nullability_changed', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                'column', nc->'name', 'old_nullable', oc->'nullable', 'new_nullable', nc->'nullable') ORDER BY attnum) FROM both_
-            WHERE oc->'nullable' IS DISTINCT FROM nc->'nullable'), '[]'::jsonb),
-        'defaults_changed', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                'column', nc->'name', 'old_default', oc->'default', 'new_default', nc->'default') ORDER BY attnum) FROM both_
-            WHERE oc->'default' IS DISTINCT FROM nc->'default'), '[]'::jsonb),
-        'column_comments_changed', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                'column', nc->'name', 'old_comment', oc->'comment', 'new_comment', nc->'comment') ORDER BY attnum) FROM both_
-            WHERE oc->'comment' IS DISTINCT FROM nc->'comment'), '[]'::jsonb),
-        'comment_changed', CASE WHEN old_shape->'comment' IS DISTINCT FROM new_shape->'comment'
-            THEN pg_catalog.jsonb_build_object('old', old_shape->'comment', 'new', new_shape->'comment') END,
-        'primary_key_changed', CASE WHEN old_shape->'primary_key' IS DISTINCT FROM new_shape->'primary_key'
-            THEN pg_catalog.jsonb_build_object('old', old_shape->'primary_key', 'new', new_shape->'primary_key') END)
+LANGUAGE plpgsql IMMUTABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    RETURN (
+        WITH o AS (SELECT c, (c->>'attnum')::int AS attnum FROM pg_catalog.jsonb_array_elements(old_shape->'columns') c),
+             n AS (SELECT c, (c->>'attnum')::int AS attnum FROM pg_catalog.jsonb_array_elements(new_shape->'columns') c),
+             both_ AS (SELECT o.c AS oc, n.c AS nc, n.attnum FROM o JOIN n USING (attnum))
+        SELECT pg_catalog.jsonb_build_object(
+            'table_renamed', CASE WHEN old_shape->>'name' IS DISTINCT FROM new_shape->>'name'
+                THEN pg_catalog.jsonb_build_object('old', old_shape->'name', 'new', new_shape->'name') END,
+            'schema_changed', CASE WHEN old_shape->>'schema' IS DISTINCT FROM new_shape->>'schema'
+                THEN pg_catalog.jsonb_build_object('old', old_shape->'schema', 'new', new_shape->'schema') END,
+            'columns_added', COALESCE((SELECT pg_catalog.jsonb_agg(n.c ORDER BY n.attnum) FROM n
+                WHERE NOT EXISTS (SELECT 1 FROM o WHERE o.attnum = n.attnum)), '[]'::jsonb),
+            'columns_dropped', COALESCE((SELECT pg_catalog.jsonb_agg(o.c ORDER BY o.attnum) FROM o
+                WHERE NOT EXISTS (SELECT 1 FROM n WHERE n.attnum = o.attnum)), '[]'::jsonb),
+            'columns_renamed', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                    'old', oc->'name', 'new', nc->'name') ORDER BY attnum) FROM both_
+                WHERE oc->>'name' IS DISTINCT FROM nc->>'name'), '[]'::jsonb),
+            'columns_retyped', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                    'column', nc->'name', 'old_type', oc->'type', 'new_type', nc->'type') ORDER BY attnum) FROM both_
+                WHERE oc->>'type' IS DISTINCT FROM nc->>'type'), '[]'::jsonb),
+            'nullability_changed', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                    'column', nc->'name', 'old_nullable', oc->'nullable', 'new_nullable', nc->'nullable') ORDER BY attnum) FROM both_
+                WHERE oc->'nullable' IS DISTINCT FROM nc->'nullable'), '[]'::jsonb),
+            'defaults_changed', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                    'column', nc->'name', 'old_default', oc->'default', 'new_default', nc->'default') ORDER BY attnum) FROM both_
+                WHERE oc->'default' IS DISTINCT FROM nc->'default'), '[]'::jsonb),
+            'column_comments_changed', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                    'column', nc->'name', 'old_comment', oc->'comment', 'new_comment', nc->'comment') ORDER BY attnum) FROM both_
+                WHERE oc->'comment' IS DISTINCT FROM nc->'comment'), '[]'::jsonb),
+            'comment_changed', CASE WHEN old_shape->'comment' IS DISTINCT FROM new_shape->'comment'
+                THEN pg_catalog.jsonb_build_object('old', old_shape->'comment', 'new', new_shape->'comment') END,
+            'primary_key_changed', CASE WHEN old_shape->'primary_key' IS DISTINCT FROM new_shape->'primary_key'
+                THEN pg_catalog.jsonb_build_object('old', old_shape->'primary_key', 'new', new_shape->'primary_key') END)
+    );
+END
 $fn$
 $ddl$);
 
