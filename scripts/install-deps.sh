@@ -7,8 +7,9 @@ set -euo pipefail
 
 packages=(pkg-config libpq-dev librdkafka-dev postgresql-15)
 if [ "${1:-}" = test ]; then
-    # kcat and python3-kafka read Kafka independently of our librdkafka wrapper.
-    packages+=(kcat python3-kafka)
+    # kcat and python3-kafka read Kafka independently of our librdkafka wrapper;
+    # python3-jsonschema checks captured events against sql/event.schema.json.
+    packages+=(kcat python3-kafka python3-jsonschema)
 fi
 
 missing=()

@@ -1,1 +1,73 @@
+import Foundation
+import Logging
+import Outbox
+import Postgres
+import TestSupport
 import Testing
+
+@Suite("outbox-bridge install: versioned, idempotent, all or nothing")
+struct CaptureInstallTests {
+    let migrations: [OutboxMigration]
+
+    init() throws {
+        migrations = try OutboxMigration.load(from: OutboxTestEnvironment.sqlDirectory)
+    }
+
+    @Test("install applies every migration once; re-running is a no-op; an upgrade applies only newer ones")
+    func versionedAndIdempotent() async throws {
+        let database = try await TestDatabase.create("install")
+        defer { Task { try await database.drop() } }
+        let connection = try await database.connect()
+        let installer = OutboxInstaller(connection: connection, schema: "platform", logger: Logger(label: "test"))
+
+        let older = Array(migrations.dropLast())
+        #expect(try await installer.install(older).map(\.version) == older.map(\.version))
+        #expect(try await installer.install(migrations).map(\.version) == [migrations.last!.version])
+        #expect(try await installer.install(migrations).isEmpty)
+        #expect(try await installer.appliedVersions() == Set(migrations.map(\.version)))
+
+        try await connection.execute(script: "CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.t (id int)")
+        let events = try await connection.query("SELECT event_data->>'command' AS command FROM platform.schema_changes ORDER BY id")
+        #expect(events.map { $0["command"] } == ["CREATE SCHEMA", "CREATE TABLE"])
+    }
+
+    @Test("a role without the privilege is told which one it lacks, and nothing changes")
+    func missingPrivilege() async throws {
+        let database = try await TestDatabase.create("unprivileged")
+        defer { Task { try await database.drop() } }
+        let admin = try await database.connect()
+        let role = "installer_\(UInt32.random(in: 0...UInt32.max))"
+        try await admin.execute(script: "CREATE ROLE \(role) LOGIN; GRANT CREATE ON DATABASE \(database.name) TO \(role);")
+        let unprivileged = try await PostgresConnection.connect(database.url.replacingOccurrences(of: "postgres@", with: "\(role)@"))
+
+        let error = await #expect(throws: InstallError.self) {
+            try await OutboxInstaller(connection: unprivileged, schema: "platform", logger: Logger(label: "test")).install(migrations)
+        }
+        #expect(error?.description.contains("event triggers") == true)
+        #expect(error?.description.contains(role) == true)
+        let schemas = try await admin.query("SELECT count(*) AS n FROM pg_namespace WHERE nspname = 'platform'")
+        #expect(schemas[0]["n"] == "0")
+    }
+
+    @Test("a schema name that needs quoting installs and captures; an unsafe one is refused before anything is created")
+    func schemaNames() async throws {
+        let database = try await TestDatabase.create("schema_names")
+        defer { Task { try await database.drop() } }
+        let connection = try await database.connect()
+        let hostile = #"out"box; DROP TABLE x; --"#
+        try await OutboxInstaller(connection: connection, schema: hostile, logger: Logger(label: "test")).install(migrations)
+        try await connection.execute(script: "CREATE SCHEMA tenant_q")
+        let quoted = try await connection.quoteIdentifier(hostile)
+        #expect(try await connection.query("SELECT count(*) AS n FROM \(quoted).schema_changes")[0]["n"] == "1")
+
+        let other = try await TestDatabase.create("schema_refused")
+        defer { Task { try await other.drop() } }
+        let refusedConnection = try await other.connect()
+        let error = await #expect(throws: InstallError.self) {
+            try await OutboxInstaller(connection: refusedConnection, schema: "bad$name", logger: Logger(label: "test"))
+                .install(migrations)
+        }
+        #expect(error?.description.contains("must not contain") == true)
+        #expect(try await refusedConnection.query("SELECT count(*) AS n FROM pg_namespace WHERE nspname = 'bad$name'")[0]["n"] == "0")
+    }
+}

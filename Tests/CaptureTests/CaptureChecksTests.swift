@@ -1,0 +1,77 @@
+import Foundation
+import Logging
+import Outbox
+import Postgres
+import TestSupport
+import Testing
+
+/// The capture guarantees are written as self-asserting SQL in `Tests/sql` (each file raises on
+/// the first broken guarantee), so they can also be run by hand with psql. Here each one runs
+/// against a database installed by the Swift installer, the path `outbox-bridge install` takes.
+@Suite("Capture checks from Tests/sql against real PostgreSQL", .serialized)
+struct CaptureChecksTests {
+    static let repository = OutboxTestEnvironment.sqlDirectory.deletingLastPathComponent()
+    static let checks = ((try? FileManager.default.contentsOfDirectory(
+        atPath: repository.appendingPathComponent("Tests/sql").path)) ?? [])
+        .filter { $0.first?.isNumber == true }.sorted()
+
+    @Test("the check files are there", .tags(.capture))
+    func checksExist() {
+        #expect(Self.checks.filter { $0.hasSuffix(".sql") }.count >= 4)
+        #expect(Self.checks.contains { $0.hasSuffix(".sh") })
+    }
+
+    @Test("each capture check passes, and every event it captured matches sql/event.schema.json", .tags(.capture), arguments: checks)
+    func check(_ file: String) async throws {
+        let clusterURL = try TestDatabase.clusterURL()
+        let baseURL = String(clusterURL[..<clusterURL.lastIndex(of: "/")!])
+        try await createCheckRoles(clusterURL)
+        let path = Self.repository.appendingPathComponent("Tests/sql/\(file)").path
+        var validated: [String] = []
+
+        if file.hasSuffix(".sh") {
+            let result = try await runTool(path, [baseURL], currentDirectory: Self.repository)
+            #expect(result.status == 0, "\(file): \(result.errorOutput)\(result.output)")
+            validated = ["capture_05:out\"box; sch*/ema ü"]
+        } else {
+            let database = try await TestDatabase.create("capture")
+            let connection = try await database.connect()
+            try await OutboxInstaller(connection: connection, schema: "platform", logger: Logger(label: "test"))
+                .install(try OutboxMigration.load(from: OutboxTestEnvironment.sqlDirectory))
+            let admin = try await PostgresConnection.connect(clusterURL)
+            try await admin.execute(script: "GRANT outbox_automation TO automation_bot; GRANT outbox_emitter TO app_emitter;")
+            let psql = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database.url]
+            let helpers = try await runTool("/usr/bin/psql", psql + ["-f", Self.repository.appendingPathComponent("Tests/sql/_helpers.sql").path])
+            #expect(helpers.status == 0, "\(helpers.errorOutput)")
+            let result = try await runTool(
+                "/usr/bin/psql", psql + ["-t", "-v", "base_url=\(baseURL)", "-v", "db=\(database.name)", "-f", path],
+                environment: ["PGOPTIONS": "-c client_min_messages=warning"])
+            #expect(result.status == 0, "\(file): \(result.errorOutput)")
+            validated = [database.name]
+        }
+        let validation = try await runTool(
+            "/usr/bin/python3", [Self.repository.appendingPathComponent("scripts/validate-events.py").path, baseURL] + validated)
+        #expect(validation.status == 0, "\(file): \(validation.output)\(validation.errorOutput)")
+    }
+
+    /// Cluster-wide login roles the checks connect as (trust authentication).
+    private func createCheckRoles(_ clusterURL: String) async throws {
+        let admin = try await PostgresConnection.connect(clusterURL)
+        try await admin.execute(script: """
+            DO $$
+            DECLARE r text;
+            BEGIN
+                FOREACH r IN ARRAY ARRAY['tenant_alice', 'automation_bot', 'app_emitter', 'su_not_automation'] LOOP
+                    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+                        EXECUTE format('CREATE ROLE %I LOGIN', r);
+                    END IF;
+                END LOOP;
+                ALTER ROLE su_not_automation SUPERUSER;
+            END $$;
+            """)
+    }
+}
+
+extension Tag {
+    @Tag static var capture: Self
+}
