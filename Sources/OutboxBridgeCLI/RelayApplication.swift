@@ -34,6 +34,7 @@ public enum RelayApplication {
     public static func assemble(
         configuration: RelayConfiguration, shutdownTimeout: Duration, logger: Logger
     ) async throws -> Assembly {
+        try await checkOutboxInstalled(configuration)
         var configuration = configuration
         var developmentBroker: KafkaDevelopmentBroker?
         if configuration.brokers.isEmpty {
@@ -47,7 +48,6 @@ public enum RelayApplication {
                 For trying things out only; set --brokers or KAFKA_BROKERS for real use.
                 """)
         }
-        try await checkOutboxInstalled(configuration)
 
         let producer: KafkaProducer
         do {

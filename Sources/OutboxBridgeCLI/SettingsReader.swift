@@ -1,4 +1,5 @@
 import Configuration
+import Foundation
 import SystemPackage
 
 /// Reads settings through swift-configuration, turning every unreadable or out-of-range value
@@ -80,5 +81,8 @@ struct ConfigurationError: Error, CustomStringConvertible {
     let key: String
     let problem: String
 
-    var description: String { "invalid configuration: \(key): \(problem)" }
+    var description: String {
+        let oneLine = problem.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        return "invalid configuration: \(key): \(oneLine.joined(separator: " "))"
+    }
 }

@@ -67,7 +67,9 @@ final class LibPQConnection: @unchecked Sendable {
 
     private var lastErrorMessage: String {
         guard let text = PQerrorMessage(handle) else { return "unknown libpq error" }
-        return String(cString: text).trimmingCharacters(in: .whitespacesAndNewlines)
+        // libpq spreads one failure over indented lines; callers report it as one line.
+        return String(cString: text).split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
     }
 
     /// Runs one statement with out-of-line text parameters (`PQexecParams`).
