@@ -2,10 +2,14 @@
 # Installs the Debian packages OutboxBridge needs, only those missing, so repeated runs are quick.
 #
 #   scripts/install-deps.sh        # what building and running the bridge needs
+#   scripts/install-deps.sh demo   # plus kcat, which the demo reads Kafka with
 #   scripts/install-deps.sh test   # plus the independent clients and servers the tests use
 set -euo pipefail
 
 packages=(pkg-config libpq-dev librdkafka-dev postgresql-15)
+if [ "${1:-}" = demo ]; then
+    packages+=(kcat)
+fi
 if [ "${1:-}" = test ]; then
     # kcat and python3-kafka read Kafka independently of our librdkafka wrapper;
     # python3-jsonschema checks captured events against sql/event.schema.json.

@@ -55,9 +55,22 @@ public final class KafkaProducer: Sendable {
         await enqueue(records).outcomes()
     }
 
+    /// Enqueues every record and returns as soon as librdkafka holds them, before any
+    /// acknowledgement; `onDelivery` then hears each record's index and outcome as it arrives,
+    /// on the producer's delivery thread. This lets a caller keep producing while earlier
+    /// records are acknowledged, and act on each record without waiting for the slowest.
+    public func send(
+        _ records: [KafkaRecord],
+        onDelivery: @escaping @Sendable (Int, Result<KafkaDeliveryReport, KafkaError>) -> Void
+    ) async {
+        _ = await enqueue(records, observer: onDelivery)
+    }
+
     /// Returns once librdkafka has taken every record (or refused it), before any acknowledgement.
-    func enqueue(_ records: [KafkaRecord]) async -> DeliveryBatch {
-        let batch = DeliveryBatch(count: records.count)
+    func enqueue(
+        _ records: [KafkaRecord], observer: (@Sendable (Int, DeliveryBatch.Outcome) -> Void)? = nil
+    ) async -> DeliveryBatch {
+        let batch = DeliveryBatch(count: records.count, observer: observer)
         await blockingCalls.run { [client, deliveries] in
             Self.enqueue(records, of: batch, on: client, tracking: deliveries)
         }

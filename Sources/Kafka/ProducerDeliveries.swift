@@ -12,20 +12,26 @@ final class DeliveryBatch: Sendable {
     }
 
     private let state: Mutex<State>
+    /// Told of each outcome as it arrives, for callers that act per record.
+    private let observer: (@Sendable (Int, Outcome) -> Void)?
 
-    init(count: Int) {
+    init(count: Int, observer: (@Sendable (Int, Outcome) -> Void)? = nil) {
         state = Mutex(State(outcomes: Array(repeating: nil, count: count), remaining: count))
+        self.observer = observer
     }
 
     func resolve(_ index: Int, _ outcome: Outcome) {
-        let finished: (CheckedContinuation<[Outcome], Never>, [Outcome])? = state.withLock { state in
-            guard state.outcomes[index] == nil else { return nil }
+        let finished: (CheckedContinuation<[Outcome], Never>, [Outcome])?? = state.withLock { state in
+            guard state.outcomes[index] == nil else { return .none }
             state.outcomes[index] = outcome
             state.remaining -= 1
-            guard state.remaining == 0, let waiter = state.waiter else { return nil }
+            guard state.remaining == 0, let waiter = state.waiter else { return .some(nil) }
             state.waiter = nil
             return (waiter, state.outcomes.map { $0! })
         }
+        // `.none`: a repeated report, ignored; `.some(nil)`: recorded, nobody to wake yet.
+        guard let finished else { return }
+        observer?(index, outcome)
         if let (waiter, outcomes) = finished {
             waiter.resume(returning: outcomes)
         }

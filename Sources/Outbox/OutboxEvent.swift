@@ -5,6 +5,8 @@
 public struct OutboxEvent: Sendable, Hashable {
     /// The outbox row id; ids increase in commit-independent insertion order.
     public var id: Int64
+    /// The relay shard the tenant hashes to; see `relay_leases`.
+    public var shard: Int
     /// The Kafka key: the tenant id, else the object's schema name; `nil` only for a domain
     /// event emitted without a tenant.
     public var tenantKey: String?
@@ -26,10 +28,11 @@ public struct OutboxEvent: Sendable, Hashable {
     public var payload: String
 
     public init(
-        id: Int64, tenantKey: String?, tenantID: String?, eventID: String, kind: String, command: String,
+        id: Int64, shard: Int, tenantKey: String?, tenantID: String?, eventID: String, kind: String, command: String,
         schemaName: String?, occurredAt: String, attempts: Int, payload: String
     ) {
         self.id = id
+        self.shard = shard
         self.tenantKey = tenantKey
         self.tenantID = tenantID
         self.eventID = eventID

@@ -20,15 +20,24 @@ public struct OutboxStore: Sendable {
     /// The oldest pending rows of the given shards, in id order, skipping every tenant whose
     /// earliest pending row waits for a retry so that a tenant's later events never overtake
     /// it. Rows of other tenants flow on.
-    public func claimPending(limit: Int, shards: [Int], shardCount: Int) async throws(PostgresError) -> [OutboxEvent] {
+    ///
+    /// A relay with rows in flight claims past them: `after` skips ids up to the highest it has
+    /// claimed, which keeps the claim an index range scan. Because ids are taken at insert but
+    /// become visible at commit, a row can appear below that mark; so the relay periodically
+    /// claims from the start with `after: 0`, naming the rows still in flight in `excluding`.
+    public func claimPending(
+        limit: Int, shards: [Int], shardCount: Int, after: Int64 = 0, excluding: [Int64] = []
+    ) async throws(PostgresError) -> [OutboxEvent] {
         let rows = try await connection.query(
             """
             SELECT s.id, s.tenant_key, s.attempts, s.event_data::text AS payload,
+                   \(Self.shardExpression("s.tenant_key", shardCount: "$2")) AS shard,
                    s.event_data->>'event_id' AS event_id, s.event_data->>'kind' AS kind,
                    s.event_data->>'command' AS command, s.event_data->>'schema_name' AS schema_name,
                    s.event_data->>'tenant_id' AS tenant_id, s.event_data->>'occurred_at' AS occurred_at
             FROM \(quotedSchema).schema_changes s
-            WHERE NOT s.processed AND NOT s.dead
+            WHERE NOT s.processed AND NOT s.dead AND s.id > $4
+              AND NOT (s.id = ANY($5::bigint[]))
               AND \(Self.shardExpression("s.tenant_key", shardCount: "$2")) = ANY($3::int[])
               AND NOT EXISTS (
                   SELECT 1 FROM \(quotedSchema).schema_changes waiting
@@ -38,10 +47,11 @@ public struct OutboxStore: Sendable {
             ORDER BY s.id
             LIMIT $1
             """,
-            [limit, shardCount, PostgresTextArray(shards.map(String.init))])
+            [limit, shardCount, PostgresTextArray(shards.map(String.init)), after, PostgresInt64Array(excluding)])
         return try rows.map { row throws(PostgresError) in
             OutboxEvent(
                 id: try row.require(Int64.self, column: "id"),
+                shard: try row.require(Int.self, column: "shard"),
                 tenantKey: row["tenant_key"],
                 tenantID: row["tenant_id"],
                 eventID: try row.require(String.self, column: "event_id"),

@@ -28,6 +28,10 @@ public struct RelayConfiguration: Sendable {
     /// Rows claimed, published and marked together. Memory use follows this, not the backlog.
     /// Default: 1,000.
     public var batchSize: Int = 1000
+    /// Batches that may await acknowledgement at once. With more than one, the relay claims
+    /// and publishes the next batch while the broker acknowledges the last, and one tenant's
+    /// slow or failing records do not hold up the others' marking. Default: 2.
+    public var maxInFlightBatches: Int = 2
     /// How often the relay looks for pending rows when no notification woke it; notifications
     /// are lost while disconnected, so this bounds how late such an event can be. Default: 1 s.
     public var pollInterval: Duration = .seconds(1)

@@ -20,6 +20,8 @@ final class ShardLeases: Sendable {
 
     private struct State {
         var owned: [Int] = []
+        /// Surplus shards still holding events in flight: no new claims, released once idle.
+        var draining: Set<Int> = []
         var shardCount = 0
         /// Local time after which the leases may have run out on the server: leases count from
         /// when the renewing statement was sent, less a fifth kept in reserve for clock drift.
@@ -40,15 +42,18 @@ final class ShardLeases: Sendable {
     var usableShards: (shards: [Int], shardCount: Int) {
         let now = clock.now
         return state.withLock { state in
-            (now < state.validUntil ? state.owned : [], state.shardCount)
+            (now < state.validUntil ? state.owned.filter { !state.draining.contains($0) } : [], state.shardCount)
         }
     }
 
     /// Takes this instance's fair share: registers a heartbeat, counts live instances, gives
-    /// back shards above the share and takes free or expired ones up to it.
-    func rebalance(on connection: PostgresConnection) async throws {
+    /// back shards above the share and takes free or expired ones up to it. A surplus shard
+    /// with events in flight (`busyShards`) is not given back yet, only drained: the next
+    /// rebalance releases it once its events are resolved, so two instances never hold one
+    /// tenant's events in flight at once.
+    func rebalance(on connection: PostgresConnection, busyShards: Set<Int>) async throws {
         let started = clock.now
-        let owned = try await connection.transaction { connection in
+        let (owned, draining) = try await connection.transaction { connection in
             try await self.heartbeat(on: connection)
             let counts = try await connection.query(
                 """
@@ -60,14 +65,19 @@ final class ShardLeases: Sendable {
             let shardCount = try counts[0].require(Int.self, column: "shards")
             let fairShare = (shardCount + live - 1) / live
             var owned = try await self.renew(on: connection)
+            var draining: Set<Int> = []
             if owned.count > fairShare {
-                let surplus = Array(owned.sorted().suffix(owned.count - fairShare))
+                // Idle shards go first, so busy ones are drained only when there is no choice.
+                let idleFirst = owned.filter { !busyShards.contains($0) }.sorted() + owned.filter(busyShards.contains).sorted()
+                let surplus = idleFirst.prefix(owned.count - fairShare)
+                let releasable = surplus.filter { !busyShards.contains($0) }
+                draining = Set(surplus.filter { busyShards.contains($0) })
                 try await connection.query(
                     """
                     UPDATE \(quotedSchema).relay_leases SET owner = NULL, expires_at = '-infinity'
                     WHERE owner = $1 AND shard = ANY($2::int[])
-                    """, [self.instanceID, PostgresTextArray(surplus.map(String.init))])
-                owned.removeAll { surplus.contains($0) }
+                    """, [self.instanceID, PostgresTextArray(releasable.map(String.init))])
+                owned.removeAll { releasable.contains($0) }
             } else if owned.count < fairShare {
                 let taken = try await connection.query(
                     """
@@ -82,10 +92,11 @@ final class ShardLeases: Sendable {
                 owned += try taken.map { row throws(PostgresError) in try row.require(Int.self, column: "shard") }
             }
             self.state.withLock { $0.shardCount = shardCount }
-            return owned.sorted()
+            return (owned.sorted(), draining)
         }
         state.withLock { state in
             state.owned = owned
+            state.draining = draining
             state.validUntil = started.advanced(by: leaseDuration * 0.8)
         }
     }

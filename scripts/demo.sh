@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The main job, end to end on one machine: a throwaway PostgreSQL 15, the outbox installed,
+# the in-memory development broker, and `outbox-bridge run` relaying schema changes from three
+# tenants to Kafka. Shows the records as an independent client (kcat) reads them, and the
+# outbox rows with the partition and offset each event landed at.
+set -euo pipefail
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo_root"
+
+scripts/install-deps.sh demo
+command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
+swift build -c release --product outbox-bridge
+bridge="$repo_root/.build/release/outbox-bridge"
+
+eval "$(scripts/dev-services.sh start)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    scripts/dev-services.sh stop
+}
+trap cleanup EXIT
+
+database_url="${OUTBOX_BRIDGE_TEST_DATABASE_URL%/*}/outbox_demo"
+psql -X -q "$OUTBOX_BRIDGE_TEST_DATABASE_URL" -c 'DROP DATABASE IF EXISTS outbox_demo' -c 'CREATE DATABASE outbox_demo'
+"$bridge" install --database-url "$database_url"
+
+bootstrap_file="$repo_root/.dev/bootstrap"
+rm -f "$bootstrap_file"
+"$bridge" dev-broker --brokers 1 --partitions 6 --topic schema-changes --topic schema-changes.dead-letter \
+    --bootstrap-file "$bootstrap_file" >/dev/null 2>"$repo_root/.dev/dev-broker.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$bootstrap_file" ] && break; sleep 0.1; done
+brokers=$(cat "$bootstrap_file")
+echo "== development broker at $brokers"
+
+"$bridge" run --database-url "$database_url" --brokers "$brokers" 2>"$repo_root/.dev/relay.log" &
+pids+=($!)
+
+echo "== three tenants change their schemas"
+psql -X -q "$database_url" <<'SQL'
+CREATE SCHEMA tenant_acme;
+CREATE TABLE tenant_acme.sensors (id bigint PRIMARY KEY, reading float8 NOT NULL);
+ALTER TABLE tenant_acme.sensors ADD COLUMN humidity numeric;
+CREATE SCHEMA tenant_globex;
+CREATE TYPE tenant_globex.status AS ENUM ('active', 'retired');
+CREATE TABLE tenant_globex.devices (id uuid PRIMARY KEY, status tenant_globex.status);
+BEGIN;
+CREATE SCHEMA tenant_initech;
+CREATE TABLE tenant_initech.tps_reports (id serial PRIMARY KEY, cover_sheet boolean DEFAULT false);
+COMMENT ON TABLE tenant_initech.tps_reports IS 'Did you get the memo?';
+COMMIT;
+SQL
+
+for _ in $(seq 100); do
+    pending=$(psql -X -At "$database_url" -c 'SELECT count(*) FROM platform.schema_changes WHERE NOT processed')
+    [ "$pending" = 0 ] && break
+    sleep 0.1
+done
+
+echo "== what Kafka holds (read with kcat): partition, offset, key, ce_type"
+kcat -C -b "$brokers" -t schema-changes -e -q -f '%p\t%o\t%k\t%h\n' | awk -F'\t' '{
+    match($4, /ce_type=[^,]*/); print $1 "\t" $2 "\t" $3 "\t" substr($4, RSTART + 8, RLENGTH - 8) }' | sort -n -k1 -k2
+echo "== the outbox rows, marked only after Kafka acknowledged them"
+psql -X "$database_url" -c "SELECT id, tenant_key, event_data->>'command' AS command, processed,
+    kafka_topic, kafka_partition, kafka_offset FROM platform.schema_changes ORDER BY id"
+echo "== one event as consumers receive it"
+kcat -C -b "$brokers" -t schema-changes -e -q -c 1 -o beginning -p "$(psql -X -At "$database_url" -c "SELECT kafka_partition FROM platform.schema_changes WHERE event_data->>'command' = 'ALTER TABLE' LIMIT 1")" -f '%s\n' \
+    | python3 -m json.tool | head -60
