@@ -9,7 +9,7 @@ extension KafkaIntegrationTests {
 
         /// Covers both ways a client ends: shut down explicitly, and simply released (its deinit
         /// hands destruction to the client's own thread or queue).
-        @Test(.timeLimit(.minutes(1)), arguments: [true, false])
+        @Test(.serialized, .timeLimit(.minutes(1)), arguments: [true, false])
         func everyHandleIsDestroyedExactlyOnce(closeExplicitly: Bool) async throws {
             let baseline = RDKafkaHandleCounter.live
             try await useEveryKindOfClient(closeExplicitly: closeExplicitly)

@@ -60,6 +60,39 @@ public struct IndependentKafkaClient: Sendable {
         return entry.partitions.count
     }
 
+    /// Produces one record with kafka-python (`acks=all`) and returns where the broker put it.
+    public func produceWithKafkaPython(topic: String, key: String, value: String, header: (name: String, value: String)) async throws -> (partition: Int32, offset: Int64) {
+        struct Stored: Decodable {
+            let partition: Int32
+            let offset: Int64
+        }
+        let script = """
+            import json, sys
+            from kafka import KafkaProducer
+            bootstrap, topic, key, value, header_name, header_value = sys.argv[1:]
+            producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all")
+            stored = producer.send(topic, key=key.encode(), value=value.encode(),
+                                   headers=[(header_name, header_value.encode())]).get(timeout=20)
+            producer.close()
+            json.dump({"partition": stored.partition, "offset": stored.offset}, sys.stdout)
+            """
+        let output = try await Self.run("/usr/bin/python3", ["-c", script, bootstrapServers, topic, key, value, header.name, header.value])
+        let stored = try JSONDecoder().decode(Stored.self, from: output)
+        return (stored.partition, stored.offset)
+    }
+
+    /// The broker ids the cluster advertises, from `kcat -L`.
+    public func brokerIDs() async throws -> [Int32] {
+        struct Metadata: Decodable {
+            struct Broker: Decodable {
+                let id: Int32
+            }
+            let brokers: [Broker]
+        }
+        let output = try await Self.run("/usr/bin/kcat", ["-L", "-b", bootstrapServers, "-J", "-q"])
+        return try JSONDecoder().decode(Metadata.self, from: output).brokers.map(\.id).sorted()
+    }
+
     /// The partition the Java client's default partitioner picks for each key:
     /// `toPositive(murmur2(key)) % partitionCount`, computed by kafka-python's port of murmur2.
     public static func javaPartitions(forKeys keys: some Collection<String>, partitionCount: Int) async throws -> [String: Int32] {
