@@ -37,8 +37,11 @@ final class ConsumerHandle: Sendable {
 
     func close() async throws(KafkaError) {
         try await blockingCalls.run { [self] () throws(KafkaError) in
-            guard !isClosed.withLock({ $0 }) else { return }
-            isClosed.withLock { $0 = true }
+            let wasClosed = isClosed.withLock { isClosed in
+                defer { isClosed = true }
+                return isClosed
+            }
+            guard !wasClosed else { return }
             try client.closeConsumer()
         }
     }

@@ -19,10 +19,6 @@ public struct IndependentKafkaClient: Sendable {
         public let payload: String?
         /// Name, value, name, value, … as kcat flattens them.
         public let headers: [String]?
-
-        public var headerPairs: [(name: String, value: String)] {
-            stride(from: 0, to: (headers ?? []).count - 1, by: 2).map { (headers![$0], headers![$0 + 1]) }
-        }
     }
 
     /// Consumes from `offset` to the current end of the partition (or of every partition when
