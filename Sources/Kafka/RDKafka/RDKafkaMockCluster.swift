@@ -9,11 +9,14 @@ final class RDKafkaMockCluster: @unchecked Sendable {
     private let cluster: OpaquePointer
     /// The mock cluster runs on this handle's threads, so it must outlive `cluster`.
     private let host: RDKafkaClient
+    /// Serves the host's queue, which carries the mock cluster's log lines.
+    private let hostPollThread: PollThread
     let bootstrapServers: String
 
     private init(cluster: OpaquePointer, host: RDKafkaClient) {
         self.cluster = cluster
         self.host = host
+        hostPollThread = PollThread.start(name: "kafka-mock-cluster-poll", polling: host)
         bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(cluster))
         RDKafkaHandleCounter.created()
     }
@@ -21,6 +24,7 @@ final class RDKafkaMockCluster: @unchecked Sendable {
     deinit {
         rd_kafka_mock_cluster_destroy(cluster)
         RDKafkaHandleCounter.destroyed()
+        hostPollThread.requestStop()
     }
 
     static func make(brokerCount: Int, logger: Logger) throws(KafkaError) -> RDKafkaMockCluster {
