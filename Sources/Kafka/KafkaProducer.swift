@@ -50,6 +50,8 @@ public final class KafkaProducer: Sendable {
     ///
     /// When librdkafka's queue is full (`queue.buffering.max.messages`), enqueueing waits for
     /// acknowledgements to make room instead of failing, so a batch may be larger than the queue.
+    /// A record not acknowledged within librdkafka's `message.timeout.ms` (300 000 ms unless set
+    /// in the configuration's properties) fails with a retriable ``KafkaErrorCode/messageTimedOut``.
     /// - Returns: one outcome per record, in input order.
     public func send(_ records: [KafkaRecord]) async -> [Result<KafkaDeliveryReport, KafkaError>] {
         await enqueue(records).outcomes()

@@ -19,10 +19,6 @@ public struct IndependentKafkaClient: Sendable {
         public let payload: String?
         /// Name, value, name, value, … as kcat flattens them.
         public let headers: [String]?
-
-        public var headerPairs: [(name: String, value: String)] {
-            stride(from: 0, to: (headers ?? []).count - 1, by: 2).map { (headers![$0], headers![$0 + 1]) }
-        }
     }
 
     /// Consumes from `offset` to the current end of the partition (or of every partition when
@@ -58,6 +54,39 @@ public struct IndependentKafkaClient: Sendable {
             throw IndependentClientError(description: "kcat -L did not list topic \(topic)")
         }
         return entry.partitions.count
+    }
+
+    /// Produces one record with kafka-python (`acks=all`) and returns where the broker put it.
+    public func produceWithKafkaPython(topic: String, key: String, value: String, header: (name: String, value: String)) async throws -> (partition: Int32, offset: Int64) {
+        struct Stored: Decodable {
+            let partition: Int32
+            let offset: Int64
+        }
+        let script = """
+            import json, sys
+            from kafka import KafkaProducer
+            bootstrap, topic, key, value, header_name, header_value = sys.argv[1:]
+            producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all")
+            stored = producer.send(topic, key=key.encode(), value=value.encode(),
+                                   headers=[(header_name, header_value.encode())]).get(timeout=20)
+            producer.close()
+            json.dump({"partition": stored.partition, "offset": stored.offset}, sys.stdout)
+            """
+        let output = try await Self.run("/usr/bin/python3", ["-c", script, bootstrapServers, topic, key, value, header.name, header.value])
+        let stored = try JSONDecoder().decode(Stored.self, from: output)
+        return (stored.partition, stored.offset)
+    }
+
+    /// The broker ids the cluster advertises, from `kcat -L`.
+    public func brokerIDs() async throws -> [Int32] {
+        struct Metadata: Decodable {
+            struct Broker: Decodable {
+                let id: Int32
+            }
+            let brokers: [Broker]
+        }
+        let output = try await Self.run("/usr/bin/kcat", ["-L", "-b", bootstrapServers, "-J", "-q"])
+        return try JSONDecoder().decode(Metadata.self, from: output).brokers.map(\.id).sorted()
     }
 
     /// The partition the Java client's default partitioner picks for each key:

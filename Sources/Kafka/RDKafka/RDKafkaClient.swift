@@ -71,6 +71,10 @@ final class RDKafkaClient: @unchecked Sendable {
                 isRetriable: false
             )
         }
+        // Logs then wait in the main queue for the owner's poll instead of calling into Swift on
+        // librdkafka's own threads (started with C11 `thrd_create`, which ThreadSanitizer and
+        // other tools do not see). Lines logged during `rd_kafka_new` were delivered directly.
+        rd_kafka_set_log_queue(handle, nil)
         return RDKafkaClient(handle: handle, bootstrapServers: properties["bootstrap.servers"] ?? "", context: context)
     }
 
@@ -288,6 +292,8 @@ final class RDKafkaClientContext: Sendable {
     /// as the handle exists.
     func install(on conf: OpaquePointer, deliveryReports: Bool) {
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(self).toOpaque())
+        // Required by `rd_kafka_set_log_queue`; cannot fail for a known property and valid value.
+        rd_kafka_conf_set(conf, "log.queue", "true", nil, 0)
         rd_kafka_conf_set_log_cb(conf) { handle, level, facility, text in
             guard let handle, let context = RDKafkaClientContext.of(handle) else { return }
             context.logger.log(

@@ -9,11 +9,14 @@ final class RDKafkaMockCluster: @unchecked Sendable {
     private let cluster: OpaquePointer
     /// The mock cluster runs on this handle's threads, so it must outlive `cluster`.
     private let host: RDKafkaClient
+    /// Serves the host's queue, which carries the mock cluster's log lines.
+    private let hostPollThread: PollThread
     let bootstrapServers: String
 
     private init(cluster: OpaquePointer, host: RDKafkaClient) {
         self.cluster = cluster
         self.host = host
+        hostPollThread = PollThread.start(name: "kafka-mock-cluster-poll", polling: host)
         bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(cluster))
         RDKafkaHandleCounter.created()
     }
@@ -21,11 +24,14 @@ final class RDKafkaMockCluster: @unchecked Sendable {
     deinit {
         rd_kafka_mock_cluster_destroy(cluster)
         RDKafkaHandleCounter.destroyed()
+        hostPollThread.requestStop()
     }
 
     static func make(brokerCount: Int, logger: Logger) throws(KafkaError) -> RDKafkaMockCluster {
         // The host never talks to a broker; it only lends its threads and logging to the mock.
-        let host = try RDKafkaClient.make(.producer, properties: [:], logger: logger)
+        // Warnings and worse only: at notice level it would report its own missing
+        // `bootstrap.servers`, which is expected here.
+        let host = try RDKafkaClient.make(.producer, properties: ["log_level": "4"], logger: logger)
         guard let cluster = rd_kafka_mock_cluster_new(host.handle, Int32(brokerCount)) else {
             throw KafkaError(code: .invalidArgument, message: "could not start a mock cluster of \(brokerCount) brokers")
         }

@@ -1,12 +1,13 @@
 import Foundation
 import Synchronization
 
-/// A dedicated thread that keeps a producer's events flowing by blocking in `rd_kafka_poll`.
+/// A dedicated thread that keeps a client's events (delivery reports, logs, errors) flowing by
+/// blocking in `rd_kafka_poll`.
 ///
 /// `rd_kafka_poll` returns as soon as a delivery report arrives, so acknowledgements reach their
 /// waiters without a sleep-imposed floor on latency; the 100 ms timeout only bounds how long a
 /// stop request waits to be noticed. The thread holds the client weakly between polls so that
-/// releasing the producer is what destroys the handle.
+/// releasing the client's owner is what destroys the handle.
 final class PollThread: Sendable {
     private struct State {
         var stopRequested = false
