@@ -100,6 +100,14 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // Benchmarks (not part of the test run): `scripts/bench-relay.sh`.
+        .executableTarget(
+            name: "relay-benchmark",
+            dependencies: ["Postgres", "Kafka", "Outbox", .product(name: "Logging", package: "swift-log")],
+            path: "Sources/RelayBenchmark",
+            swiftSettings: strictSettings
+        ),
+
         // Test support: helpers that reach real services (the throwaway PostgreSQL cluster,
         // the embedded broker, independent Kafka clients). Never linked into the product.
         .target(

@@ -79,6 +79,20 @@ struct RunCommand: AsyncParsableCommand {
         func set(_ key: String, _ value: String?) {
             if let value { commandLine[AbsoluteConfigKey(ConfigKey(key))] = ConfigValue(.string(value), isSecret: false) }
         }
+        // Numbers arrive as text; a value that is not one is reported under its key, like any
+        // other unusable setting.
+        func setNumber(_ key: String, _ value: String?, integer: Bool) throws {
+            guard let value else { return }
+            let content: ConfigContent
+            if integer, let number = Int(value) {
+                content = .int(number)
+            } else if !integer, let number = Double(value) {
+                content = .double(number)
+            } else {
+                throw ConfigurationError(key: key, problem: "expected \(integer ? "a whole number" : "a number"), got \(value)")
+            }
+            commandLine[AbsoluteConfigKey(ConfigKey(key))] = ConfigValue(content, isSecret: false)
+        }
         set("database.url", databaseURL)
         set("listen.url", listenURL)
         if pollOnly { commandLine[AbsoluteConfigKey(["listen", "pollOnly"])] = ConfigValue(.bool(true), isSecret: false) }
@@ -86,9 +100,9 @@ struct RunCommand: AsyncParsableCommand {
         set("relay.topic", topic)
         set("relay.deadLetterTopic", deadLetterTopic)
         set("outbox.schema", schema)
-        set("relay.batchSize", batchSize)
-        set("relay.pollIntervalSeconds", pollInterval)
-        set("relay.maxAttempts", maxAttempts)
+        try setNumber("relay.batchSize", batchSize, integer: true)
+        try setNumber("relay.pollIntervalSeconds", pollInterval, integer: false)
+        try setNumber("relay.maxAttempts", maxAttempts, integer: true)
         set("log.level", logLevel)
         if !kafkaProperties.isEmpty {
             commandLine[AbsoluteConfigKey(["kafka", "properties"])] = ConfigValue(.stringArray(kafkaProperties), isSecret: false)
