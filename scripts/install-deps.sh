@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(pkg-config libpq-dev librdkafka-dev postgresql-15)
 if [ "${1:-}" = test ]; then
     # kcat and python3-kafka read Kafka independently of our librdkafka wrapper.
-    packages+=(kcat python3-kafka)
+    packages+=(kcat python3-kafka pgbouncer)
 fi
 
 missing=()
