@@ -174,7 +174,7 @@ struct RelayProcessTests {
 
         let relay = try RelayProcess.launch(arguments, environment: fastLeases, label: "sigterm")
         defer { relay.stop() }
-        try await waitUntil("the relay marks rows") { try await processedCount(sql) > 200 }
+        try await waitUntil("the relay marks rows", timeout: .seconds(60)) { try await processedCount(sql) > 1000 }
         let clock = ContinuousClock()
         let signalled = clock.now
         relay.kill(SIGTERM)
@@ -205,6 +205,8 @@ struct RelayProcessTests {
             let arguments: [String]
             let status: Int32?  // nil: any non-zero
             let mentions: String
+            /// Whether stderr is only that line; the Kafka client logs its connection attempts first.
+            var alone = true
         }
         let cases = [
             Case(name: "batch size 0", arguments: relayArguments(environment, ["--batch-size", "0"]),
@@ -219,7 +221,7 @@ struct RelayProcessTests {
                  status: nil, mentions: "no_such_db"),
             Case(name: "unreachable brokers",
                  arguments: relayArguments(environment, ["--brokers", "127.0.0.1:1"]),
-                 status: nil, mentions: "127.0.0.1:1"),
+                 status: nil, mentions: "Kafka brokers 127.0.0.1:1 unusable", alone: false),
             Case(name: "unknown librdkafka property",
                  arguments: relayArguments(environment, ["--kafka-property", "nope.nope=1"]),
                  status: nil, mentions: "nope.nope"),
@@ -239,7 +241,9 @@ struct RelayProcessTests {
                     } else {
                         #expect(status != 0 && status < 128, "\(testCase.name): exit \(status)")
                     }
-                    #expect(lines.count == 1, "\(testCase.name): stderr is not one line:\n\(relay.standardError)")
+                    if testCase.alone {
+                        #expect(lines.count == 1, "\(testCase.name): stderr is not one line:\n\(relay.standardError)")
+                    }
                     #expect(lines.last?.hasPrefix("outbox-bridge: ") == true, "\(testCase.name): \(lines)")
                     #expect(lines.last?.contains(testCase.mentions) == true, "\(testCase.name) does not mention \(testCase.mentions): \(lines)")
                     #expect(elapsed < .seconds(15), "\(testCase.name) took \(elapsed)")
