@@ -16,246 +16,257 @@ import Glibc
 struct RelayProcessTests {
     @Test("kill -9 at 20 random moments while events flow: nothing lost, tenant order kept, duplicates bounded and same-id")
     func crashSafety() async throws {
-        let environment = try await OutboxTestEnvironment.start("process_crash")
-        defer { Task { await environment.drop() } }
-        let sql = try await environment.database.connect()
-        let batchSize = 50
-        let kills = 20
-        let writer = try await EventWriter.start(environment.database.url, tenants: 10, eventsPerTenant: 2)
+        try await withEnvironment("process_crash") { environment, sql in
+            let batchSize = 50
+            let kills = 20
+            let writer = try await EventWriter.start(environment.database.url, tenants: 10, eventsPerTenant: 2)
 
-        var killMoments: [String] = []
-        for run in 0..<kills {
-            let processedBefore = try await processedCount(sql)
-            let relay = try RelayProcess.launch(
-                relayArguments(environment, ["--batch-size", String(batchSize)]), environment: fastLeases,
-                label: "crash\(run)")
-            defer { relay.stop() }
-            let delay = Duration.milliseconds(Int.random(in: 0..<400))
-            if run % 5 == 4 {
-                // Some kills land anywhere from start-up through waiting out the dead one's leases.
-                let early = Duration.milliseconds(Int.random(in: 0..<2500))
-                try await Task.sleep(for: early)
-                killMoments.append("run \(run): \(early) after launch")
-            } else {
-                // The rest land while this instance is publishing and marking batches.
-                try await waitUntil("relay run \(run) marks rows", timeout: .seconds(30)) {
-                    try await processedCount(sql) > processedBefore
+            var killMoments: [String] = []
+            for run in 0..<kills {
+                let processedBefore = try await processedCount(sql)
+                let relay = try RelayProcess.launch(
+                    relayArguments(environment, ["--batch-size", String(batchSize)]), environment: fastLeases,
+                    label: "crash\(run)")
+                defer { relay.stop() }
+                let delay = Duration.milliseconds(Int.random(in: 0..<400))
+                if run % 5 == 4 {
+                    // Some kills land anywhere from start-up through waiting out the dead one's leases.
+                    let early = Duration.milliseconds(Int.random(in: 0..<2500))
+                    try await Task.sleep(for: early)
+                    killMoments.append("run \(run): \(early) after launch")
+                } else {
+                    // The rest land while this instance is publishing and marking batches.
+                    try await waitUntil("relay run \(run) marks rows", timeout: .seconds(30)) {
+                        try await processedCount(sql) > processedBefore
+                    }
+                    try await Task.sleep(for: delay)
+                    killMoments.append("run \(run): \(delay) after its first marked row")
                 }
-                try await Task.sleep(for: delay)
-                killMoments.append("run \(run): \(delay) after its first marked row")
+                relay.kill(SIGKILL)
+                #expect(try await relay.waitForExit(timeout: .seconds(10)) == 128 + SIGKILL)
             }
-            relay.kill(SIGKILL)
-            #expect(try await relay.waitForExit(timeout: .seconds(10)) == 128 + SIGKILL)
+            let rounds = try await writer.stop()
+
+            let survivor = try RelayProcess.launch(
+                relayArguments(environment, ["--batch-size", String(batchSize)]), environment: fastLeases, label: "crash-final")
+            defer { survivor.stop() }
+            try await environment.waitUntilAllDelivered(sql, timeout: .seconds(90))
+            survivor.kill(SIGTERM)
+            #expect(try await survivor.waitForExit(timeout: .seconds(15)) == 0)
+
+            let report = try await verifyDelivery(
+                environment, sql, tenants: 10, eventsPerTenant: rounds * 2,
+                context: "kills: \(killMoments.joined(separator: "; "))")
+            #expect(report.duplicates <= kills * batchSize, "\(report.duplicates) duplicates for \(kills) kills of batches of \(batchSize)")
+            print("crash safety: \(report.records) records for \(report.events) events, \(report.duplicates) duplicates after \(kills) kills")
         }
-        let rounds = try await writer.stop()
-
-        let survivor = try RelayProcess.launch(
-            relayArguments(environment, ["--batch-size", String(batchSize)]), environment: fastLeases, label: "crash-final")
-        defer { survivor.stop() }
-        try await environment.waitUntilAllDelivered(sql, timeout: .seconds(90))
-        survivor.kill(SIGTERM)
-        #expect(try await survivor.waitForExit(timeout: .seconds(15)) == 0)
-
-        let report = try await verifyDelivery(
-            environment, sql, tenants: 10, eventsPerTenant: rounds * 2,
-            context: "kills: \(killMoments.joined(separator: "; "))")
-        #expect(report.duplicates <= kills * batchSize, "\(report.duplicates) duplicates for \(kills) kills of batches of \(batchSize)")
-        print("crash safety: \(report.records) records for \(report.events) events, \(report.duplicates) duplicates after \(kills) kills")
     }
 
     @Test("two instances share the work with no duplicate; when one is killed the other takes over and loses nothing")
     func twoInstances() async throws {
-        let environment = try await OutboxTestEnvironment.start("process_two")
-        defer { Task { await environment.drop() } }
-        let sql = try await environment.database.connect()
-        let arguments = relayArguments(environment, ["--batch-size", "50"])
+        try await withEnvironment("process_two") { environment, sql in
+            let arguments = relayArguments(environment, ["--batch-size", "50"])
 
-        // Normal operation: the second instance joins while events flow, and the shards are
-        // handed over between batches.
-        var writer = try await EventWriter.start(environment.database.url, tenants: 20, eventsPerTenant: 1)
-        let first = try RelayProcess.launch(arguments, environment: fastLeases, label: "first")
-        defer { first.stop() }
-        try await waitUntil("the first instance marks rows") { try await processedCount(sql) > 0 }
-        let second = try RelayProcess.launch(arguments, environment: fastLeases, label: "second")
-        defer { second.stop() }
-        try await waitUntil("both instances hold shards", timeout: .seconds(20)) {
-            try await leaseOwners(sql).count == 2
-        }
-        let processedWhenShared = try await processedCount(sql)
-        try await waitUntil("both instances relay 500 more events", timeout: .seconds(30)) {
-            try await processedCount(sql) > processedWhenShared + 500
-        }
-        #expect(try await leaseOwners(sql).count == 2)
-        var rounds = try await writer.stop()
-        try await environment.waitUntilAllDelivered(sql)
-        let shared = try await verifyDelivery(environment, sql, tenants: 20, eventsPerTenant: rounds, context: "two instances")
-        #expect(shared.duplicates == 0, "normal operation with two instances published \(shared.duplicates) events twice")
+            // Normal operation: the second instance joins while events flow, and the shards are
+            // handed over between batches.
+            var writer = try await EventWriter.start(environment.database.url, tenants: 20, eventsPerTenant: 1)
+            let first = try RelayProcess.launch(arguments, environment: fastLeases, label: "first")
+            defer { first.stop() }
+            try await waitUntil("the first instance marks rows") { try await processedCount(sql) > 0 }
+            let second = try RelayProcess.launch(arguments, environment: fastLeases, label: "second")
+            defer { second.stop() }
+            try await waitUntil("both instances hold shards", timeout: .seconds(20)) {
+                try await leaseOwners(sql).count == 2
+            }
+            let processedWhenShared = try await processedCount(sql)
+            try await waitUntil("both instances relay 500 more events", timeout: .seconds(30)) {
+                try await processedCount(sql) > processedWhenShared + 500
+            }
+            #expect(try await leaseOwners(sql).count == 2)
+            var rounds = try await writer.stop()
+            try await environment.waitUntilAllDelivered(sql)
+            let shared = try await verifyDelivery(environment, sql, tenants: 20, eventsPerTenant: rounds, context: "two instances")
+            #expect(shared.duplicates == 0, "normal operation with two instances published \(shared.duplicates) events twice")
 
-        // One instance dies mid-stream: the other takes its shards once the leases run out.
-        writer = try await EventWriter.start(environment.database.url, tenants: 20, eventsPerTenant: 1, firstRound: rounds)
-        let processedBeforeKill = try await processedCount(sql)
-        try await waitUntil("both instances relay again") { try await processedCount(sql) > processedBeforeKill + 200 }
-        let secondID = try #require(instanceID(in: second.standardError), "the second instance logs its instance id")
-        let owners = try await leaseOwners(sql)
-        #expect(owners.keys.contains(secondID))
-        let clock = ContinuousClock()
-        let killed = clock.now
-        second.kill(SIGKILL)
-        #expect(try await second.waitForExit(timeout: .seconds(10)) == 128 + SIGKILL)
-        try await waitUntil("the survivor holds all 16 shards", timeout: .seconds(15)) {
+            // One instance dies mid-stream: the other takes its shards once the leases run out.
+            writer = try await EventWriter.start(environment.database.url, tenants: 20, eventsPerTenant: 1, firstRound: rounds)
+            let processedBeforeKill = try await processedCount(sql)
+            try await waitUntil("both instances relay again") { try await processedCount(sql) > processedBeforeKill + 200 }
+            let secondID = try #require(instanceID(in: second.standardError), "the second instance logs its instance id")
             let owners = try await leaseOwners(sql)
-            return owners.count == 1 && owners.values.first == 16 && owners[secondID] == nil
+            #expect(owners.keys.contains(secondID))
+            let clock = ContinuousClock()
+            let killed = clock.now
+            second.kill(SIGKILL)
+            #expect(try await second.waitForExit(timeout: .seconds(10)) == 128 + SIGKILL)
+            try await waitUntil("the survivor holds all 16 shards", timeout: .seconds(15)) {
+                let owners = try await leaseOwners(sql)
+                return owners.count == 1 && owners.values.first == 16 && owners[secondID] == nil
+            }
+            let takeover = clock.now - killed
+            #expect(takeover < .seconds(6), "takeover took \(takeover) with 2 s leases")
+            let processedAfterTakeover = try await processedCount(sql)
+            try await waitUntil("the survivor relays the new events") { try await processedCount(sql) > processedAfterTakeover + 200 }
+            rounds = try await writer.stop()
+            try await environment.waitUntilAllDelivered(sql)
+            #expect(first.isRunning)
+            let afterKill = try await verifyDelivery(environment, sql, tenants: 20, eventsPerTenant: rounds, context: "after kill")
+            #expect(afterKill.duplicates <= 50, "one kill mid-batch republished \(afterKill.duplicates) events")
+            print("two instances: takeover in \(takeover); \(afterKill.events) events, \(afterKill.duplicates) duplicates after the kill")
         }
-        let takeover = clock.now - killed
-        #expect(takeover < .seconds(6), "takeover took \(takeover) with 2 s leases")
-        let processedAfterTakeover = try await processedCount(sql)
-        try await waitUntil("the survivor relays the new events") { try await processedCount(sql) > processedAfterTakeover + 200 }
-        rounds = try await writer.stop()
-        try await environment.waitUntilAllDelivered(sql)
-        #expect(first.isRunning)
-        let afterKill = try await verifyDelivery(environment, sql, tenants: 20, eventsPerTenant: rounds, context: "after kill")
-        #expect(afterKill.duplicates <= 50, "one kill mid-batch republished \(afterKill.duplicates) events")
-        print("two instances: takeover in \(takeover); \(afterKill.events) events, \(afterKill.duplicates) duplicates after the kill")
     }
 
     @Test("behind PgBouncer in transaction mode: claims through the pooler with LISTEN direct, and poll-only with the pooler alone")
     func behindPooler() async throws {
-        let environment = try await OutboxTestEnvironment.start("process_pooler")
-        defer { Task { await environment.drop() } }
-        let sql = try await environment.database.connect()
-        let bouncer = try await PgBouncer.start(database: environment.database)
-        defer { bouncer.stop() }
+        try await withEnvironment("process_pooler") { environment, sql in
+            let bouncer = try await PgBouncer.start(database: environment.database)
+            defer { bouncer.stop() }
 
-        // Claims, marks and leases through the pooler; LISTEN on a direct connection.
-        let pooled = try RelayProcess.launch(
-            relayArguments(environment, ["--listen-url", environment.database.url], databaseURL: bouncer.url),
-            environment: fastLeases, label: "pooled")
-        defer { pooled.stop() }
-        try await pooled.waitForStandardError(containing: "relay started")
-        try await emit(sql, tenants: 5, eventsPerTenant: 40, firstRound: 0)
-        try await sql.execute(script: """
-            CREATE SCHEMA tenant_pooled;
-            CREATE TABLE tenant_pooled.sensors (id bigint PRIMARY KEY, reading float8);
-            """)
-        try await environment.waitUntilAllDelivered(sql)
-        pooled.kill(SIGTERM)
-        #expect(try await pooled.waitForExit(timeout: .seconds(15)) == 0)
-        #expect(!pooled.standardError.contains("relay cycle failed"), "\(pooled.standardError)")
+            // Claims, marks and leases through the pooler; LISTEN on a direct connection.
+            let pooled = try RelayProcess.launch(
+                relayArguments(environment, ["--listen-url", environment.database.url], databaseURL: bouncer.url),
+                environment: fastLeases, label: "pooled")
+            defer { pooled.stop() }
+            try await pooled.waitForStandardError(containing: "relay started")
+            try await emit(sql, tenants: 5, eventsPerTenant: 40, firstRound: 0)
+            try await sql.execute(script: """
+                CREATE SCHEMA tenant_pooled;
+                CREATE TABLE tenant_pooled.sensors (id bigint PRIMARY KEY, reading float8);
+                """)
+            try await environment.waitUntilAllDelivered(sql)
+            pooled.kill(SIGTERM)
+            #expect(try await pooled.waitForExit(timeout: .seconds(15)) == 0)
+            #expect(!pooled.standardError.contains("relay cycle failed"), "\(pooled.standardError)")
 
-        // Poll-only, with nothing but the pooler's URL.
-        let pollOnly = try RelayProcess.launch(
-            relayArguments(environment, ["--poll-only"], databaseURL: bouncer.url), environment: fastLeases, label: "poll-only")
-        defer { pollOnly.stop() }
-        try await pollOnly.waitForStandardError(containing: "relay started")
-        let startLines = pollOnly.standardErrorLines
-        let startedLine = try #require(startLines.firstIndex { $0.contains("relay started") })
-        #expect(startLines[startedLine].contains("polling only"), "\(startLines[startedLine])")
-        #expect(startLines.contains { $0.contains("poll-only mode") }, "\(pollOnly.standardError)")
-        try await emit(sql, tenants: 5, eventsPerTenant: 40, firstRound: 1)
-        try await environment.waitUntilAllDelivered(sql)
-        pollOnly.kill(SIGTERM)
-        #expect(try await pollOnly.waitForExit(timeout: .seconds(15)) == 0)
-        #expect(!pollOnly.standardError.contains("relay cycle failed"), "\(pollOnly.standardError)")
+            // Poll-only, with nothing but the pooler's URL.
+            let pollOnly = try RelayProcess.launch(
+                relayArguments(environment, ["--poll-only"], databaseURL: bouncer.url), environment: fastLeases, label: "poll-only")
+            defer { pollOnly.stop() }
+            try await pollOnly.waitForStandardError(containing: "relay started")
+            let startLines = pollOnly.standardErrorLines
+            let startedLine = try #require(startLines.firstIndex { $0.contains("relay started") })
+            #expect(startLines[startedLine].contains("polling only"), "\(startLines[startedLine])")
+            #expect(startLines.contains { $0.contains("poll-only mode") }, "\(pollOnly.standardError)")
+            try await emit(sql, tenants: 5, eventsPerTenant: 40, firstRound: 1)
+            try await environment.waitUntilAllDelivered(sql)
+            pollOnly.kill(SIGTERM)
+            #expect(try await pollOnly.waitForExit(timeout: .seconds(15)) == 0)
+            #expect(!pollOnly.standardError.contains("relay cycle failed"), "\(pollOnly.standardError)")
 
-        let rows = try await environment.outboxRows(sql)
-        #expect(rows.count == 5 * 80 + 2)
-        let records = try await environment.kafka.consume(topic: OutboxTestEnvironment.topic)
-        let published = Set(records.compactMap { $0.header("event_id") })
-        #expect(rows.allSatisfy { $0.processed && published.contains($0.eventID) })
+            let rows = try await environment.outboxRows(sql)
+            #expect(rows.count == 5 * 80 + 2)
+            let records = try await environment.kafka.consume(topic: OutboxTestEnvironment.topic)
+            let published = Set(records.compactMap { $0.header("event_id") })
+            #expect(rows.allSatisfy { $0.processed && published.contains($0.eventID) })
+        }
     }
 
     @Test("SIGTERM while events flow: exits 0 within 15 s, and a restart finds nothing lost or published twice")
     func gracefulStop() async throws {
-        let environment = try await OutboxTestEnvironment.start("process_sigterm")
-        defer { Task { await environment.drop() } }
-        let sql = try await environment.database.connect()
-        let arguments = relayArguments(environment, ["--batch-size", "50"])
-        let writer = try await EventWriter.start(environment.database.url, tenants: 10, eventsPerTenant: 2)
+        try await withEnvironment("process_sigterm") { environment, sql in
+            let arguments = relayArguments(environment, ["--batch-size", "50"])
+            let writer = try await EventWriter.start(environment.database.url, tenants: 10, eventsPerTenant: 2)
 
-        let relay = try RelayProcess.launch(arguments, environment: fastLeases, label: "sigterm")
-        defer { relay.stop() }
-        try await waitUntil("the relay marks rows", timeout: .seconds(60)) { try await processedCount(sql) > 1000 }
-        let clock = ContinuousClock()
-        let signalled = clock.now
-        relay.kill(SIGTERM)
-        let status = try await relay.waitForExit(timeout: .seconds(15))
-        let stopping = clock.now - signalled
-        #expect(status == 0, "\(relay.standardError.suffix(3000))")
-        #expect(relay.standardError.contains("relay stopped"))
-        let rounds = try await writer.stop()
+            let relay = try RelayProcess.launch(arguments, environment: fastLeases, label: "sigterm")
+            defer { relay.stop() }
+            try await waitUntil("the relay marks rows", timeout: .seconds(60)) { try await processedCount(sql) > 1000 }
+            let clock = ContinuousClock()
+            let signalled = clock.now
+            relay.kill(SIGTERM)
+            let status = try await relay.waitForExit(timeout: .seconds(15))
+            let stopping = clock.now - signalled
+            #expect(status == 0, "\(relay.standardError.suffix(3000))")
+            #expect(relay.standardError.contains("relay stopped"))
+            let rounds = try await writer.stop()
 
-        let restarted = try RelayProcess.launch(arguments, environment: fastLeases, label: "sigterm-restart")
-        defer { restarted.stop() }
-        try await environment.waitUntilAllDelivered(sql)
-        restarted.kill(SIGTERM)
-        #expect(try await restarted.waitForExit(timeout: .seconds(15)) == 0)
-        let report = try await verifyDelivery(environment, sql, tenants: 10, eventsPerTenant: rounds * 2, context: "SIGTERM")
-        #expect(report.duplicates == 0, "a graceful stop republished \(report.duplicates) events")
-        print("SIGTERM: exited 0 after \(stopping); \(report.events) events, \(report.duplicates) duplicates")
+            let restarted = try RelayProcess.launch(arguments, environment: fastLeases, label: "sigterm-restart")
+            defer { restarted.stop() }
+            try await environment.waitUntilAllDelivered(sql)
+            restarted.kill(SIGTERM)
+            #expect(try await restarted.waitForExit(timeout: .seconds(15)) == 0)
+            let report = try await verifyDelivery(environment, sql, tenants: 10, eventsPerTenant: rounds * 2, context: "SIGTERM")
+            #expect(report.duplicates == 0, "a graceful stop republished \(report.duplicates) events")
+            print("SIGTERM: exited 0 after \(stopping); \(report.events) events, \(report.duplicates) duplicates")
+        }
     }
 
     @Test("bad settings, database or brokers: non-zero exit, one line naming the problem, no hang")
     func badInput() async throws {
-        let environment = try await OutboxTestEnvironment.start("process_bad")
-        defer { Task { await environment.drop() } }
-        let unusedPort = try freeLoopbackPort()
+        try await withEnvironment("process_bad") { environment, _ in
+            let unusedPort = try freeLoopbackPort()
 
-        struct Case: Sendable {
-            let name: String
-            let arguments: [String]
-            let status: Int32?  // nil: any non-zero
-            let mentions: String
-            /// Whether stderr is only that line; the Kafka client logs its connection attempts first.
-            var alone = true
-        }
-        let cases = [
-            Case(name: "batch size 0", arguments: relayArguments(environment, ["--batch-size", "0"]),
-                 status: 2, mentions: "invalid configuration: relay.batchSize: "),
-            Case(name: "batch size abc", arguments: relayArguments(environment, ["--batch-size", "abc"]),
-                 status: 2, mentions: "invalid configuration: relay.batchSize: "),
-            Case(name: "nobody listens at the database URL",
-                 arguments: relayArguments(environment, [], databaseURL: "postgresql://postgres@127.0.0.1:\(unusedPort)/nope"),
-                 status: nil, mentions: "\(unusedPort)"),
-            Case(name: "the database does not exist",
-                 arguments: relayArguments(environment, [], databaseURL: environment.database.url(ofDatabase: "no_such_db")),
-                 status: nil, mentions: "no_such_db"),
-            Case(name: "unreachable brokers",
-                 arguments: relayArguments(environment, ["--brokers", "127.0.0.1:1"]),
-                 status: nil, mentions: "Kafka brokers 127.0.0.1:1 unusable", alone: false),
-            Case(name: "unknown librdkafka property",
-                 arguments: relayArguments(environment, ["--kafka-property", "nope.nope=1"]),
-                 status: nil, mentions: "nope.nope"),
-        ]
-        let clock = ContinuousClock()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for testCase in cases {
-                group.addTask {
-                    let started = clock.now
-                    let relay = try RelayProcess.launch(testCase.arguments, environment: fastLeases, label: "bad")
-                    defer { relay.stop() }
-                    let status = try await relay.waitForExit(timeout: .seconds(20))
-                    let elapsed = clock.now - started
-                    let lines = relay.standardErrorLines
-                    if let expected = testCase.status {
-                        #expect(status == expected, "\(testCase.name): exit \(status)")
-                    } else {
-                        #expect(status != 0 && status < 128, "\(testCase.name): exit \(status)")
-                    }
-                    if testCase.alone {
-                        #expect(lines.count == 1, "\(testCase.name): stderr is not one line:\n\(relay.standardError)")
-                    }
-                    #expect(lines.last?.hasPrefix("outbox-bridge: ") == true, "\(testCase.name): \(lines)")
-                    #expect(lines.last?.contains(testCase.mentions) == true, "\(testCase.name) does not mention \(testCase.mentions): \(lines)")
-                    #expect(elapsed < .seconds(15), "\(testCase.name) took \(elapsed)")
-                    print("bad input, \(testCase.name): exit \(status) after \(elapsed): \(lines.last ?? "")")
-                }
+            struct Case: Sendable {
+                let name: String
+                let arguments: [String]
+                let status: Int32?  // nil: any non-zero
+                let mentions: String
+                /// Whether stderr is only that line; the Kafka client logs its connection attempts first.
+                var alone = true
             }
-            try await group.waitForAll()
+            let cases = [
+                Case(name: "batch size 0", arguments: relayArguments(environment, ["--batch-size", "0"]),
+                     status: 2, mentions: "invalid configuration: relay.batchSize: "),
+                Case(name: "batch size abc", arguments: relayArguments(environment, ["--batch-size", "abc"]),
+                     status: 2, mentions: "invalid configuration: relay.batchSize: "),
+                Case(name: "nobody listens at the database URL",
+                     arguments: relayArguments(environment, [], databaseURL: "postgresql://postgres@127.0.0.1:\(unusedPort)/nope"),
+                     status: nil, mentions: "\(unusedPort)"),
+                Case(name: "the database does not exist",
+                     arguments: relayArguments(environment, [], databaseURL: environment.database.url(ofDatabase: "no_such_db")),
+                     status: nil, mentions: "no_such_db"),
+                Case(name: "unreachable brokers",
+                     arguments: relayArguments(environment, ["--brokers", "127.0.0.1:1"]),
+                     status: nil, mentions: "Kafka brokers 127.0.0.1:1 unusable", alone: false),
+                Case(name: "unknown librdkafka property",
+                     arguments: relayArguments(environment, ["--kafka-property", "nope.nope=1"]),
+                     status: nil, mentions: "nope.nope"),
+            ]
+            let clock = ContinuousClock()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for testCase in cases {
+                    group.addTask {
+                        let started = clock.now
+                        let relay = try RelayProcess.launch(testCase.arguments, environment: fastLeases, label: "bad")
+                        defer { relay.stop() }
+                        let status = try await relay.waitForExit(timeout: .seconds(20))
+                        let elapsed = clock.now - started
+                        let lines = relay.standardErrorLines
+                        if let expected = testCase.status {
+                            #expect(status == expected, "\(testCase.name): exit \(status)")
+                        } else {
+                            #expect(status != 0 && status < 128, "\(testCase.name): exit \(status)")
+                        }
+                        if testCase.alone {
+                            #expect(lines.count == 1, "\(testCase.name): stderr is not one line:\n\(relay.standardError)")
+                        }
+                        #expect(lines.last?.hasPrefix("outbox-bridge: ") == true, "\(testCase.name): \(lines)")
+                        #expect(lines.last?.contains(testCase.mentions) == true, "\(testCase.name) does not mention \(testCase.mentions): \(lines)")
+                        #expect(elapsed < .seconds(15), "\(testCase.name) took \(elapsed)")
+                        print("bad input, \(testCase.name): exit \(status) after \(elapsed): \(lines.last ?? "")")
+                    }
+                }
+                try await group.waitForAll()
+            }
         }
     }
 }
 
 // MARK: - Helpers
+
+/// A fresh database and broker for one test, with a connection to the database; the database is
+/// dropped when `body` ends, however it ends (relay processes are stopped by then).
+private func withEnvironment(
+    _ label: String, _ body: (OutboxTestEnvironment, PostgresConnection) async throws -> Void
+) async throws {
+    let environment = try await OutboxTestEnvironment.start(label)
+    do {
+        try await body(environment, try await environment.database.connect())
+    } catch {
+        await environment.drop()
+        throw error
+    }
+    await environment.drop()
+}
 
 /// Two-second leases, so a killed instance's shards are free again quickly; fast retries.
 private let fastLeases = [
