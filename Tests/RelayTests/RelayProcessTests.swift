@@ -170,6 +170,11 @@ struct RelayProcessTests {
             let relay = try RelayProcess.launch(arguments, environment: fastLeases, label: "sigterm")
             defer { relay.stop() }
             try await waitUntil("the relay marks rows", timeout: .seconds(60)) { try await processedCount(sql) > 1000 }
+            // A slow broker keeps each batch unacknowledged for 300 ms, so the signal lands while
+            // a batch is in flight: it must be acknowledged and marked, not abandoned.
+            try environment.broker.setRoundTripTime(broker: 1, milliseconds: 300)
+            let processedWhenSlow = try await processedCount(sql)
+            try await waitUntil("a batch goes through the slow broker") { try await processedCount(sql) > processedWhenSlow }
             let clock = ContinuousClock()
             let signalled = clock.now
             relay.kill(SIGTERM)
@@ -178,6 +183,7 @@ struct RelayProcessTests {
             #expect(status == 0, "\(relay.standardError.suffix(3000))")
             #expect(relay.standardError.contains("relay stopped"))
             let rounds = try await writer.stop()
+            try environment.broker.setRoundTripTime(broker: 1, milliseconds: 0)
 
             let restarted = try RelayProcess.launch(arguments, environment: fastLeases, label: "sigterm-restart")
             defer { restarted.stop() }
