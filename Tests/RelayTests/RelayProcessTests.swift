@@ -196,6 +196,43 @@ struct RelayProcessTests {
         }
     }
 
+    @Test("SIGTERM while the broker does not answer: exits 0 within the shutdown timeout, and a restart loses nothing")
+    func stopWithBrokerDown() async throws {
+        try await withEnvironment("process_sigterm_down") { environment, sql in
+            let arguments = relayArguments(environment, ["--batch-size", "50"])
+            let shutdownTimeout = 5
+            var settings = fastLeases
+            settings["SHUTDOWN_TIMEOUT_SECONDS"] = String(shutdownTimeout)
+            let writer = try await EventWriter.start(environment.database.url, tenants: 10, eventsPerTenant: 2)
+            let relay = try RelayProcess.launch(arguments, environment: settings, label: "sigterm-down")
+            defer { relay.stop() }
+            try await waitUntil("the relay marks rows", timeout: .seconds(60)) { try await processedCount(sql) > 500 }
+            // The broker goes away with a batch in flight; its acks never come.
+            try environment.broker.setBrokerDown(1)
+            try await relay.waitForStandardError(containing: "brokers are down")
+            try await waitUntil("the relay has claimed a batch and waits for its acks", timeout: .seconds(15)) {
+                try await relayAwaitsAcks(sql)
+            }
+            let clock = ContinuousClock()
+            let signalled = clock.now
+            relay.kill(SIGTERM)
+            let status = try await relay.waitForExit(timeout: .seconds(40))
+            let stopping = clock.now - signalled
+            #expect(status == 0, "\(relay.standardError.suffix(3000))")
+            #expect(stopping < .seconds(shutdownTimeout + 3), "shutdown.timeoutSeconds=\(shutdownTimeout), but stopping took \(stopping)")
+            let rounds = try await writer.stop()
+
+            try environment.broker.setBrokerUp(1)
+            let restarted = try RelayProcess.launch(arguments, environment: fastLeases, label: "sigterm-down-restart")
+            defer { restarted.stop() }
+            try await environment.waitUntilAllDelivered(sql)
+            let report = try await verifyDelivery(
+                environment, sql, tenants: 10, eventsPerTenant: rounds * 2, context: "SIGTERM, broker down")
+            #expect(report.duplicates <= 50)
+            print("SIGTERM, broker down: exited \(status) after \(stopping); \(report.events) events, \(report.duplicates) duplicates")
+        }
+    }
+
     @Test("bad settings, database or brokers: non-zero exit, one line naming the problem, no hang")
     func badInput() async throws {
         try await withEnvironment("process_bad") { environment, _ in
@@ -306,6 +343,22 @@ private func leaseOwners(_ sql: PostgresConnection) async throws -> [String: Int
         owners[try row.require(String.self, column: "owner").lowercased()] = try row.require(Int.self, column: "shards")
     }
     return owners
+}
+
+/// Whether the relay's claiming session has sat idle for over a second after a claim, with
+/// rows pending: it claimed a batch and is waiting for the broker (it polls every 0.2 s
+/// otherwise).
+private func relayAwaitsAcks(_ sql: PostgresConnection) async throws -> Bool {
+    let rows = try await sql.query(
+        """
+        SELECT EXISTS (
+                   SELECT 1 FROM pg_catalog.pg_stat_activity
+                   WHERE datname = pg_catalog.current_database() AND pid <> pg_catalog.pg_backend_pid()
+                     AND state = 'idle' AND query LIKE '%schema_changes s%ORDER BY s.id%'
+                     AND state_change < pg_catalog.clock_timestamp() - interval '1 second')
+               AND EXISTS (SELECT 1 FROM platform.schema_changes WHERE NOT processed) AS waiting
+        """)
+    return try rows[0].require(Bool.self, column: "waiting")
 }
 
 /// The instance id the relay logs with every line (`instance=<uuid>`).
