@@ -62,12 +62,12 @@ struct RelayProcessTests {
         }
     }
 
-    @Test("two instances share the work with no duplicate; when one is killed the other takes over and loses nothing")
+    @Test("two instances share the work with no duplicate, hand over at once on SIGTERM, and take over a killed one's shards")
     func twoInstances() async throws {
         try await withEnvironment("process_two") { environment, sql in
             let arguments = relayArguments(environment, ["--batch-size", "50"])
 
-            // Normal operation: the second instance joins while events flow, and the shards are
+            // Normal operation: a second instance joins while events flow, and shards are
             // handed over between batches.
             var writer = try await EventWriter.start(environment.database.url, tenants: 20, eventsPerTenant: 1)
             let first = try RelayProcess.launch(arguments, environment: fastLeases, label: "first")
@@ -83,25 +83,41 @@ struct RelayProcessTests {
                 try await processedCount(sql) > processedWhenShared + 500
             }
             #expect(try await leaseOwners(sql).count == 2)
+
+            // A rolling restart, still normal operation: the second stops gracefully mid-stream
+            // and gives its shards back, so the first takes them without waiting for expiry.
+            let secondID = try #require(instanceID(in: second.standardError), "the second instance logs its instance id")
+            second.kill(SIGTERM)
+            #expect(try await second.waitForExit(timeout: .seconds(15)) == 0)
+            #expect(try await shardsRecorded(sql, for: secondID) == 0, "a stopped instance left shards or its heartbeat behind")
+            try await waitUntil("the first instance holds all 16 shards", timeout: .seconds(10)) {
+                try await leaseOwners(sql).values.first == 16
+            }
+            let processedAlone = try await processedCount(sql)
+            try await waitUntil("the first instance relays alone") { try await processedCount(sql) > processedAlone + 200 }
             var rounds = try await writer.stop()
             try await environment.waitUntilAllDelivered(sql)
             let shared = try await verifyDelivery(environment, sql, tenants: 20, eventsPerTenant: rounds, context: "two instances")
             #expect(shared.duplicates == 0, "normal operation with two instances published \(shared.duplicates) events twice")
 
-            // One instance dies mid-stream: the other takes its shards once the leases run out.
+            // An instance dies mid-stream: the other takes its shards once the leases run out.
             writer = try await EventWriter.start(environment.database.url, tenants: 20, eventsPerTenant: 1, firstRound: rounds)
+            let third = try RelayProcess.launch(arguments, environment: fastLeases, label: "third")
+            defer { third.stop() }
+            try await waitUntil("both instances hold shards again", timeout: .seconds(20)) {
+                try await leaseOwners(sql).count == 2
+            }
             let processedBeforeKill = try await processedCount(sql)
-            try await waitUntil("both instances relay again") { try await processedCount(sql) > processedBeforeKill + 200 }
-            let secondID = try #require(instanceID(in: second.standardError), "the second instance logs its instance id")
-            let owners = try await leaseOwners(sql)
-            #expect(owners.keys.contains(secondID))
+            try await waitUntil("both instances relay") { try await processedCount(sql) > processedBeforeKill + 200 }
+            let thirdID = try #require(instanceID(in: third.standardError), "the third instance logs its instance id")
+            #expect(try await leaseOwners(sql).keys.contains(thirdID))
             let clock = ContinuousClock()
             let killed = clock.now
-            second.kill(SIGKILL)
-            #expect(try await second.waitForExit(timeout: .seconds(10)) == 128 + SIGKILL)
+            third.kill(SIGKILL)
+            #expect(try await third.waitForExit(timeout: .seconds(10)) == 128 + SIGKILL)
             try await waitUntil("the survivor holds all 16 shards", timeout: .seconds(15)) {
                 let owners = try await leaseOwners(sql)
-                return owners.count == 1 && owners.values.first == 16 && owners[secondID] == nil
+                return owners.count == 1 && owners.values.first == 16 && owners[thirdID] == nil
             }
             let takeover = clock.now - killed
             #expect(takeover < .seconds(6), "takeover took \(takeover) with 2 s leases")
@@ -112,7 +128,7 @@ struct RelayProcessTests {
             #expect(first.isRunning)
             let afterKill = try await verifyDelivery(environment, sql, tenants: 20, eventsPerTenant: rounds, context: "after kill")
             #expect(afterKill.duplicates <= 50, "one kill mid-batch republished \(afterKill.duplicates) events")
-            print("two instances: takeover in \(takeover); \(afterKill.events) events, \(afterKill.duplicates) duplicates after the kill")
+            print("two instances: \(shared.events) events with 0 duplicates; takeover after kill -9 in \(takeover); \(afterKill.events) events, \(afterKill.duplicates) duplicates after the kill")
         }
     }
 
@@ -359,6 +375,16 @@ private func relayAwaitsAcks(_ sql: PostgresConnection) async throws -> Bool {
                AND EXISTS (SELECT 1 FROM platform.schema_changes WHERE NOT processed) AS waiting
         """)
     return try rows[0].require(Bool.self, column: "waiting")
+}
+
+/// How many lease rows name `instance` as owner, expired or not, plus its heartbeat row.
+private func shardsRecorded(_ sql: PostgresConnection, for instance: String) async throws -> Int {
+    let rows = try await sql.query(
+        """
+        SELECT (SELECT count(*) FROM platform.relay_leases WHERE owner = $1::uuid)
+             + (SELECT count(*) FROM platform.relay_instances WHERE id = $1::uuid) AS recorded
+        """, [instance])
+    return try rows[0].require(Int.self, column: "recorded")
 }
 
 /// The instance id the relay logs with every line (`instance=<uuid>`).
