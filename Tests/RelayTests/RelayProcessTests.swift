@@ -261,12 +261,19 @@ struct RelayProcessTests {
                 let mentions: String
                 /// Whether stderr is only that line; the Kafka client logs its connection attempts first.
                 var alone = true
+                var environment: [String: String] = [:]
             }
             let cases = [
                 Case(name: "batch size 0", arguments: relayArguments(environment, ["--batch-size", "0"]),
                      status: 2, mentions: "invalid configuration: relay.batchSize: "),
                 Case(name: "batch size abc", arguments: relayArguments(environment, ["--batch-size", "abc"]),
                      status: 2, mentions: "invalid configuration: relay.batchSize: "),
+                Case(name: "poll interval 0", arguments: relayArguments(environment, ["--poll-interval", "0"]),
+                     status: 2, mentions: "invalid configuration: relay.pollIntervalSeconds: "),
+                Case(name: "RELAY_BATCH_SIZE=abc in the environment", arguments: relayArguments(environment, []),
+                     status: 2, mentions: "invalid configuration: relay.batchSize: ", environment: ["RELAY_BATCH_SIZE": "abc"]),
+                Case(name: "kafka property without a value", arguments: relayArguments(environment, ["--kafka-property", "nope"]),
+                     status: 2, mentions: "invalid configuration: kafka.properties: "),
                 Case(name: "nobody listens at the database URL",
                      arguments: relayArguments(environment, [], databaseURL: "postgresql://postgres@127.0.0.1:\(unusedPort)/nope"),
                      status: nil, mentions: "\(unusedPort)"),
@@ -285,7 +292,9 @@ struct RelayProcessTests {
                 for testCase in cases {
                     group.addTask {
                         let started = clock.now
-                        let relay = try RelayProcess.launch(testCase.arguments, environment: fastLeases, label: "bad")
+                        let relay = try RelayProcess.launch(
+                            testCase.arguments, environment: fastLeases.merging(testCase.environment) { _, new in new },
+                            label: "bad")
                         defer { relay.stop() }
                         let status = try await relay.waitForExit(timeout: .seconds(20))
                         let elapsed = clock.now - started
