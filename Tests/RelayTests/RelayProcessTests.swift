@@ -253,6 +253,8 @@ struct RelayProcessTests {
     func badInput() async throws {
         try await withEnvironment("process_bad") { environment, _ in
             let unusedPort = try freeLoopbackPort()
+            let silent = try SilentListener()
+            defer { silent.close() }
 
             struct Case: Sendable {
                 let name: String
@@ -277,6 +279,9 @@ struct RelayProcessTests {
                 Case(name: "nobody listens at the database URL",
                      arguments: relayArguments(environment, [], databaseURL: "postgresql://postgres@127.0.0.1:\(unusedPort)/nope"),
                      status: nil, mentions: "\(unusedPort)"),
+                Case(name: "the database accepts connections but never answers",
+                     arguments: relayArguments(environment, [], databaseURL: "postgresql://postgres@127.0.0.1:\(silent.port)/nope"),
+                     status: nil, mentions: "\(silent.port)"),
                 Case(name: "the database does not exist",
                      arguments: relayArguments(environment, [], databaseURL: environment.database.url(ofDatabase: "no_such_db")),
                      status: nil, mentions: "no_such_db"),
@@ -517,6 +522,37 @@ private func verifyDelivery(
         }
     }
     return DeliveryReport(events: rows.count, records: records.count, duplicates: records.count - byEventID.count)
+}
+
+/// A loopback TCP port whose connections the kernel accepts and nobody ever answers: a server
+/// that hangs.
+private struct SilentListener {
+    let port: Int
+    private let descriptor: Int32
+
+    init() throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw TestEnvironmentError("socket() failed: errno \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listening = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, length) == 0 && listen(descriptor, 16) == 0 && getsockname(descriptor, $0, &length) == 0
+            }
+        }
+        guard listening else {
+            Glibc.close(descriptor)
+            throw TestEnvironmentError("cannot listen on loopback: errno \(errno)")
+        }
+        self.descriptor = descriptor
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func close() {
+        Glibc.close(descriptor)
+    }
 }
 
 extension IndependentKafkaClient.Record {
