@@ -132,6 +132,53 @@ struct RelayProcessTests {
         }
     }
 
+    @Test("every relay session terminated 5 times while events flow: the relay reconnects, nothing lost, order held")
+    func databaseSessionsCut() async throws {
+        try await withEnvironment("process_cut") { environment, sql in
+            let batchSize = 50
+            let cuts = 5
+            // The relay's sessions carry their own application_name, so only they are cut.
+            let relayURL = environment.database.url + "?application_name=relay-under-test"
+            let writer = try await EventWriter.start(environment.database.url, tenants: 10, eventsPerTenant: 2)
+            let relay = try RelayProcess.launch(
+                relayArguments(environment, ["--batch-size", String(batchSize), "--listen-url", relayURL], databaseURL: relayURL),
+                environment: fastLeases, label: "cut")
+            defer { relay.stop() }
+            for cut in 0..<cuts {
+                let processedBefore = try await processedCount(sql)
+                try await waitUntil("the relay is back with its claim, lease and LISTEN sessions, marking rows", timeout: .seconds(30)) {
+                    let sessions = try await sql.query(
+                        """
+                        SELECT count(*) AS sessions FROM pg_catalog.pg_stat_activity
+                        WHERE datname = pg_catalog.current_database() AND application_name = 'relay-under-test'
+                        """)
+                    let processed = try await processedCount(sql)
+                    return try sessions[0].require(Int.self, column: "sessions") >= 3 && processed > processedBefore + 100
+                }
+                let terminated = try await sql.query(
+                    """
+                    SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(pid)) AS terminated
+                    FROM pg_catalog.pg_stat_activity
+                    WHERE datname = pg_catalog.current_database() AND application_name = 'relay-under-test'
+                    """)
+                #expect(try terminated[0].require(Int.self, column: "terminated") >= 3, "cut \(cut): claim, lease and LISTEN sessions")
+            }
+            let processedAfterCuts = try await processedCount(sql)
+            try await waitUntil("the relay marks rows after the last cut", timeout: .seconds(30)) {
+                try await processedCount(sql) > processedAfterCuts + 100
+            }
+            let rounds = try await writer.stop()
+            try await environment.waitUntilAllDelivered(sql)
+            #expect(relay.isRunning)
+            relay.kill(SIGTERM)
+            #expect(try await relay.waitForExit(timeout: .seconds(15)) == 0)
+            let report = try await verifyDelivery(
+                environment, sql, tenants: 10, eventsPerTenant: rounds * 2, context: "sessions cut")
+            #expect(report.duplicates <= cuts * batchSize)
+            print("sessions cut \(cuts) times: \(report.events) events, \(report.duplicates) duplicates")
+        }
+    }
+
     @Test("behind PgBouncer in transaction mode: claims through the pooler with LISTEN direct, and poll-only with the pooler alone")
     func behindPooler() async throws {
         try await withEnvironment("process_pooler") { environment, sql in
