@@ -11,8 +11,9 @@ import Glibc
 
 /// The relay's guarantees, proven against the real `outbox-bridge run` executable in child
 /// processes, a real PostgreSQL 15 and the embedded Kafka broker of this test process: what
-/// happens when it is killed, stopped, doubled, put behind a pooler or given bad settings.
-@Suite("outbox-bridge run as a process: crashes, two instances, a pooler, SIGTERM, bad input")
+/// happens when it is killed, stopped, doubled, cut off from PostgreSQL, put behind a pooler or
+/// given bad settings. Each test has its own database and broker, so they run in parallel.
+@Suite("outbox-bridge run as a process: crashes, two instances, cut sessions, a pooler, SIGTERM, bad input")
 struct RelayProcessTests {
     @Test("kill -9 at 20 random moments while events flow: nothing lost, tenant order kept, duplicates bounded and same-id")
     func crashSafety() async throws {
@@ -28,7 +29,7 @@ struct RelayProcessTests {
                     relayArguments(environment, ["--batch-size", String(batchSize)]), environment: fastLeases,
                     label: "crash\(run)")
                 defer { relay.stop() }
-                let delay = Duration.milliseconds(Int.random(in: 0..<400))
+                // The kill moments are random on purpose; these sleeps wait for nothing.
                 if run % 5 == 4 {
                     // Some kills land anywhere from start-up through waiting out the dead one's leases.
                     let early = Duration.milliseconds(Int.random(in: 0..<2500))
@@ -39,6 +40,7 @@ struct RelayProcessTests {
                     try await waitUntil("relay run \(run) marks rows", timeout: .seconds(30)) {
                         try await processedCount(sql) > processedBefore
                     }
+                    let delay = Duration.milliseconds(Int.random(in: 0..<400))
                     try await Task.sleep(for: delay)
                     killMoments.append("run \(run): \(delay) after its first marked row")
                 }
