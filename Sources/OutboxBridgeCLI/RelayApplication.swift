@@ -99,6 +99,9 @@ struct ProducerFlushService: Service {
 
     func run() async throws {
         try? await gracefulShutdown()
-        await producer.shutdown(flushTimeout: timeout)
+        // Cancelled means the group escalated: the whole shutdown timeout is spent already (the
+        // relay was waiting for acks that never came). Fail the outstanding records now rather
+        // than flush for another full timeout; their rows stay pending and are sent again.
+        await producer.shutdown(flushTimeout: Task.isCancelled ? .zero : timeout)
     }
 }

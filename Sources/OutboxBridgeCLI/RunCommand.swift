@@ -79,17 +79,22 @@ struct RunCommand: AsyncParsableCommand {
         func set(_ key: String, _ value: String?) {
             if let value { commandLine[AbsoluteConfigKey(ConfigKey(key))] = ConfigValue(.string(value), isSecret: false) }
         }
-        // Numbers arrive as text; a value that is not one is reported under its key, like any
-        // other unusable setting.
-        func setNumber(_ key: String, _ value: String?, integer: Bool) throws {
+        enum NumberKind { case int, double }
+        func setNumber(_ key: String, _ value: String?, as kind: NumberKind) throws {
             guard let value else { return }
+            let text = value.trimmingCharacters(in: .whitespaces)
             let content: ConfigContent
-            if integer, let number = Int(value) {
+            switch kind {
+            case .int:
+                guard let number = Int(text) else {
+                    throw ConfigurationError(key: key, problem: "expected a whole number, got \(value)")
+                }
                 content = .int(number)
-            } else if !integer, let number = Double(value) {
+            case .double:
+                guard let number = Double(text), number.isFinite else {
+                    throw ConfigurationError(key: key, problem: "expected a number, got \(value)")
+                }
                 content = .double(number)
-            } else {
-                throw ConfigurationError(key: key, problem: "expected \(integer ? "a whole number" : "a number"), got \(value)")
             }
             commandLine[AbsoluteConfigKey(ConfigKey(key))] = ConfigValue(content, isSecret: false)
         }
@@ -100,9 +105,11 @@ struct RunCommand: AsyncParsableCommand {
         set("relay.topic", topic)
         set("relay.deadLetterTopic", deadLetterTopic)
         set("outbox.schema", schema)
-        try setNumber("relay.batchSize", batchSize, integer: true)
-        try setNumber("relay.pollIntervalSeconds", pollInterval, integer: false)
-        try setNumber("relay.maxAttempts", maxAttempts, integer: true)
+        // Numbers are parsed here: the in-memory layer hands strings back as strings, and
+        // swift-configuration converts text to numbers only for the environment and files.
+        try setNumber("relay.batchSize", batchSize, as: .int)
+        try setNumber("relay.pollIntervalSeconds", pollInterval, as: .double)
+        try setNumber("relay.maxAttempts", maxAttempts, as: .int)
         set("log.level", logLevel)
         if !kafkaProperties.isEmpty {
             commandLine[AbsoluteConfigKey(["kafka", "properties"])] = ConfigValue(.stringArray(kafkaProperties), isSecret: false)
@@ -161,6 +168,10 @@ extension RelayConfiguration {
     }
 }
 
-func printError(_ line: String) {
+/// Writes `message` to standard error as one line: multi-line messages (libpq's hints such as
+/// "Is the server running on that host…") are joined with spaces.
+func printError(_ message: String) {
+    let line = message.split(whereSeparator: \.isNewline)
+        .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
     FileHandle.standardError.write(Data("outbox-bridge: \(line)\n".utf8))
 }

@@ -1,0 +1,611 @@
+import Foundation
+import Kafka
+import Postgres
+import Synchronization
+import TestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The relay's guarantees, proven against the real `outbox-bridge run` executable in child
+/// processes, a real PostgreSQL 15 and the embedded Kafka broker of this test process: what
+/// happens when it is killed, stopped, doubled, cut off from PostgreSQL, put behind a pooler or
+/// given bad settings. Each test has its own database and broker, so they run in parallel.
+@Suite("outbox-bridge run as a process: crashes, two instances, cut sessions, a pooler, SIGTERM, bad input")
+struct RelayProcessTests {
+    @Test("kill -9 at 20 random moments while events flow: nothing lost, tenant order kept, duplicates bounded and same-id")
+    func crashSafety() async throws {
+        try await withEnvironment("process_crash") { environment, sql in
+            let batchSize = 50
+            let kills = 20
+            let writer = try await EventWriter.start(environment.database.url, tenants: 10, eventsPerTenant: 2)
+
+            var killMoments: [String] = []
+            for run in 0..<kills {
+                let processedBefore = try await processedCount(sql)
+                let relay = try RelayProcess.launch(
+                    relayArguments(environment, ["--batch-size", String(batchSize)]), environment: fastLeases,
+                    label: "crash\(run)")
+                defer { relay.stop() }
+                // The kill moments are random on purpose; these sleeps wait for nothing.
+                if run % 5 == 4 {
+                    // Some kills land anywhere from start-up through waiting out the dead one's leases.
+                    let early = Duration.milliseconds(Int.random(in: 0..<2500))
+                    try await Task.sleep(for: early)
+                    killMoments.append("run \(run): \(early) after launch")
+                } else {
+                    // The rest land while this instance is publishing and marking batches.
+                    try await waitUntil("relay run \(run) marks rows", timeout: .seconds(30)) {
+                        try await processedCount(sql) > processedBefore
+                    }
+                    let delay = Duration.milliseconds(Int.random(in: 0..<400))
+                    try await Task.sleep(for: delay)
+                    killMoments.append("run \(run): \(delay) after its first marked row")
+                }
+                relay.kill(SIGKILL)
+                #expect(try await relay.waitForExit(timeout: .seconds(10)) == 128 + SIGKILL)
+            }
+            let rounds = try await writer.stop()
+
+            let survivor = try RelayProcess.launch(
+                relayArguments(environment, ["--batch-size", String(batchSize)]), environment: fastLeases, label: "crash-final")
+            defer { survivor.stop() }
+            try await environment.waitUntilAllDelivered(sql, timeout: .seconds(90))
+            survivor.kill(SIGTERM)
+            #expect(try await survivor.waitForExit(timeout: .seconds(15)) == 0)
+
+            let report = try await verifyDelivery(
+                environment, sql, tenants: 10, eventsPerTenant: rounds * 2,
+                context: "kills: \(killMoments.joined(separator: "; "))")
+            #expect(report.duplicates <= kills * batchSize, "\(report.duplicates) duplicates for \(kills) kills of batches of \(batchSize)")
+            print("crash safety: \(report.records) records for \(report.events) events, \(report.duplicates) duplicates after \(kills) kills")
+        }
+    }
+
+    @Test("two instances share the work with no duplicate, hand over at once on SIGTERM, and take over a killed one's shards")
+    func twoInstances() async throws {
+        try await withEnvironment("process_two") { environment, sql in
+            let arguments = relayArguments(environment, ["--batch-size", "50"])
+
+            // Normal operation: a second instance joins while events flow, and shards are
+            // handed over between batches.
+            var writer = try await EventWriter.start(environment.database.url, tenants: 20, eventsPerTenant: 1)
+            let first = try RelayProcess.launch(arguments, environment: fastLeases, label: "first")
+            defer { first.stop() }
+            try await waitUntil("the first instance marks rows") { try await processedCount(sql) > 0 }
+            let second = try RelayProcess.launch(arguments, environment: fastLeases, label: "second")
+            defer { second.stop() }
+            try await waitUntil("both instances hold shards", timeout: .seconds(20)) {
+                try await leaseOwners(sql).count == 2
+            }
+            let processedWhenShared = try await processedCount(sql)
+            try await waitUntil("both instances relay 500 more events", timeout: .seconds(30)) {
+                try await processedCount(sql) > processedWhenShared + 500
+            }
+            #expect(try await leaseOwners(sql).count == 2)
+
+            // A rolling restart, still normal operation: the second stops gracefully mid-stream
+            // and gives its shards back, so the first takes them without waiting for expiry.
+            let secondID = try #require(instanceID(in: second.standardError), "the second instance logs its instance id")
+            second.kill(SIGTERM)
+            #expect(try await second.waitForExit(timeout: .seconds(15)) == 0)
+            #expect(try await shardsRecorded(sql, for: secondID) == 0, "a stopped instance left shards or its heartbeat behind")
+            try await waitUntil("the first instance holds all 16 shards", timeout: .seconds(10)) {
+                try await leaseOwners(sql).values.first == 16
+            }
+            let processedAlone = try await processedCount(sql)
+            try await waitUntil("the first instance relays alone") { try await processedCount(sql) > processedAlone + 200 }
+            var rounds = try await writer.stop()
+            try await environment.waitUntilAllDelivered(sql)
+            let shared = try await verifyDelivery(environment, sql, tenants: 20, eventsPerTenant: rounds, context: "two instances")
+            #expect(shared.duplicates == 0, "normal operation with two instances published \(shared.duplicates) events twice")
+
+            // An instance dies mid-stream: the other takes its shards once the leases run out.
+            writer = try await EventWriter.start(environment.database.url, tenants: 20, eventsPerTenant: 1, firstRound: rounds)
+            let third = try RelayProcess.launch(arguments, environment: fastLeases, label: "third")
+            defer { third.stop() }
+            try await waitUntil("both instances hold shards again", timeout: .seconds(20)) {
+                try await leaseOwners(sql).count == 2
+            }
+            let processedBeforeKill = try await processedCount(sql)
+            try await waitUntil("both instances relay") { try await processedCount(sql) > processedBeforeKill + 200 }
+            let thirdID = try #require(instanceID(in: third.standardError), "the third instance logs its instance id")
+            #expect(try await leaseOwners(sql).keys.contains(thirdID))
+            let clock = ContinuousClock()
+            let killed = clock.now
+            third.kill(SIGKILL)
+            #expect(try await third.waitForExit(timeout: .seconds(10)) == 128 + SIGKILL)
+            try await waitUntil("the survivor holds all 16 shards", timeout: .seconds(15)) {
+                let owners = try await leaseOwners(sql)
+                return owners.count == 1 && owners.values.first == 16 && owners[thirdID] == nil
+            }
+            let takeover = clock.now - killed
+            #expect(takeover < .seconds(6), "takeover took \(takeover) with 2 s leases")
+            let processedAfterTakeover = try await processedCount(sql)
+            try await waitUntil("the survivor relays the new events") { try await processedCount(sql) > processedAfterTakeover + 200 }
+            rounds = try await writer.stop()
+            try await environment.waitUntilAllDelivered(sql)
+            #expect(first.isRunning)
+            let afterKill = try await verifyDelivery(environment, sql, tenants: 20, eventsPerTenant: rounds, context: "after kill")
+            #expect(afterKill.duplicates <= 50, "one kill mid-batch republished \(afterKill.duplicates) events")
+            print("two instances: \(shared.events) events with 0 duplicates; takeover after kill -9 in \(takeover); \(afterKill.events) events, \(afterKill.duplicates) duplicates after the kill")
+        }
+    }
+
+    @Test("every relay session terminated 5 times while events flow: the relay reconnects, nothing lost, order held")
+    func databaseSessionsCut() async throws {
+        try await withEnvironment("process_cut") { environment, sql in
+            let batchSize = 50
+            let cuts = 5
+            // The relay's sessions carry their own application_name, so only they are cut.
+            let relayURL = environment.database.url + "?application_name=relay-under-test"
+            let writer = try await EventWriter.start(environment.database.url, tenants: 10, eventsPerTenant: 2)
+            let relay = try RelayProcess.launch(
+                relayArguments(environment, ["--batch-size", String(batchSize), "--listen-url", relayURL], databaseURL: relayURL),
+                environment: fastLeases, label: "cut")
+            defer { relay.stop() }
+            for cut in 0..<cuts {
+                let processedBefore = try await processedCount(sql)
+                try await waitUntil("the relay is back with its claim, lease and LISTEN sessions, marking rows", timeout: .seconds(30)) {
+                    let sessions = try await sql.query(
+                        """
+                        SELECT count(*) AS sessions FROM pg_catalog.pg_stat_activity
+                        WHERE datname = pg_catalog.current_database() AND application_name = 'relay-under-test'
+                        """)
+                    let processed = try await processedCount(sql)
+                    return try sessions[0].require(Int.self, column: "sessions") >= 3 && processed > processedBefore + 100
+                }
+                let terminated = try await sql.query(
+                    """
+                    SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(pid)) AS terminated
+                    FROM pg_catalog.pg_stat_activity
+                    WHERE datname = pg_catalog.current_database() AND application_name = 'relay-under-test'
+                    """)
+                #expect(try terminated[0].require(Int.self, column: "terminated") >= 3, "cut \(cut): claim, lease and LISTEN sessions")
+            }
+            let processedAfterCuts = try await processedCount(sql)
+            try await waitUntil("the relay marks rows after the last cut", timeout: .seconds(30)) {
+                try await processedCount(sql) > processedAfterCuts + 100
+            }
+            let rounds = try await writer.stop()
+            try await environment.waitUntilAllDelivered(sql)
+            #expect(relay.isRunning)
+            relay.kill(SIGTERM)
+            #expect(try await relay.waitForExit(timeout: .seconds(15)) == 0)
+            let report = try await verifyDelivery(
+                environment, sql, tenants: 10, eventsPerTenant: rounds * 2, context: "sessions cut")
+            #expect(report.duplicates <= cuts * batchSize)
+            print("sessions cut \(cuts) times: \(report.events) events, \(report.duplicates) duplicates")
+        }
+    }
+
+    @Test("behind PgBouncer in transaction mode: claims through the pooler with LISTEN direct, and poll-only with the pooler alone")
+    func behindPooler() async throws {
+        try await withEnvironment("process_pooler") { environment, sql in
+            let bouncer = try await PgBouncer.start(database: environment.database)
+            defer { bouncer.stop() }
+
+            // Claims, marks and leases through the pooler; LISTEN on a direct connection.
+            let pooled = try RelayProcess.launch(
+                relayArguments(environment, ["--listen-url", environment.database.url], databaseURL: bouncer.url),
+                environment: fastLeases, label: "pooled")
+            defer { pooled.stop() }
+            try await pooled.waitForStandardError(containing: "relay started")
+            try await emit(sql, tenants: 5, eventsPerTenant: 40, firstRound: 0)
+            try await sql.execute(script: """
+                CREATE SCHEMA tenant_pooled;
+                CREATE TABLE tenant_pooled.sensors (id bigint PRIMARY KEY, reading float8);
+                """)
+            try await environment.waitUntilAllDelivered(sql)
+            pooled.kill(SIGTERM)
+            #expect(try await pooled.waitForExit(timeout: .seconds(15)) == 0)
+            #expect(!pooled.standardError.contains("relay cycle failed"), "\(pooled.standardError)")
+
+            // Poll-only, with nothing but the pooler's URL.
+            let pollOnly = try RelayProcess.launch(
+                relayArguments(environment, ["--poll-only"], databaseURL: bouncer.url), environment: fastLeases, label: "poll-only")
+            defer { pollOnly.stop() }
+            try await pollOnly.waitForStandardError(containing: "relay started")
+            let startLines = pollOnly.standardErrorLines
+            let startedLine = try #require(startLines.firstIndex { $0.contains("relay started") })
+            #expect(startLines[startedLine].contains("polling only"), "\(startLines[startedLine])")
+            #expect(startLines.contains { $0.contains("poll-only mode") }, "\(pollOnly.standardError)")
+            try await emit(sql, tenants: 5, eventsPerTenant: 40, firstRound: 1)
+            try await environment.waitUntilAllDelivered(sql)
+            pollOnly.kill(SIGTERM)
+            #expect(try await pollOnly.waitForExit(timeout: .seconds(15)) == 0)
+            #expect(!pollOnly.standardError.contains("relay cycle failed"), "\(pollOnly.standardError)")
+
+            let rows = try await environment.outboxRows(sql)
+            #expect(rows.count == 5 * 80 + 2)
+            let records = try await environment.kafka.consume(topic: OutboxTestEnvironment.topic)
+            let published = Set(records.compactMap { $0.header("event_id") })
+            #expect(rows.allSatisfy { $0.processed && published.contains($0.eventID) })
+        }
+    }
+
+    @Test("SIGTERM while events flow: exits 0 within 15 s, and a restart finds nothing lost or published twice")
+    func gracefulStop() async throws {
+        try await withEnvironment("process_sigterm") { environment, sql in
+            let arguments = relayArguments(environment, ["--batch-size", "50"])
+            let writer = try await EventWriter.start(environment.database.url, tenants: 10, eventsPerTenant: 2)
+
+            let relay = try RelayProcess.launch(arguments, environment: fastLeases, label: "sigterm")
+            defer { relay.stop() }
+            try await waitUntil("the relay marks rows", timeout: .seconds(60)) { try await processedCount(sql) > 1000 }
+            // A slow broker keeps each batch unacknowledged for 300 ms, so the signal lands while
+            // a batch is in flight: it must be acknowledged and marked, not abandoned.
+            try environment.broker.setRoundTripTime(broker: 1, milliseconds: 300)
+            let processedWhenSlow = try await processedCount(sql)
+            try await waitUntil("a batch goes through the slow broker") { try await processedCount(sql) > processedWhenSlow }
+            let clock = ContinuousClock()
+            let signalled = clock.now
+            relay.kill(SIGTERM)
+            let status = try await relay.waitForExit(timeout: .seconds(15))
+            let stopping = clock.now - signalled
+            #expect(status == 0, "\(relay.standardError.suffix(3000))")
+            #expect(relay.standardError.contains("relay stopped"))
+            let rounds = try await writer.stop()
+            try environment.broker.setRoundTripTime(broker: 1, milliseconds: 0)
+
+            let restarted = try RelayProcess.launch(arguments, environment: fastLeases, label: "sigterm-restart")
+            defer { restarted.stop() }
+            try await environment.waitUntilAllDelivered(sql)
+            restarted.kill(SIGTERM)
+            #expect(try await restarted.waitForExit(timeout: .seconds(15)) == 0)
+            let report = try await verifyDelivery(environment, sql, tenants: 10, eventsPerTenant: rounds * 2, context: "SIGTERM")
+            #expect(report.duplicates == 0, "a graceful stop republished \(report.duplicates) events")
+            print("SIGTERM: exited 0 after \(stopping); \(report.events) events, \(report.duplicates) duplicates")
+        }
+    }
+
+    @Test("SIGTERM while the broker does not answer: exits 0 within the shutdown timeout, and a restart loses nothing")
+    func stopWithBrokerDown() async throws {
+        try await withEnvironment("process_sigterm_down") { environment, sql in
+            let arguments = relayArguments(environment, ["--batch-size", "50"])
+            let shutdownTimeout = 5
+            var settings = fastLeases
+            settings["SHUTDOWN_TIMEOUT_SECONDS"] = String(shutdownTimeout)
+            let writer = try await EventWriter.start(environment.database.url, tenants: 10, eventsPerTenant: 2)
+            let relay = try RelayProcess.launch(arguments, environment: settings, label: "sigterm-down")
+            defer { relay.stop() }
+            try await waitUntil("the relay marks rows", timeout: .seconds(60)) { try await processedCount(sql) > 500 }
+            // The broker goes away with a batch in flight; its acks never come.
+            try environment.broker.setBrokerDown(1)
+            try await relay.waitForStandardError(containing: "brokers are down")
+            try await waitUntil("the relay has claimed a batch and waits for its acks", timeout: .seconds(15)) {
+                try await relayAwaitsAcks(sql)
+            }
+            let clock = ContinuousClock()
+            let signalled = clock.now
+            relay.kill(SIGTERM)
+            let status = try await relay.waitForExit(timeout: .seconds(40))
+            let stopping = clock.now - signalled
+            #expect(status == 0, "\(relay.standardError.suffix(3000))")
+            #expect(stopping < .seconds(shutdownTimeout + 3), "shutdown.timeoutSeconds=\(shutdownTimeout), but stopping took \(stopping)")
+            let rounds = try await writer.stop()
+
+            try environment.broker.setBrokerUp(1)
+            let restarted = try RelayProcess.launch(arguments, environment: fastLeases, label: "sigterm-down-restart")
+            defer { restarted.stop() }
+            try await environment.waitUntilAllDelivered(sql)
+            let report = try await verifyDelivery(
+                environment, sql, tenants: 10, eventsPerTenant: rounds * 2, context: "SIGTERM, broker down")
+            #expect(report.duplicates <= 50)
+            print("SIGTERM, broker down: exited \(status) after \(stopping); \(report.events) events, \(report.duplicates) duplicates")
+        }
+    }
+
+    @Test("bad settings, database or brokers: non-zero exit, one line naming the problem, no hang")
+    func badInput() async throws {
+        try await withEnvironment("process_bad") { environment, _ in
+            let unusedPort = try freeLoopbackPort()
+            let silent = try SilentListener()
+            defer { silent.close() }
+
+            struct Case: Sendable {
+                let name: String
+                let arguments: [String]
+                let status: Int32?  // nil: any non-zero
+                let mentions: String
+                /// Whether stderr is only that line; the Kafka client logs its connection attempts first.
+                var alone = true
+                var environment: [String: String] = [:]
+            }
+            let cases = [
+                Case(name: "batch size 0", arguments: relayArguments(environment, ["--batch-size", "0"]),
+                     status: 2, mentions: "invalid configuration: relay.batchSize: "),
+                Case(name: "batch size abc", arguments: relayArguments(environment, ["--batch-size", "abc"]),
+                     status: 2, mentions: "invalid configuration: relay.batchSize: "),
+                Case(name: "poll interval 0", arguments: relayArguments(environment, ["--poll-interval", "0"]),
+                     status: 2, mentions: "invalid configuration: relay.pollIntervalSeconds: "),
+                Case(name: "RELAY_BATCH_SIZE=abc in the environment", arguments: relayArguments(environment, []),
+                     status: 2, mentions: "invalid configuration: relay.batchSize: ", environment: ["RELAY_BATCH_SIZE": "abc"]),
+                Case(name: "kafka property without a value", arguments: relayArguments(environment, ["--kafka-property", "nope"]),
+                     status: 2, mentions: "invalid configuration: kafka.properties: "),
+                Case(name: "nobody listens at the database URL",
+                     arguments: relayArguments(environment, [], databaseURL: "postgresql://postgres@127.0.0.1:\(unusedPort)/nope"),
+                     status: nil, mentions: "\(unusedPort)"),
+                Case(name: "the database accepts connections but never answers",
+                     arguments: relayArguments(environment, [], databaseURL: "postgresql://postgres@127.0.0.1:\(silent.port)/nope"),
+                     status: nil, mentions: "\(silent.port)"),
+                Case(name: "the database does not exist",
+                     arguments: relayArguments(environment, [], databaseURL: environment.database.url(ofDatabase: "no_such_db")),
+                     status: nil, mentions: "no_such_db"),
+                Case(name: "unreachable brokers",
+                     arguments: relayArguments(environment, ["--brokers", "127.0.0.1:1"]),
+                     status: nil, mentions: "Kafka brokers 127.0.0.1:1 unusable", alone: false),
+                Case(name: "unknown librdkafka property",
+                     arguments: relayArguments(environment, ["--kafka-property", "nope.nope=1"]),
+                     status: nil, mentions: "nope.nope"),
+            ]
+            let clock = ContinuousClock()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for testCase in cases {
+                    group.addTask {
+                        let started = clock.now
+                        let relay = try RelayProcess.launch(
+                            testCase.arguments, environment: fastLeases.merging(testCase.environment) { _, new in new },
+                            label: "bad")
+                        defer { relay.stop() }
+                        let status = try await relay.waitForExit(timeout: .seconds(20))
+                        let elapsed = clock.now - started
+                        let lines = relay.standardErrorLines
+                        if let expected = testCase.status {
+                            #expect(status == expected, "\(testCase.name): exit \(status)")
+                        } else {
+                            #expect(status != 0 && status < 128, "\(testCase.name): exit \(status)")
+                        }
+                        if testCase.alone {
+                            #expect(lines.count == 1, "\(testCase.name): stderr is not one line:\n\(relay.standardError)")
+                        }
+                        #expect(lines.last?.hasPrefix("outbox-bridge: ") == true, "\(testCase.name): \(lines)")
+                        #expect(lines.last?.contains(testCase.mentions) == true, "\(testCase.name) does not mention \(testCase.mentions): \(lines)")
+                        #expect(elapsed < .seconds(15), "\(testCase.name) took \(elapsed)")
+                        print("bad input, \(testCase.name): exit \(status) after \(elapsed): \(lines.last ?? "")")
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+    }
+}
+
+// MARK: - Helpers
+
+/// A fresh database and broker for one test, with a connection to the database; the database is
+/// dropped when `body` ends, however it ends (relay processes are stopped by then).
+private func withEnvironment(
+    _ label: String, _ body: (OutboxTestEnvironment, PostgresConnection) async throws -> Void
+) async throws {
+    let environment = try await OutboxTestEnvironment.start(label)
+    do {
+        try await body(environment, try await environment.database.connect())
+    } catch {
+        await environment.drop()
+        throw error
+    }
+    await environment.drop()
+}
+
+/// Two-second leases, so a killed instance's shards are free again quickly; fast retries.
+private let fastLeases = [
+    "RELAY_LEASE_SECONDS": "2",
+    "RELAY_RETRY_BACKOFF_SECONDS": "0.2",
+    "RELAY_MAX_RETRY_BACKOFF_SECONDS": "1",
+]
+
+/// `outbox-bridge run` aimed at the environment's database and broker.
+private func relayArguments(
+    _ environment: OutboxTestEnvironment, _ extra: [String], databaseURL: String? = nil
+) -> [String] {
+    ["run", "--database-url", databaseURL ?? environment.database.url, "--brokers", environment.broker.bootstrapServers,
+     "--poll-interval", "0.2", "--log-level", "info"] + extra
+}
+
+private func processedCount(_ sql: PostgresConnection) async throws -> Int {
+    let rows = try await sql.query("SELECT count(*) AS processed FROM platform.schema_changes WHERE processed")
+    return try rows[0].require(Int.self, column: "processed")
+}
+
+/// Instances holding an unexpired lease, with how many shards each holds.
+private func leaseOwners(_ sql: PostgresConnection) async throws -> [String: Int] {
+    let rows = try await sql.query(
+        """
+        SELECT owner::text AS owner, count(*) AS shards FROM platform.relay_leases
+        WHERE owner IS NOT NULL AND expires_at > pg_catalog.now() GROUP BY owner
+        """)
+    var owners: [String: Int] = [:]
+    for row in rows {
+        owners[try row.require(String.self, column: "owner").lowercased()] = try row.require(Int.self, column: "shards")
+    }
+    return owners
+}
+
+/// Whether the relay's claiming session has sat idle for over a second after a claim, with
+/// rows pending: it claimed a batch and is waiting for the broker (it polls every 0.2 s
+/// otherwise).
+private func relayAwaitsAcks(_ sql: PostgresConnection) async throws -> Bool {
+    let rows = try await sql.query(
+        """
+        SELECT EXISTS (
+                   SELECT 1 FROM pg_catalog.pg_stat_activity
+                   WHERE datname = pg_catalog.current_database() AND pid <> pg_catalog.pg_backend_pid()
+                     AND state = 'idle' AND query LIKE '%schema_changes s%ORDER BY s.id%'
+                     AND state_change < pg_catalog.clock_timestamp() - interval '1 second')
+               AND EXISTS (SELECT 1 FROM platform.schema_changes WHERE NOT processed) AS waiting
+        """)
+    return try rows[0].require(Bool.self, column: "waiting")
+}
+
+/// How many lease rows name `instance` as owner, expired or not, plus its heartbeat row.
+private func shardsRecorded(_ sql: PostgresConnection, for instance: String) async throws -> Int {
+    let rows = try await sql.query(
+        """
+        SELECT (SELECT count(*) FROM platform.relay_leases WHERE owner = $1::uuid)
+             + (SELECT count(*) FROM platform.relay_instances WHERE id = $1::uuid) AS recorded
+        """, [instance])
+    return try rows[0].require(Int.self, column: "recorded")
+}
+
+/// The instance id the relay logs with every line (`instance=<uuid>`).
+private func instanceID(in log: String) -> String? {
+    guard let range = log.range(of: #"instance=[0-9A-Fa-f-]{36}"#, options: .regularExpression) else { return nil }
+    return String(log[range].dropFirst("instance=".count)).lowercased()
+}
+
+/// One round: `eventsPerTenant` events for each tenant `t1…tN` in one transaction, interleaved,
+/// with per-tenant sequence numbers `round * eventsPerTenant + step`.
+private func emit(_ sql: PostgresConnection, tenants: Int, eventsPerTenant: Int, firstRound round: Int) async throws {
+    try await sql.query(
+        """
+        SELECT platform.emit('t' || tenant, 'test.sequence', jsonb_build_object('seq', $1::int * $2::int + step))
+        FROM generate_series(0, $2::int - 1) AS step, generate_series(1, $3::int) AS tenant
+        ORDER BY step, tenant
+        """, [round, eventsPerTenant, tenants])
+}
+
+/// Emits rounds of events on its own connection, one after another, until stopped, so that
+/// events keep arriving while relays start, die and stop.
+private final class EventWriter: Sendable {
+    private final class Flag: Sendable {
+        let raised = Atomic<Bool>(false)
+    }
+
+    private let stopping = Flag()
+    private let task: Task<Int, any Error>
+
+    static func start(_ url: String, tenants: Int, eventsPerTenant: Int, firstRound: Int = 0) async throws -> EventWriter {
+        let connection = try await PostgresConnection.connect(url)
+        return EventWriter(connection: connection, tenants: tenants, eventsPerTenant: eventsPerTenant, firstRound: firstRound)
+    }
+
+    private init(connection: PostgresConnection, tenants: Int, eventsPerTenant: Int, firstRound: Int) {
+        let stopping = self.stopping
+        task = Task {
+            var round = firstRound
+            while !stopping.raised.load(ordering: .relaxed) {
+                try await emit(connection, tenants: tenants, eventsPerTenant: eventsPerTenant, firstRound: round)
+                round += 1
+                // Pacing, not waiting: a steady stream rather than as many as the disk takes.
+                try await Task.sleep(for: .milliseconds(40))
+            }
+            return round
+        }
+    }
+
+    /// Stops after the round being written; returns the rounds written since round 0.
+    func stop() async throws -> Int {
+        stopping.raised.store(true, ordering: .relaxed)
+        return try await task.value
+    }
+}
+
+private struct DeliveryReport {
+    var events = 0
+    var records = 0
+    var duplicates = 0
+}
+
+/// Checks the relay's guarantees for every `test.sequence` event in the outbox against what
+/// Kafka holds:
+/// - every row is processed (none dead), and its event id is in Kafka: nothing lost;
+/// - every record in Kafka is an outbox event, and a repeated event id always carries the same
+///   tenant and sequence number: the only duplicates are republications of one event;
+/// - per tenant, one partition, and the sequence numbers in order of first occurrence by offset
+///   are exactly 0, 1, 2, …: order held and nothing skipped;
+/// - each row's recorded partition and offset hold a record with its event id.
+private func verifyDelivery(
+    _ environment: OutboxTestEnvironment, _ sql: PostgresConnection, tenants: Int, eventsPerTenant: Int,
+    context: String
+) async throws -> DeliveryReport {
+    let rows = try await environment.outboxRows(sql)
+    let records = try await environment.kafka.consume(topic: OutboxTestEnvironment.topic)
+    struct Published: Hashable {
+        let tenant: String
+        let sequence: Int
+    }
+    var byEventID: [String: Set<Published>] = [:]
+    var byPosition: [String: String] = [:]
+    for record in records {
+        let eventID = try #require(record.header("event_id"), "record without event_id at \(record.partition)/\(record.offset)")
+        let value = try JSONSerialization.jsonObject(with: Data((record.payload ?? "").utf8)) as? [String: Any]
+        let payload = value?["payload"] as? [String: Any]
+        let sequence = try #require(payload?["seq"] as? Int, "record \(eventID) without seq")
+        byEventID[eventID, default: []].insert(Published(tenant: record.key ?? "", sequence: sequence))
+        byPosition["\(record.partition)/\(record.offset)"] = eventID
+    }
+
+    let rowIDs = Set(rows.map(\.eventID))
+    let notProcessed = rows.filter { !$0.processed || $0.dead }
+    let lost = rows.filter { byEventID[$0.eventID] == nil }
+    let phantoms = byEventID.keys.filter { !rowIDs.contains($0) }
+    let conflicting = byEventID.filter { $0.value.count > 1 }
+    let misrecorded = rows.filter { row in
+        guard let partition = row.partition, let offset = row.offset else { return true }
+        return row.topic != OutboxTestEnvironment.topic || byPosition["\(partition)/\(offset)"] != row.eventID
+    }
+    #expect(rows.count == tenants * eventsPerTenant, "\(context): \(rows.count) rows for \(tenants) x \(eventsPerTenant) events")
+    #expect(notProcessed.isEmpty, "\(context): \(notProcessed.count) rows not processed, e.g. \(notProcessed.prefix(3))")
+    #expect(lost.isEmpty, "\(context): \(lost.count) events lost, e.g. \(lost.prefix(3).map(\.eventID))")
+    #expect(phantoms.isEmpty, "\(context): \(phantoms.count) records with no outbox row")
+    #expect(conflicting.isEmpty, "\(context): one event id with different content: \(conflicting.prefix(3))")
+    #expect(misrecorded.isEmpty, "\(context): \(misrecorded.count) rows record a position not holding their event, e.g. \(misrecorded.prefix(3))")
+
+    let byTenant = Dictionary(grouping: records, by: { $0.key ?? "" })
+    #expect(byTenant.count == tenants, "\(context): \(byTenant.count) tenants in Kafka")
+    for (tenant, tenantRecords) in byTenant {
+        #expect(Set(tenantRecords.map(\.partition)).count == 1, "\(context): tenant \(tenant) spans partitions")
+        var seen = Set<String>()
+        var firstOccurrences: [Int] = []
+        for record in tenantRecords.sorted(by: { $0.offset < $1.offset }) {
+            guard let eventID = record.header("event_id"), seen.insert(eventID).inserted,
+                  let published = byEventID[eventID]?.first else { continue }
+            firstOccurrences.append(published.sequence)
+        }
+        if firstOccurrences != Array(0..<eventsPerTenant) {
+            let wrong = zip(firstOccurrences, 0...).first { $0.0 != $0.1 }
+            Issue.record("\(context): tenant \(tenant) out of order or incomplete: \(firstOccurrences.count) events, first mismatch \(String(describing: wrong))")
+        }
+    }
+    return DeliveryReport(events: rows.count, records: records.count, duplicates: records.count - byEventID.count)
+}
+
+/// A loopback TCP port whose connections the kernel accepts and nobody ever answers: a server
+/// that hangs.
+private struct SilentListener {
+    let port: Int
+    private let descriptor: Int32
+
+    init() throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw TestEnvironmentError("socket() failed: errno \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listening = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, length) == 0 && listen(descriptor, 16) == 0 && getsockname(descriptor, $0, &length) == 0
+            }
+        }
+        guard listening else {
+            Glibc.close(descriptor)
+            throw TestEnvironmentError("cannot listen on loopback: errno \(errno)")
+        }
+        self.descriptor = descriptor
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func close() {
+        Glibc.close(descriptor)
+    }
+}
+
+extension IndependentKafkaClient.Record {
+    fileprivate func header(_ name: String) -> String? {
+        headerPairs.first { $0.name == name }?.value
+    }
+}
