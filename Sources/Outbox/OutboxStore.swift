@@ -17,16 +17,16 @@ public struct OutboxStore: Sendable {
         self.quotedSchema = try await connection.quoteIdentifier(schema)
     }
 
-    /// The oldest pending rows of the given shards, in id order, skipping every tenant whose
-    /// earliest pending row waits for a retry so that a tenant's later events never overtake
-    /// it. Rows of other tenants flow on.
+    /// The oldest pending rows of the given shards, in id order, leaving out the rows the
+    /// caller still has in flight and every tenant whose earliest pending row waits for a
+    /// retry, so that a tenant's later events never overtake an earlier one. Rows of other
+    /// tenants flow on.
     ///
-    /// A relay with rows in flight claims past them: `after` skips ids up to the highest it has
-    /// claimed, which keeps the claim an index range scan. Because ids are taken at insert but
-    /// become visible at commit, a row can appear below that mark; so the relay periodically
-    /// claims from the start with `after: 0`, naming the rows still in flight in `excluding`.
+    /// The scan always starts from the oldest pending row rather than after the last one
+    /// claimed: a retry coming due, a shard taken over from another instance, or a transaction
+    /// committing late can each put a tenant's earliest pending row below that point.
     public func claimPending(
-        limit: Int, shards: [Int], shardCount: Int, after: Int64 = 0, excluding: [Int64] = []
+        limit: Int, shards: [Int], shardCount: Int, excluding inFlight: [Int64] = []
     ) async throws(PostgresError) -> [OutboxEvent] {
         let rows = try await connection.query(
             """
@@ -36,8 +36,8 @@ public struct OutboxStore: Sendable {
                    s.event_data->>'command' AS command, s.event_data->>'schema_name' AS schema_name,
                    s.event_data->>'tenant_id' AS tenant_id, s.event_data->>'occurred_at' AS occurred_at
             FROM \(quotedSchema).schema_changes s
-            WHERE NOT s.processed AND NOT s.dead AND s.id > $4
-              AND NOT (s.id = ANY($5::bigint[]))
+            WHERE NOT s.processed AND NOT s.dead
+              AND NOT (s.id = ANY($4::bigint[]))
               AND \(Self.shardExpression("s.tenant_key", shardCount: "$2")) = ANY($3::int[])
               AND NOT EXISTS (
                   SELECT 1 FROM \(quotedSchema).schema_changes waiting
@@ -47,7 +47,7 @@ public struct OutboxStore: Sendable {
             ORDER BY s.id
             LIMIT $1
             """,
-            [limit, shardCount, PostgresTextArray(shards.map(String.init)), after, PostgresInt64Array(excluding)])
+            [limit, shardCount, PostgresTextArray(shards.map(String.init)), PostgresInt64Array(inFlight)])
         return try rows.map { row throws(PostgresError) in
             OutboxEvent(
                 id: try row.require(Int64.self, column: "id"),

@@ -5,8 +5,8 @@ import Postgres
 import ServiceLifecycle
 import Synchronization
 
-/// The relay's main loop and the state only it touches: the rows in flight, the claim cursor,
-/// and the tenants waiting for a retry.
+/// The relay's main loop and the state only it touches: the rows in flight and the tenants
+/// waiting for a retry.
 ///
 /// Each turn resolves the acknowledgements that arrived, rebalances shard leases when due,
 /// claims and publishes more rows while fewer than `maxInFlightBatches` batches await their
@@ -27,9 +27,6 @@ final class RelayLoop {
     private(set) var store: OutboxStore?
     private var inFlight: [Int64: OutboxEvent] = [:]
     private var inFlightPerTenant: [String?: Int] = [:]
-    /// The highest id claimed while rows were in flight; claims continue after it.
-    private var claimedThrough: Int64 = 0
-    private var nextFullScan: ContinuousClock.Instant
     private var nextRebalance: ContinuousClock.Instant
     /// Tenants whose record `id` failed and will be retried: their later records that were
     /// acknowledged meanwhile stay pending, to be published again after it.
@@ -48,7 +45,6 @@ final class RelayLoop {
         self.wake = wake
         self.logger = logger
         self.acknowledgements = AcknowledgementInbox(wake: wake)
-        self.nextFullScan = clock.now
         self.nextRebalance = clock.now
     }
 
@@ -92,7 +88,6 @@ final class RelayLoop {
         inFlight = [:]
         inFlightPerTenant = [:]
         retryingTenants = [:]
-        claimedThrough = 0
     }
 
     private func connectedStore() async throws -> OutboxStore {
@@ -121,19 +116,13 @@ final class RelayLoop {
         let room = maxInFlight - inFlight.count
         let (shards, shardCount) = leases.usableShards
         guard room > 0, !shards.isEmpty else { return false }
-        let fullScan = inFlight.isEmpty || clock.now >= nextFullScan
         let limit = min(configuration.batchSize, room)
         let events = try await store.claimPending(
-            limit: limit, shards: shards, shardCount: shardCount,
-            after: fullScan ? 0 : claimedThrough, excluding: fullScan ? Array(inFlight.keys) : [])
-        if fullScan {
-            nextFullScan = clock.now.advanced(by: configuration.pollInterval)
-        }
+            limit: limit, shards: shards, shardCount: shardCount, excluding: Array(inFlight.keys))
         guard !events.isEmpty else { return false }
         for event in events {
             inFlight[event.id] = event
             inFlightPerTenant[event.tenantKey, default: 0] += 1
-            claimedThrough = max(claimedThrough, event.id)
         }
         let ids = events.map(\.id)
         await producer.send(events.map(router.record(for:))) { [acknowledgements] index, outcome in

@@ -16,7 +16,6 @@ struct CaptureInstallTests {
     @Test("install applies every migration once; re-running is a no-op; an upgrade applies only newer ones")
     func versionedAndIdempotent() async throws {
         let database = try await TestDatabase.create("install")
-        defer { Task { try await database.drop() } }
         let connection = try await database.connect()
         let installer = OutboxInstaller(connection: connection, schema: "platform", logger: Logger(label: "test"))
 
@@ -34,7 +33,6 @@ struct CaptureInstallTests {
     @Test("a role without the privilege is told which one it lacks, and nothing changes")
     func missingPrivilege() async throws {
         let database = try await TestDatabase.create("unprivileged")
-        defer { Task { try await database.drop() } }
         let admin = try await database.connect()
         let role = "installer_\(UInt32.random(in: 0...UInt32.max))"
         try await admin.execute(script: "CREATE ROLE \(role) LOGIN; GRANT CREATE ON DATABASE \(database.name) TO \(role);")
@@ -52,7 +50,6 @@ struct CaptureInstallTests {
     @Test("a schema name that needs quoting installs and captures; an unsafe one is refused before anything is created")
     func schemaNames() async throws {
         let database = try await TestDatabase.create("schema_names")
-        defer { Task { try await database.drop() } }
         let connection = try await database.connect()
         let hostile = #"out"box; DROP TABLE x; --"#
         try await OutboxInstaller(connection: connection, schema: hostile, logger: Logger(label: "test")).install(migrations)
@@ -61,7 +58,6 @@ struct CaptureInstallTests {
         #expect(try await connection.query("SELECT count(*) AS n FROM \(quoted).schema_changes")[0]["n"] == "1")
 
         let other = try await TestDatabase.create("schema_refused")
-        defer { Task { try await other.drop() } }
         let refusedConnection = try await other.connect()
         let error = await #expect(throws: InstallError.self) {
             try await OutboxInstaller(connection: refusedConnection, schema: "bad$name", logger: Logger(label: "test"))

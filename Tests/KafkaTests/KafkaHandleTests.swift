@@ -11,14 +11,15 @@ extension KafkaIntegrationTests {
         /// hands destruction to the client's own thread or queue).
         @Test(.serialized, .timeLimit(.minutes(1)), arguments: [true, false])
         func everyHandleIsDestroyedExactlyOnce(closeExplicitly: Bool) async throws {
-            let baseline = RDKafkaHandleCounter.live
-            try await useEveryKindOfClient(closeExplicitly: closeExplicitly)
-            await RDKafkaHandleCounter.waitUntilLive(is: baseline)
-            #expect(RDKafkaHandleCounter.live == baseline)
+            let scope = "handle-test-\(closeExplicitly)"
+            try await RDKafkaHandleCounter.$scope.withValue(scope) {
+                try await useEveryKindOfClient(closeExplicitly: closeExplicitly, scope: scope)
+            }
+            await RDKafkaHandleCounter.waitUntilLive(is: 0, in: scope)
+            #expect(RDKafkaHandleCounter.live(in: scope) == 0)
         }
 
-        private func useEveryKindOfClient(closeExplicitly: Bool) async throws {
-            let baseline = RDKafkaHandleCounter.live
+        private func useEveryKindOfClient(closeExplicitly: Bool, scope: String) async throws {
             let broker = try KafkaDevelopmentBroker(brokers: 1, logger: logger)
             let producer = try KafkaProducer(
                 configuration: KafkaProducerConfiguration(bootstrapServers: broker.bootstrapServers),
@@ -30,7 +31,7 @@ extension KafkaIntegrationTests {
             )
             let reader = try KafkaRecordReader(bootstrapServers: broker.bootstrapServers, logger: logger)
             // Mock cluster and its host, producer, consumer, reader.
-            #expect(RDKafkaHandleCounter.live == baseline + 5)
+            #expect(RDKafkaHandleCounter.live(in: scope) == 5)
 
             let report = try await producer.send(KafkaRecord(topic: "handles", key: "k", value: "v"))
             try await consumer.subscribe(topics: ["handles"])

@@ -46,7 +46,6 @@ struct PostgresConnectionTests {
     @Test("a unique violation surfaces SQLSTATE 23505 with its detail")
     func uniqueViolation() async throws {
         let database = try await TestDatabase.create("unique")
-        defer { Task { try await database.drop() } }
         let connection = try await database.connect()
         try await connection.query("CREATE TABLE items (id int PRIMARY KEY)")
         try await connection.query("INSERT INTO items VALUES ($1)", [1])
@@ -62,7 +61,6 @@ struct PostgresConnectionTests {
     @Test("a transaction commits on success and rolls back when its body throws")
     func transactions() async throws {
         let database = try await TestDatabase.create("transactions")
-        defer { Task { try await database.drop() } }
         let connection = try await database.connect()
         try await connection.query("CREATE TABLE log (entry text)")
         try await connection.transaction { transaction in
@@ -82,7 +80,6 @@ struct PostgresConnectionTests {
     @Test("identifiers from data are quoted by libpq, so hostile names are just names")
     func quotedIdentifiers() async throws {
         let database = try await TestDatabase.create("identifiers")
-        defer { Task { try await database.drop() } }
         let connection = try await database.connect()
         let hostile = #"tenant"; DROP TABLE x; -- */ select ü"#
         let quoted = try await connection.quoteIdentifier(hostile)

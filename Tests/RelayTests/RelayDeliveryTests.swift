@@ -10,7 +10,6 @@ struct RelayDeliveryTests {
     @Test("DDL in three tenant schemas lands with the right topic, key, partition, value and headers")
     func threeTenants() async throws {
         let environment = try await OutboxTestEnvironment.start("three_tenants")
-        defer { Task { await environment.drop() } }
         let sql = try await environment.database.connect()
 
         try await withRunningRelay(environment.relayConfiguration()) {
@@ -35,17 +34,16 @@ struct RelayDeliveryTests {
         for row in rows {
             // The row's recorded position holds exactly this event.
             let record = try #require(records.first { $0.partition == row.partition && $0.offset == row.offset })
-            let headers = Dictionary(record.headerPairs.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first })
-            #expect(headers["event_id"] == row.eventID)
+            #expect(record.header("event_id") == row.eventID)
             #expect(record.key == row.tenantKey)
             #expect(record.partition == expectedPartitions[row.tenantKey ?? ""])
-            #expect(headers["ce_specversion"] == "1.0")
-            #expect(headers["ce_id"] == row.eventID)
-            #expect(headers["ce_source"] == "outbox-bridge")
-            #expect(headers["ce_type"]?.hasPrefix("outboxbridge.schema.") == true)
-            #expect(headers["ce_time"]?.isEmpty == false)
-            #expect(headers["content-type"] == "application/json")
-            #expect(headers["tenant_id"] == row.tenantKey)
+            #expect(record.header("ce_specversion") == "1.0")
+            #expect(record.header("ce_id") == row.eventID)
+            #expect(record.header("ce_source") == "outbox-bridge")
+            #expect(record.header("ce_type")?.hasPrefix("outboxbridge.schema.") == true)
+            #expect(record.header("ce_time")?.isEmpty == false)
+            #expect(record.header("content-type") == "application/json")
+            #expect(record.header("tenant_id") == row.tenantKey)
             let value = try JSONSerialization.jsonObject(with: Data((record.payload ?? "").utf8)) as? [String: Any]
             #expect(value?["event_id"] as? String == row.eventID)
             #expect(value?["tenant_id"] as? String == row.tenantKey)
@@ -53,7 +51,7 @@ struct RelayDeliveryTests {
         // Per tenant, Kafka holds the commands in the order they were run.
         for tenant in ["acme", "globex", "initech"] {
             let commands = records.filter { $0.key == tenant }.sorted { $0.offset < $1.offset }.compactMap { record in
-                record.headerPairs.first { $0.name == "ce_type" }?.value
+                record.header("ce_type")
             }
             #expect(commands == [
                 "outboxbridge.schema.create_schema", "outboxbridge.schema.create_table", "outboxbridge.schema.alter_table",
@@ -64,7 +62,6 @@ struct RelayDeliveryTests {
     @Test("50 tenants x 200 events keep per-tenant order")
     func perTenantOrder() async throws {
         let environment = try await OutboxTestEnvironment.start("order")
-        defer { Task { await environment.drop() } }
         let sql = try await environment.database.connect()
         var configuration = environment.relayConfiguration()
         configuration.batchSize = 300

@@ -10,7 +10,6 @@ struct RelayFaultTests {
     @Test("events written while Kafka is down stay pending with their error, then arrive in order")
     func brokerDownThenUp() async throws {
         let environment = try await OutboxTestEnvironment.start("broker_down")
-        defer { Task { await environment.drop() } }
         let sql = try await environment.database.connect()
         var configuration = environment.relayConfiguration()
         // Let undeliverable records come back quickly, so the relay's own retry path runs.
@@ -38,7 +37,6 @@ struct RelayFaultTests {
     @Test("permanent produce errors send the event to the dead-letter topic and mark it dead; the tenant flows on")
     func permanentErrorsAreDeadLettered() async throws {
         let environment = try await OutboxTestEnvironment.start("dead_letter")
-        defer { Task { await environment.drop() } }
         let sql = try await environment.database.connect()
 
         try await withRunningRelay(environment.relayConfiguration()) {
@@ -66,14 +64,13 @@ struct RelayFaultTests {
             #expect(row.deadReason?.contains("MSG_SIZE_TOO_LARGE") == true)
             #expect(row.topic == OutboxTestEnvironment.deadLetterTopic)
             #expect(row.offset == record.offset)
-            let headers = Dictionary(record.headerPairs.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first })
-            #expect(headers["event_id"] == row.eventID)
-            #expect(headers["outbox_id"] == String(row.id))
-            #expect(headers["dead_letter_reason"]?.contains("MSG_SIZE_TOO_LARGE") == true)
-            #expect(headers["dead_letter_original_topic"] == OutboxTestEnvironment.topic)
+            #expect(record.header("event_id") == row.eventID)
+            #expect(record.header("outbox_id") == String(row.id))
+            #expect(record.header("dead_letter_reason")?.contains("MSG_SIZE_TOO_LARGE") == true)
+            #expect(record.header("dead_letter_original_topic") == OutboxTestEnvironment.topic)
         }
         // The oversized event's dead letter points at its outbox row instead of carrying it.
-        #expect(deadLetters.last?.headerPairs.contains { $0.name == "dead_letter_payload" } == true)
+        #expect(deadLetters.last?.header("dead_letter_payload") != nil)
         let delivered = try await environment.kafka.consume(topic: OutboxTestEnvironment.topic)
         #expect(delivered.count == 2)
     }
@@ -81,7 +78,6 @@ struct RelayFaultTests {
     @Test("retriable produce errors are retried and the events arrive after the fault clears")
     func retriableErrorsAreRetried() async throws {
         let environment = try await OutboxTestEnvironment.start("retriable")
-        defer { Task { await environment.drop() } }
         let sql = try await environment.database.connect()
 
         try await withRunningRelay(environment.relayConfiguration()) {
@@ -100,7 +96,6 @@ struct RelayFaultTests {
     @Test("a failing tenant waits for its retry without holding up other tenants")
     func failingTenantDoesNotBlockOthers() async throws {
         let environment = try await OutboxTestEnvironment.start("isolation")
-        defer { Task { await environment.drop() } }
         let sql = try await environment.database.connect()
         var configuration = environment.relayConfiguration()
         configuration.topicTemplate = "events.{tenant}"
@@ -138,7 +133,6 @@ struct RelayFaultTests {
     @Test("a terminated LISTEN connection: polling still delivers, and LISTEN comes back")
     func listenConnectionTerminated() async throws {
         let environment = try await OutboxTestEnvironment.start("listen_lost")
-        defer { Task { await environment.drop() } }
         let sql = try await environment.database.connect()
         let listeners = {
             try await sql.query(
@@ -173,7 +167,7 @@ struct RelayFaultTests {
         let records = try await environment.kafka.consume(topic: OutboxTestEnvironment.topic)
         for row in rows where row.processed {
             let record = records.first { $0.partition == row.partition && $0.offset == row.offset }
-            #expect(record?.headerPairs.first { $0.name == "event_id" }?.value == row.eventID)
+            #expect(record?.header("event_id") == row.eventID)
         }
     }
 

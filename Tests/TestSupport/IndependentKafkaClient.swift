@@ -19,6 +19,16 @@ public struct IndependentKafkaClient: Sendable {
         public let payload: String?
         /// Name, value, name, value, … as kcat flattens them.
         public let headers: [String]?
+
+        public var headerPairs: [(name: String, value: String)] {
+            let flat = headers ?? []
+            return stride(from: 0, to: flat.count - 1, by: 2).map { (flat[$0], flat[$0 + 1]) }
+        }
+
+        /// The first header named `name`.
+        public func header(_ name: String) -> String? {
+            headerPairs.first { $0.name == name }?.value
+        }
     }
 
     /// Consumes from `offset` to the current end of the partition (or of every partition when

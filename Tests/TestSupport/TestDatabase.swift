@@ -2,7 +2,8 @@ import Foundation
 public import Postgres
 
 /// A fresh database in the throwaway PostgreSQL cluster that `scripts/dev-services.sh start`
-/// runs, so each test suite starts from nothing and can run beside the others.
+/// runs, so each test starts from nothing and can run beside the others. Databases stay until
+/// the cluster is stopped, which keeps what a failed test left behind open to inspection.
 public struct TestDatabase: Sendable {
     /// The variable `scripts/dev-services.sh` exports with the cluster's superuser URL.
     public static let clusterURLVariable = "OUTBOX_BRIDGE_TEST_DATABASE_URL"

@@ -24,17 +24,18 @@ final class RDKafkaClient: @unchecked Sendable {
     let bootstrapServers: String
     /// Kept alive as long as `handle`: librdkafka's callbacks reach it through `rd_kafka_opaque`.
     private let context: RDKafkaClientContext
+    private let counterScope: String
 
     private init(handle: OpaquePointer, bootstrapServers: String, context: RDKafkaClientContext) {
         self.handle = handle
         self.bootstrapServers = bootstrapServers
         self.context = context
-        RDKafkaHandleCounter.created()
+        counterScope = RDKafkaHandleCounter.created()
     }
 
     deinit {
         rd_kafka_destroy(handle)
-        RDKafkaHandleCounter.destroyed()
+        RDKafkaHandleCounter.destroyed(in: counterScope)
     }
 
     /// Builds a configured handle. librdkafka takes ownership of the conf only when

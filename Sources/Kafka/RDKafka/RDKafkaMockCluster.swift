@@ -12,18 +12,19 @@ final class RDKafkaMockCluster: @unchecked Sendable {
     /// Serves the host's queue, which carries the mock cluster's log lines.
     private let hostPollThread: PollThread
     let bootstrapServers: String
+    private let counterScope: String
 
     private init(cluster: OpaquePointer, host: RDKafkaClient) {
         self.cluster = cluster
         self.host = host
         hostPollThread = PollThread.start(name: "kafka-mock-cluster-poll", polling: host)
         bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(cluster))
-        RDKafkaHandleCounter.created()
+        counterScope = RDKafkaHandleCounter.created()
     }
 
     deinit {
         rd_kafka_mock_cluster_destroy(cluster)
-        RDKafkaHandleCounter.destroyed()
+        RDKafkaHandleCounter.destroyed(in: counterScope)
         hostPollThread.requestStop()
     }
 
