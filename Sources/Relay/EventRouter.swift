@@ -1,16 +1,22 @@
-import Foundation
 public import Kafka
 public import Outbox
 
 /// Decides where an event goes and how it is labelled: topic from the template, the tenant as
 /// key (so a tenant's events share a partition), and CloudEvents binary-mode headers so any
 /// consumer can route and de-duplicate without parsing the value.
+///
+/// It runs for every event, so the template is parsed once and text is handled as bytes.
 public struct EventRouter: Sendable {
-    public let topicTemplate: String
+    private enum Segment: Sendable {
+        case literal(String)
+        case tenant, schema, command
+    }
+
+    private let segments: [Segment]
     public let cloudEventsSource: String
 
     public init(topicTemplate: String, cloudEventsSource: String) {
-        self.topicTemplate = topicTemplate
+        self.segments = Self.parse(topicTemplate)
         self.cloudEventsSource = cloudEventsSource
     }
 
@@ -24,10 +30,17 @@ public struct EventRouter: Sendable {
 
     /// The topic for `event`, with placeholders filled with topic-safe text.
     public func topic(for event: OutboxEvent) -> String {
-        topicTemplate
-            .replacingOccurrences(of: "{tenant}", with: Self.topicSafe(event.tenantID ?? event.tenantKey ?? "none"))
-            .replacingOccurrences(of: "{schema}", with: Self.topicSafe(event.schemaName ?? "none"))
-            .replacingOccurrences(of: "{command}", with: Self.topicSafe(event.command.lowercased()))
+        if segments.count == 1, case .literal(let topic) = segments[0] { return topic }
+        var topic = ""
+        for segment in segments {
+            switch segment {
+            case .literal(let text): topic += text
+            case .tenant: topic += Self.topicSafe(event.tenantID ?? event.tenantKey ?? "none")
+            case .schema: topic += Self.topicSafe(event.schemaName ?? "none")
+            case .command: topic += Self.topicSafe(Self.lowercasedASCII(event.command))
+            }
+        }
+        return topic
     }
 
     func headers(for event: OutboxEvent) -> [KafkaHeader] {
@@ -54,14 +67,51 @@ public struct EventRouter: Sendable {
     /// application gave them.
     static func cloudEventsType(for event: OutboxEvent) -> String {
         guard event.kind == "ddl" else { return event.command }
-        return "outboxbridge.schema." + event.command.lowercased().replacingOccurrences(of: " ", with: "_")
+        return "outboxbridge.schema." + topicSafe(lowercasedASCII(event.command))
     }
 
-    /// Kafka topic names allow `[a-zA-Z0-9._-]`; anything else becomes `_`.
+    /// Kafka topic names allow `[a-zA-Z0-9._-]`; any other character becomes `_`.
     static func topicSafe(_ text: String) -> String {
-        String(text.map { character in
-            character.isASCII && (character.isLetter || character.isNumber || "._-".contains(character))
-                ? character : "_"
-        })
+        guard !text.utf8.allSatisfy(isTopicByte) else { return text }
+        var scalars = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            scalars.append(scalar.isASCII && isTopicByte(UInt8(scalar.value)) ? scalar : "_")
+        }
+        return String(scalars)
+    }
+
+    private static func isTopicByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+            true
+        default:
+            false
+        }
+    }
+
+    /// Command tags are ASCII; lowering only ASCII letters avoids Unicode case tables per event.
+    private static func lowercasedASCII(_ text: String) -> String {
+        String(decoding: text.utf8.map { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) ? $0 + 32 : $0 }, as: UTF8.self)
+    }
+
+    private static func parse(_ template: String) -> [Segment] {
+        var segments: [Segment] = []
+        var literal = ""
+        var rest = Substring(template)
+        let placeholders: [(String, Segment)] = [("{tenant}", .tenant), ("{schema}", .schema), ("{command}", .command)]
+        while let first = rest.first {
+            if let (text, segment) = placeholders.first(where: { rest.hasPrefix($0.0) }) {
+                if !literal.isEmpty { segments.append(.literal(literal)) }
+                literal = ""
+                segments.append(segment)
+                rest = rest.dropFirst(text.count)
+            } else {
+                literal.append(first)
+                rest = rest.dropFirst()
+            }
+        }
+        if !literal.isEmpty || segments.isEmpty { segments.append(.literal(literal)) }
+        return segments
     }
 }

@@ -43,13 +43,24 @@ public final class RelayService: Service, Sendable {
         }
 
         let wake = WakeSignal()
+        let router = EventRouter(
+            topicTemplate: configuration.topicTemplate, cloudEventsSource: configuration.cloudEventsSource)
+        let ledger = InFlightLedger()
+        let inbox = AcknowledgementInbox()
         let loop = RelayLoop(
-            configuration: configuration, producer: producer, store: store, leases: leases, wake: wake, logger: logger)
+            configuration: configuration, producer: producer, router: router, store: store, leases: leases,
+            ledger: ledger, inbox: inbox, wake: wake, logger: logger)
         await withTaskGroup(of: Void.self) { background in
             if !configuration.pollOnly {
                 background.addTask { await self.listenForWakeUps(wake, logger: logger) }
             }
             background.addTask { await self.renewLeases(leases, logger: logger) }
+            background.addTask {
+                await RelayMarker(
+                    configuration: self.configuration, producer: self.producer, router: router, ledger: ledger,
+                    inbox: inbox, roomFreed: wake, logger: logger
+                ).run()
+            }
             await loop.run()
             background.cancelAll()
         }

@@ -1,0 +1,114 @@
+import Kafka
+import Outbox
+import Synchronization
+
+/// The rows published and not yet written back, shared by the loop that claims them and the
+/// marker that records their outcomes. A row leaves the ledger only after its outcome is in
+/// the database, so the claim query (which skips ledger rows) never picks it up twice.
+final class InFlightLedger: Sendable {
+    private struct State {
+        var events: [Int64: OutboxEvent] = [:]
+        var perTenant: [String?: Int] = [:]
+        /// Tenants whose record `id` failed and will be retried: their later records that were
+        /// acknowledged meanwhile stay pending, to be published again after it.
+        var retryingTenants: [String?: Int64] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    func add(_ events: [OutboxEvent]) {
+        state.withLock { state in
+            for event in events {
+                state.events[event.id] = event
+                state.perTenant[event.tenantKey, default: 0] += 1
+            }
+        }
+    }
+
+    var count: Int { state.withLock { $0.events.count } }
+    var ids: [Int64] { state.withLock { Array($0.events.keys) } }
+    var busyShards: Set<Int> { state.withLock { Set($0.events.values.map(\.shard)) } }
+
+    /// Decides, in id order, what each arrival means: acked rows are marked; a tenant's first
+    /// failure is retried later (or dead-lettered when it can never succeed), and that tenant's
+    /// later rows stay pending so they are published again after it, with the same event ids.
+    func plan(_ arrivals: [AcknowledgementInbox.Arrival], configuration: RelayConfiguration) -> Resolution {
+        state.withLock { state in
+            var resolution = Resolution()
+            for arrival in arrivals.sorted(by: { $0.id < $1.id }) {
+                guard let event = state.events[arrival.id] else { continue }
+                resolution.resolvedIDs.append(event.id)
+                if let failedID = state.retryingTenants[event.tenantKey], failedID < event.id {
+                    resolution.heldBack += 1
+                    continue
+                }
+                switch arrival.outcome {
+                case .success(let report):
+                    resolution.delivered.append(OutboxDelivery(
+                        eventID: event.id, topic: report.topic, partition: report.partition, offset: report.offset))
+                case .failure(let error) where !error.isRetriable:
+                    resolution.deadLetters.append(.init(event: event, reason: "permanent: \(error)", error: error))
+                case .failure(let error) where event.attempts + 1 >= configuration.maxAttempts:
+                    resolution.deadLetters.append(.init(
+                        event: event, reason: "gave up after \(event.attempts + 1) attempts: \(error)", error: error))
+                case .failure(let error):
+                    state.retryingTenants[event.tenantKey] = min(state.retryingTenants[event.tenantKey] ?? .max, event.id)
+                    resolution.retries.append(OutboxFailure(
+                        eventID: event.id, error: "\(error)",
+                        retryAfterSeconds: configuration.retryDelay(afterAttempts: event.attempts + 1).seconds))
+                }
+            }
+            return resolution
+        }
+    }
+
+    /// Forgets rows whose outcome is written, and a tenant's retry once none of its rows is
+    /// left in flight.
+    func remove(_ ids: [Int64]) {
+        state.withLock { state in
+            for id in ids {
+                guard let event = state.events.removeValue(forKey: id) else { continue }
+                state.perTenant[event.tenantKey, default: 1] -= 1
+                if state.perTenant[event.tenantKey] == 0 {
+                    state.perTenant[event.tenantKey] = nil
+                    state.retryingTenants[event.tenantKey] = nil
+                }
+            }
+        }
+    }
+}
+
+/// What to write for one group of acknowledgements.
+struct Resolution: Sendable {
+    struct DeadLetter: Sendable {
+        let event: OutboxEvent
+        let reason: String
+        let error: KafkaError
+    }
+
+    var delivered: [OutboxDelivery] = []
+    var retries: [OutboxFailure] = []
+    var deadLetters: [DeadLetter] = []
+    /// Every row this resolution settles, including the held-back ones left pending.
+    var resolvedIDs: [Int64] = []
+    var heldBack = 0
+}
+
+/// Collects delivery outcomes from librdkafka's delivery thread for the marker, waking it.
+final class AcknowledgementInbox: Sendable {
+    typealias Arrival = (id: Int64, outcome: Result<KafkaDeliveryReport, KafkaError>)
+    private let arrivals = Mutex<[Arrival]>([])
+    let signal = WakeSignal()
+
+    func deliver(id: Int64, outcome: Result<KafkaDeliveryReport, KafkaError>) {
+        arrivals.withLock { $0.append((id, outcome)) }
+        signal.signal()
+    }
+
+    func takeAll() -> [Arrival] {
+        arrivals.withLock { arrivals in
+            defer { arrivals.removeAll(keepingCapacity: true) }
+            return arrivals
+        }
+    }
+}
