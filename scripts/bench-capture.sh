@@ -2,6 +2,7 @@
 # Capture overhead benchmark.
 #
 #   scripts/bench-capture.sh [N] [ROUNDS]      # defaults: 1000 pairs, 7 rounds
+#   BENCH_SQL_DIR=/tmp/old-sql scripts/bench-capture.sh   # install the NNN_*.sql of another version
 #
 # Workload: N pairs of CREATE TABLE + ALTER TABLE ADD COLUMN, each statement in its own
 # transaction (autocommit, the way migration tools run them), sent by one psql session.
@@ -58,7 +59,7 @@ chmod 755 "$tmp"
 } >"$tmp/workload.sql"
 
 psql_ -d "$base_url/postgres" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
-for f in sql/0*.sql; do psql_ -d "$url" -f "$f" >/dev/null; done
+for f in "${BENCH_SQL_DIR:-sql}"/0*.sql; do psql_ -d "$url" -f "$f" >/dev/null; done
 psql_ -d "$url" >/dev/null <<'SQL'
 CREATE FUNCTION public.bench_empty_trigger() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
 CREATE EVENT TRIGGER bench_empty ON ddl_command_end

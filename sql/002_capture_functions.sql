@@ -51,13 +51,12 @@ CALL pg_temp.outbox_install($ddl$
 CREATE OR REPLACE FUNCTION @schema@.tenant_of(schema_name text, prefix text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
-    RETURN (
-        SELECT CASE
-            WHEN pg_catalog.length(schema_name) > pg_catalog.length(prefix)
-             AND pg_catalog.left(schema_name, pg_catalog.length(prefix)) = prefix
-            THEN pg_catalog.substr(schema_name, pg_catalog.length(prefix) + 1)
-        END
-    );
+    -- A plain expression, not RETURN (SELECT ...): plpgsql evaluates it without the executor.
+    RETURN CASE
+        WHEN pg_catalog.length(schema_name) > pg_catalog.length(prefix)
+         AND pg_catalog.left(schema_name, pg_catalog.length(prefix)) = prefix
+        THEN pg_catalog.substr(schema_name, pg_catalog.length(prefix) + 1)
+    END;
 END
 $fn$
 $ddl$);
@@ -271,12 +270,32 @@ BEGIN
             ON CONFLICT (relid) DO UPDATE SET shape = EXCLUDED.shape, updated_at = EXCLUDED.updated_at;
             CONTINUE WHEN v_automation;
             v_schema := v_shape->>'schema';
-            v_event := pg_catalog.jsonb_build_object(
-                'table', v_shape,
-                -- NULL for CREATE, and for ALTER of a table whose previous shape is unknown
-                -- (created before install and not seeded); previous_shape_known says which.
-                'changes', CASE WHEN v_old IS NOT NULL THEN @schema@.shape_changes(v_old, v_shape) END,
-                'previous_shape_known', v_old IS NOT NULL);
+            v_tenant := @schema@.tenant_of(v_schema, v_prefix);
+            -- The whole event in one jsonb_build_object: every extra jsonb step (||, an
+            -- intermediate variable) re-serialises the shape.
+            INSERT INTO @schema@.schema_changes (event_data, tenant_key)
+            VALUES (pg_catalog.jsonb_build_object(
+                        'table', v_shape,
+                        -- NULL for CREATE, and for ALTER of a table whose previous shape is
+                        -- unknown (created before install and not seeded); previous_shape_known
+                        -- says which.
+                        'changes', CASE WHEN v_old IS NOT NULL THEN @schema@.shape_changes(v_old, v_shape) END,
+                        'previous_shape_known', v_old IS NOT NULL,
+                        'version', 1,
+                        'kind', 'ddl',
+                        'event_id', pg_catalog.gen_random_uuid(),
+                        'command', v_cmd.command_tag,
+                        'object_type', v_cmd.object_type,
+                        'object_identity', v_cmd.object_identity,
+                        'schema_name', v_schema,
+                        'tenant_id', v_tenant,
+                        'occurred_at', pg_catalog.statement_timestamp(),
+                        'transaction_id', pg_catalog.txid_current(),
+                        'actor', SESSION_USER::text,
+                        'database', pg_catalog.current_database()::text),
+                    COALESCE(v_tenant, v_schema));
+            v_inserted := true;
+            CONTINUE;
 
         ELSIF v_cmd.object_type = 'schema' THEN
             CONTINUE WHEN v_automation;
