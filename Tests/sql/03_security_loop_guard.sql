@@ -105,6 +105,23 @@ SELECT public.last_event_id() AS w3 \gset
 CREATE TABLE tenant_10.by_other_superuser (id int);
 \c - postgres
 SELECT public.check_eq((SELECT e->>'actor' FROM public.events_after(:w3)), 'su_not_automation', 'superuser non-member captured');
+
+-- Superusers with memberships: one that is a member through a group (automation_group is a
+-- member of outbox_automation) is automation; one that is a member of an unrelated role only is not.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'su_automation') THEN CREATE ROLE su_automation LOGIN SUPERUSER; END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'su_with_groups') THEN CREATE ROLE su_with_groups LOGIN SUPERUSER; END IF;
+END $$;
+GRANT automation_group TO su_automation;
+GRANT outbox_emitter TO su_with_groups;
+SELECT public.last_event_id() AS w3b \gset
+\c - su_automation
+CREATE TABLE tenant_10.by_superuser_member (id int);
+\c - su_with_groups
+CREATE TABLE tenant_10.by_superuser_with_groups (id int);
+\c - postgres
+SELECT public.check_eq((SELECT array_agg(e->>'actor' ORDER BY id) FROM public.events_after(:w3b)), ARRAY['su_with_groups'],
+    'superuser member through a group is automation; superuser with unrelated memberships is captured');
 SELECT public.last_event_id() AS w4 \gset
 
 -- Automation role renamed in settings to a role that does not exist: nobody is automation, and
