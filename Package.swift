@@ -74,6 +74,17 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Consumers: the consumer-group runtime and its handlers (SDK generation, warehouse sync).
+        .target(
+            name: "Consumers",
+            dependencies: [
+                "Kafka",
+                "Postgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // Command line: parses arguments and assembles services; the executable only calls it.
         .target(
             name: "OutboxBridgeCLI",
@@ -82,6 +93,7 @@ let package = Package(
                 "Kafka",
                 "Outbox",
                 "Relay",
+                "Consumers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -131,6 +143,11 @@ let package = Package(
             name: "RelayTests",
             dependencies: ["Relay", "Outbox", "Kafka", "Postgres", "OutboxBridgeCLI", "TestSupport",
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ConsumerTests",
+            dependencies: ["Consumers", "Relay", "Outbox", "Kafka", "Postgres", "OutboxBridgeCLI", "TestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

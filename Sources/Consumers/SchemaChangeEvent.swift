@@ -1,0 +1,193 @@
+import Foundation
+
+/// An outbox event as consumers receive it: the JSON document `sql/event.schema.json`
+/// describes, decoded. Schema changes (`kind == "ddl"`) carry the table's shape after the
+/// change and, for `ALTER TABLE`, what changed, so a consumer never has to query the source
+/// database. Domain events (`kind == "domain"`) carry their application's `payload`.
+public struct SchemaChangeEvent: Sendable, Hashable, Decodable {
+    public var version: Int
+    public var kind: String
+    public var eventID: String
+    /// The command tag (`ALTER TABLE`), or a domain event's type.
+    public var command: String
+    /// `table`, `table column`, `schema`, `type`; `nil` for domain events.
+    public var objectType: String?
+    public var objectIdentity: String?
+    public var schemaName: String?
+    public var tenantID: String?
+    public var occurredAt: String
+    public var transactionID: Int64?
+    public var actor: String?
+    /// The table after the change; for drops, the shape that was dropped.
+    public var table: TableShape?
+    /// What an `ALTER TABLE` or `COMMENT` changed; `nil` when no earlier shape was known.
+    public var changes: TableChanges?
+    /// Whether a snapshot of the table existed before this statement.
+    public var previousShapeKnown: Bool?
+    /// Drops: whether the object went by `CASCADE` rather than by name.
+    public var cascade: Bool?
+    /// `CREATE SCHEMA` / `DROP SCHEMA`.
+    public var schema: SchemaName?
+    /// `DROP SCHEMA`: identities of the tables dropped with it (each has its own event too).
+    public var droppedTables: [String]?
+    /// `CREATE TYPE … AS ENUM` / `ALTER TYPE … ADD VALUE`: every label after the change.
+    public var enumType: EnumType?
+
+    enum CodingKeys: String, CodingKey {
+        case version, kind, command, actor, table, changes, cascade, schema
+        case eventID = "event_id"
+        case objectType = "object_type"
+        case objectIdentity = "object_identity"
+        case schemaName = "schema_name"
+        case tenantID = "tenant_id"
+        case occurredAt = "occurred_at"
+        case transactionID = "transaction_id"
+        case previousShapeKnown = "previous_shape_known"
+        case droppedTables = "dropped_tables"
+        case enumType = "enum"
+    }
+
+    /// Decodes an event from the bytes of a Kafka record's value.
+    public static func decode(_ bytes: some Collection<UInt8>) throws -> SchemaChangeEvent {
+        try JSONDecoder().decode(SchemaChangeEvent.self, from: Data(bytes))
+    }
+}
+
+public struct SchemaName: Sendable, Hashable, Decodable {
+    public var name: String
+}
+
+public struct TableShape: Sendable, Hashable, Decodable {
+    public var schema: String
+    public var name: String
+    public var comment: String?
+    public var partitioned: Bool?
+    /// In attnum order; `nil` only in a drop event for a table whose shape was never captured.
+    public var columns: [Column]?
+    /// Column names in key order; empty when there is no primary key.
+    public var primaryKey: [String]?
+
+    enum CodingKeys: String, CodingKey {
+        case schema, name, comment, partitioned, columns
+        case primaryKey = "primary_key"
+    }
+}
+
+public struct Column: Sendable, Hashable, Decodable {
+    public var name: String
+    /// `format_type` output: `integer`, `numeric(12,2)`, `character varying(20)`, `text[]`.
+    public var type: String
+    public var nullable: Bool
+    public var `default`: String?
+    public var generated: String?
+    /// `always`, `by default`, or `nil`.
+    public var identity: String?
+    /// 1-based ordinal among live columns.
+    public var position: Int
+    /// PostgreSQL's attnum: stable across renames, with gaps after drops.
+    public var attnum: Int
+    public var comment: String?
+}
+
+public struct Rename: Sendable, Hashable, Decodable {
+    public var old: String
+    public var new: String
+
+    public init(old: String, new: String) {
+        self.old = old
+        self.new = new
+    }
+}
+
+public struct TableChanges: Sendable, Hashable, Decodable {
+    public struct Retype: Sendable, Hashable, Decodable {
+        public var column: String
+        public var oldType: String
+        public var newType: String
+        enum CodingKeys: String, CodingKey {
+            case column
+            case oldType = "old_type"
+            case newType = "new_type"
+        }
+    }
+
+    public struct NullabilityChange: Sendable, Hashable, Decodable {
+        public var column: String
+        public var oldNullable: Bool
+        public var newNullable: Bool
+        enum CodingKeys: String, CodingKey {
+            case column
+            case oldNullable = "old_nullable"
+            case newNullable = "new_nullable"
+        }
+    }
+
+    public struct DefaultChange: Sendable, Hashable, Decodable {
+        public var column: String
+        public var oldDefault: String?
+        public var newDefault: String?
+        enum CodingKeys: String, CodingKey {
+            case column
+            case oldDefault = "old_default"
+            case newDefault = "new_default"
+        }
+    }
+
+    public struct CommentChange: Sendable, Hashable, Decodable {
+        public var column: String?
+        public var old: String?
+        public var new: String?
+        enum CodingKeys: String, CodingKey {
+            case column, old, new
+            case oldComment = "old_comment"
+            case newComment = "new_comment"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            column = try container.decodeIfPresent(String.self, forKey: .column)
+            old = try container.decodeIfPresent(String.self, forKey: .old)
+                ?? container.decodeIfPresent(String.self, forKey: .oldComment)
+            new = try container.decodeIfPresent(String.self, forKey: .new)
+                ?? container.decodeIfPresent(String.self, forKey: .newComment)
+        }
+    }
+
+    public struct KeyChange: Sendable, Hashable, Decodable {
+        public var old: [String]
+        public var new: [String]
+    }
+
+    public var tableRenamed: Rename?
+    public var schemaChanged: Rename?
+    public var columnsAdded: [Column]
+    public var columnsDropped: [Column]
+    public var columnsRenamed: [Rename]
+    public var columnsRetyped: [Retype]
+    public var nullabilityChanged: [NullabilityChange]
+    public var defaultsChanged: [DefaultChange]
+    public var columnCommentsChanged: [CommentChange]
+    public var commentChanged: CommentChange?
+    public var primaryKeyChanged: KeyChange?
+
+    enum CodingKeys: String, CodingKey {
+        case tableRenamed = "table_renamed"
+        case schemaChanged = "schema_changed"
+        case columnsAdded = "columns_added"
+        case columnsDropped = "columns_dropped"
+        case columnsRenamed = "columns_renamed"
+        case columnsRetyped = "columns_retyped"
+        case nullabilityChanged = "nullability_changed"
+        case defaultsChanged = "defaults_changed"
+        case columnCommentsChanged = "column_comments_changed"
+        case commentChanged = "comment_changed"
+        case primaryKeyChanged = "primary_key_changed"
+    }
+}
+
+public struct EnumType: Sendable, Hashable, Decodable {
+    public var schema: String
+    public var name: String
+    /// Every label in sort order, after the change.
+    public var values: [String]
+}
