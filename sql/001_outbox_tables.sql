@@ -81,7 +81,14 @@ DECLARE
 BEGIN
     FOREACH r IN ARRAY ARRAY['outbox_automation', 'outbox_emitter', 'outbox_relay'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
-            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+            -- Roles are shared by every database of the cluster, and the install lock above
+            -- is per database: an install into another database may create the role at the
+            -- same moment. Whoever loses that race uses the winner's role.
+            BEGIN
+                EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL;
+            END;
         END IF;
     END LOOP;
 END
