@@ -142,7 +142,8 @@ let package = Package(
         .testTarget(
             name: "RelayTests",
             dependencies: ["Relay", "Outbox", "Kafka", "Postgres", "OutboxBridgeCLI", "TestSupport",
-                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                           .product(name: "Configuration", package: "swift-configuration")],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -143,6 +143,8 @@ extension RelayConfiguration {
         configuration.cloudEventsSource = try await settings.string(
             "relay.cloudEventsSource", default: defaults.cloudEventsSource)
         configuration.batchSize = try await settings.int("relay.batchSize", default: defaults.batchSize, in: 1...100_000)
+        configuration.maxInFlightBatches = try await settings.int(
+            "relay.maxInFlightBatches", default: defaults.maxInFlightBatches, in: 1...16)
         configuration.pollInterval = try await settings.seconds(
             "relay.pollIntervalSeconds", default: defaults.pollInterval, in: 0.01...3600)
         configuration.maxAttempts = try await settings.int("relay.maxAttempts", default: defaults.maxAttempts, in: 1...1000)

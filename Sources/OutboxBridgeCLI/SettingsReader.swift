@@ -11,10 +11,14 @@ struct SettingsReader {
     /// Layers the sources from lowest to highest precedence: the YAML file, environment
     /// variables (`relay.batchSize` is `RELAY_BATCH_SIZE`), then options given on the command
     /// line.
-    static func layered(yamlFile: String?, commandLine: [AbsoluteConfigKey: ConfigValue]) async throws -> SettingsReader {
+    static func layered(
+        yamlFile: String?,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        commandLine: [AbsoluteConfigKey: ConfigValue] = [:]
+    ) async throws -> SettingsReader {
         var providers: [any ConfigProvider] = [
             InMemoryProvider(name: "command line", values: commandLine),
-            EnvironmentVariablesProvider(),
+            EnvironmentVariablesProvider(environmentVariables: environment),
         ]
         if let yamlFile {
             do {

@@ -1,0 +1,89 @@
+import Configuration
+import Foundation
+import Outbox
+@testable import OutboxBridgeCLI
+@testable import Relay
+import TestSupport
+import Testing
+
+@Suite("Routing and settings, without services")
+struct RoutingAndSettingsTests {
+    private func event(tenant: String?, schema: String?, command: String, kind: String = "ddl") -> OutboxEvent {
+        OutboxEvent(
+            id: 1, shard: 0, tenantKey: tenant ?? schema, tenantID: tenant, eventID: "e1", kind: kind, command: command,
+            schemaName: schema, occurredAt: "2026-01-01T00:00:00Z", attempts: 0, payload: "{}")
+    }
+
+    @Test("topic templates fill placeholders with topic-safe text")
+    func topicTemplates() {
+        let router = EventRouter(topicTemplate: "ddl.{tenant}.{schema}.{command}", cloudEventsSource: "test")
+        #expect(router.topic(for: event(tenant: "acme", schema: "tenant_acme", command: "ALTER TABLE"))
+            == "ddl.acme.tenant_acme.alter_table")
+        #expect(router.topic(for: event(tenant: "a/b c", schema: "tenant_ü", command: "DROP TABLE"))
+            == "ddl.a_b_c.tenant__.drop_table")
+        #expect(router.topic(for: event(tenant: nil, schema: nil, command: "OrderPlaced", kind: "domain"))
+            == "ddl.none.none.orderplaced")
+        #expect(EventRouter(topicTemplate: "plain", cloudEventsSource: "x").topic(for: event(tenant: "t", schema: nil, command: "c"))
+            == "plain")
+    }
+
+    @Test("CloudEvents type: derived from the command tag for schema changes, as given for domain events")
+    func cloudEventsType() {
+        #expect(EventRouter.cloudEventsType(for: event(tenant: "t", schema: "s", command: "CREATE TABLE AS"))
+            == "outboxbridge.schema.create_table_as")
+        #expect(EventRouter.cloudEventsType(for: event(tenant: "t", schema: nil, command: "Order.Placed", kind: "domain"))
+            == "Order.Placed")
+    }
+
+    @Test("config/bridge.yaml documents exactly the defaults the relay uses")
+    func documentedDefaults() async throws {
+        let file = OutboxTestEnvironment.sqlDirectory.deletingLastPathComponent().appendingPathComponent("config/bridge.yaml")
+        let settings = try await SettingsReader.layered(yamlFile: file.path, environment: [:])
+        let documented = try await RelayConfiguration.read(from: settings)
+        let defaults = RelayConfiguration()
+        #expect(documented.databaseURL == defaults.databaseURL)
+        #expect(documented.listenURL == defaults.listenURL)
+        #expect(documented.pollOnly == defaults.pollOnly)
+        #expect(documented.listenHeartbeat == defaults.listenHeartbeat)
+        #expect(documented.schema == defaults.schema)
+        #expect(documented.channel == defaults.channel)
+        #expect(documented.topicTemplate == defaults.topicTemplate)
+        #expect(documented.deadLetterTopic == defaults.deadLetterTopic)
+        #expect(documented.cloudEventsSource == defaults.cloudEventsSource)
+        #expect(documented.batchSize == defaults.batchSize)
+        #expect(documented.maxInFlightBatches == defaults.maxInFlightBatches)
+        #expect(documented.pollInterval == defaults.pollInterval)
+        #expect(documented.maxAttempts == defaults.maxAttempts)
+        #expect(documented.retryBackoff == defaults.retryBackoff)
+        #expect(documented.maxRetryBackoff == defaults.maxRetryBackoff)
+        #expect(documented.leaseDuration == defaults.leaseDuration)
+        #expect(documented.brokers == defaults.brokers)
+        #expect(documented.kafkaProperties == defaults.kafkaProperties)
+    }
+
+    @Test("the YAML file, environment variables and options override each other in that order")
+    func precedence() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("settings-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let file = directory.appendingPathComponent("bridge.yaml")
+        try "relay:\n  batchSize: 10\n  topic: from-file\n  maxAttempts: 3\n".write(to: file, atomically: true, encoding: .utf8)
+        let settings = try await SettingsReader.layered(
+            yamlFile: file.path, environment: ["RELAY_BATCH_SIZE": "20", "RELAY_TOPIC": "from-env"],
+            commandLine: [AbsoluteConfigKey(["relay", "batchSize"]): .init(.int(30), isSecret: false)])
+        let configuration = try await RelayConfiguration.read(from: settings)
+        #expect(configuration.batchSize == 30)
+        #expect(configuration.topicTemplate == "from-env")
+        #expect(configuration.maxAttempts == 3)
+    }
+
+    @Test("an unusable setting names its key")
+    func invalidSettings() async throws {
+        for (variables, key) in [(["RELAY_BATCH_SIZE": "0"], "relay.batchSize"), (["RELAY_MAX_ATTEMPTS": "many"], "relay.maxAttempts"),
+                                 (["KAFKA_PROPERTIES": "novalue"], "kafka.properties"), (["OUTBOX_SCHEMA": ""], "outbox.schema")] {
+            let settings = try await SettingsReader.layered(yamlFile: nil, environment: variables)
+            let error = await #expect(throws: ConfigurationError.self) { try await RelayConfiguration.read(from: settings) }
+            #expect(error?.key == key)
+            #expect(error?.description.hasPrefix("invalid configuration: \(key):") == true)
+        }
+    }
+}
