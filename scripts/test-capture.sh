@@ -24,18 +24,7 @@ install() { # db [schema]
 }
 
 # Cluster-wide test roles (trust auth lets us connect as them).
-psql_ -d "$base_url/postgres" <<'SQL'
-DO $$
-DECLARE r text;
-BEGIN
-    FOREACH r IN ARRAY ARRAY['tenant_alice', 'automation_bot', 'app_emitter', 'su_not_automation'] LOOP
-        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
-            EXECUTE format('CREATE ROLE %I LOGIN', r);
-        END IF;
-    END LOOP;
-    ALTER ROLE su_not_automation SUPERUSER;
-END $$;
-SQL
+psql_ -d "$base_url/postgres" -f Tests/sql/_roles.sql
 
 dbs=()
 failed=0

@@ -56,19 +56,10 @@ struct CaptureChecksTests {
 
     /// Cluster-wide login roles the checks connect as (trust authentication).
     private func createCheckRoles(_ clusterURL: String) async throws {
-        let admin = try await PostgresConnection.connect(clusterURL)
-        try await admin.execute(script: """
-            DO $$
-            DECLARE r text;
-            BEGIN
-                FOREACH r IN ARRAY ARRAY['tenant_alice', 'automation_bot', 'app_emitter', 'su_not_automation'] LOOP
-                    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
-                        EXECUTE format('CREATE ROLE %I LOGIN', r);
-                    END IF;
-                END LOOP;
-                ALTER ROLE su_not_automation SUPERUSER;
-            END $$;
-            """)
+        let roles = try await runTool(
+            "/usr/bin/psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", clusterURL, "-f",
+                              Self.repository.appendingPathComponent("Tests/sql/_roles.sql").path])
+        #expect(roles.status == 0, "\(roles.errorOutput)")
     }
 }
 

@@ -112,43 +112,14 @@ public struct IndependentKafkaClient: Sendable {
         return try JSONDecoder().decode([String: Int32].self, from: output)
     }
 
-    /// Runs a tool to completion without blocking a cooperative thread; output goes to a file so
-    /// a large result cannot fill a pipe and stall the tool.
+    /// Runs a tool and returns what it printed, failing with its error output when it fails.
     static func run(_ executable: String, _ arguments: [String], input: Data? = nil) async throws -> Data {
-        let directory = FileManager.default.temporaryDirectory
-        let outputURL = directory.appendingPathComponent("independent-kafka-\(UUID().uuidString).out")
-        let errorURL = directory.appendingPathComponent("independent-kafka-\(UUID().uuidString).err")
-        _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errorURL.path, contents: nil)
-        defer {
-            try? FileManager.default.removeItem(at: outputURL)
-            try? FileManager.default.removeItem(at: errorURL)
+        let result = try await runTool(executable, arguments, input: input)
+        guard result.status == 0 else {
+            throw IndependentClientError(
+                description: "\(executable) \(arguments.joined(separator: " ")) exited \(result.status): \(result.errorOutput)")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardOutput = try FileHandle(forWritingTo: outputURL)
-        process.standardError = try FileHandle(forWritingTo: errorURL)
-        let inputPipe = Pipe()
-        process.standardInput = inputPipe
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do {
-                try process.run()
-            } catch {
-                continuation.resume(throwing: error)
-                return
-            }
-            if let input {
-                inputPipe.fileHandleForWriting.write(input)
-            }
-            try? inputPipe.fileHandleForWriting.close()
-        }
-        guard status == 0 else {
-            let errorText = (try? String(contentsOf: errorURL, encoding: .utf8)) ?? ""
-            throw IndependentClientError(description: "\(executable) \(arguments.joined(separator: " ")) exited \(status): \(errorText)")
-        }
-        return try Data(contentsOf: outputURL)
+        return result.outputData
     }
 }
 
