@@ -10,6 +10,11 @@ scripts/install-deps.sh
 command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
 swift build -c release --product outbox-bridge
 swift build -c release --product relay-benchmark
-eval "$(scripts/dev-services.sh start)"
-trap 'scripts/dev-services.sh stop' EXIT
+# Services someone already started (a developer's) are used and left running.
+if scripts/dev-services.sh status; then
+    eval "$(scripts/dev-services.sh env)"
+else
+    eval "$(scripts/dev-services.sh start)"
+    trap 'scripts/dev-services.sh stop' EXIT
+fi
 "$repo_root/.build/release/relay-benchmark" "$repo_root/.build/release/outbox-bridge" "$@"

@@ -12,12 +12,19 @@ command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
 swift build -c release --product outbox-bridge
 bridge="$repo_root/.build/release/outbox-bridge"
 
-eval "$(scripts/dev-services.sh start)"
+# Services someone already started (a developer's) are used and left running.
+started_services=false
+if scripts/dev-services.sh status; then
+    eval "$(scripts/dev-services.sh env)"
+else
+    eval "$(scripts/dev-services.sh start)"
+    started_services=true
+fi
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    scripts/dev-services.sh stop
+    if $started_services; then scripts/dev-services.sh stop; fi
 }
 trap cleanup EXIT
 
@@ -64,6 +71,7 @@ kcat -C -b "$brokers" -t schema-changes -e -q -f '%p\t%o\t%k\t%h\n' | awk -F'\t'
 echo "== the outbox rows, marked only after Kafka acknowledged them"
 psql -X "$database_url" -c "SELECT id, tenant_key, event_data->>'command' AS command, processed,
     kafka_topic, kafka_partition, kafka_offset FROM platform.schema_changes ORDER BY id"
-echo "== one event as consumers receive it"
-kcat -C -b "$brokers" -t schema-changes -e -q -c 1 -o beginning -p "$(psql -X -At "$database_url" -c "SELECT kafka_partition FROM platform.schema_changes WHERE event_data->>'command' = 'ALTER TABLE' LIMIT 1")" -f '%s\n' \
-    | python3 -m json.tool | head -60
+echo "== the ALTER TABLE event as consumers receive it, read at the position its row records"
+read -r partition offset < <(psql -X -At -F ' ' "$database_url" -c \
+    "SELECT kafka_partition, kafka_offset FROM platform.schema_changes WHERE event_data->>'command' = 'ALTER TABLE'")
+kcat -C -b "$brokers" -t schema-changes -p "$partition" -o "$offset" -c 1 -e -q -f '%s\n' | python3 -m json.tool

@@ -4,6 +4,7 @@
 #   scripts/dev-services.sh start   # start PostgreSQL 15 on a free loopback port; prints `export ...` lines
 #   scripts/dev-services.sh stop    # stop it and delete its data
 #   scripts/dev-services.sh env     # print the `export ...` lines of the running services
+#   scripts/dev-services.sh status  # exit 0 when they are running
 #
 # The cluster is disposable: fsync is off and every loopback connection is trusted. Its URL is
 # written to .dev/env, which `source` or `eval "$(scripts/dev-services.sh env)"` picks up.
@@ -77,5 +78,6 @@ case "${1:-}" in
     start) start_postgres ;;
     stop) stop_postgres ;;
     env) [ -f "$env_file" ] || die "services are not running (scripts/dev-services.sh start)"; cat "$env_file" ;;
-    *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+    status) [ -f "$env_file" ] && status_postgres ;;
+    *) echo "usage: $0 start|stop|env|status" >&2; exit 2 ;;
 esac
