@@ -85,6 +85,16 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Operations: status, delivery audit, replay, retention.
+        .target(
+            name: "Operations",
+            dependencies: [
+                "Postgres",
+                "Kafka",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // Command line: parses arguments and assembles services; the executable only calls it.
         .target(
             name: "OutboxBridgeCLI",
@@ -94,6 +104,7 @@ let package = Package(
                 "Outbox",
                 "Relay",
                 "Consumers",
+                "Operations",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -149,6 +160,11 @@ let package = Package(
         .testTarget(
             name: "ConsumerTests",
             dependencies: ["Consumers", "Relay", "Outbox", "Kafka", "Postgres", "OutboxBridgeCLI", "TestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "OperationsTests",
+            dependencies: ["Operations", "Relay", "Outbox", "Kafka", "Postgres", "OutboxBridgeCLI", "TestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

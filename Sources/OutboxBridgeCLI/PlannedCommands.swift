@@ -10,25 +10,9 @@ extension PlannedCommand {
     }
 }
 
-struct StatusCommand: PlannedCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "status", abstract: "Show the outbox backlog and delivery positions (not implemented yet).")
-}
 
-struct AuditCommand: PlannedCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "audit", abstract: "Prove where each processed event landed in Kafka (not implemented yet).")
-}
 
-struct ReplayCommand: PlannedCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "replay", abstract: "Mark selected events pending again (not implemented yet).")
-}
 
-struct PruneCommand: PlannedCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "prune", abstract: "Delete processed events older than an age (not implemented yet).")
-}
 
 struct SDKSyncCommand: PlannedCommand {
     static let configuration = CommandConfiguration(

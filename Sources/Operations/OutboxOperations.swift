@@ -1,0 +1,194 @@
+public import Postgres
+
+/// How far behind the relay is and where each tenant's events last landed.
+public struct OutboxStatus: Sendable, Encodable {
+    public struct TenantPosition: Sendable, Encodable {
+        public var tenant: String
+        public var topic: String
+        public var partition: Int32
+        public var offset: Int64
+        public var deliveredAt: String
+
+        enum CodingKeys: String, CodingKey {
+            case tenant, topic, partition, offset
+            case deliveredAt = "delivered_at"
+        }
+    }
+
+    public var pending: Int
+    public var oldestPendingAgeSeconds: Double?
+    public var dead: Int
+    public var processed: Int
+    public var tenants: [TenantPosition]
+
+    enum CodingKeys: String, CodingKey {
+        case pending, dead, processed, tenants
+        case oldestPendingAgeSeconds = "oldest_pending_age_seconds"
+    }
+}
+
+/// Which events a replay sends again.
+public enum ReplaySelection: Sendable, CustomStringConvertible {
+    case ids(ClosedRange<Int64>)
+    case tenant(String)
+    /// Events that occurred at or after this time (any timestamp PostgreSQL accepts).
+    case since(String)
+
+    public var description: String {
+        switch self {
+        case .ids(let range): "outbox ids \(range.lowerBound)...\(range.upperBound)"
+        case .tenant(let tenant): "tenant \(tenant)"
+        case .since(let time): "events since \(time)"
+        }
+    }
+
+    /// The condition on `schema_changes s` and its parameter.
+    fileprivate var condition: (sql: String, parameters: [any PostgresBindable]) {
+        switch self {
+        case .ids(let range): ("s.id BETWEEN $1 AND $2", [range.lowerBound, range.upperBound])
+        case .tenant(let tenant): ("s.tenant_key = $1", [tenant])
+        case .since(let time): ("s.created_at >= $1::timestamptz", [time])
+        }
+    }
+}
+
+/// One delivered row as the audit checks it.
+public struct DeliveredRow: Sendable {
+    public var id: Int64
+    public var eventID: String
+    public var tenantKey: String?
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+}
+
+/// The operator's statements on the outbox: status, replay, retention and the rows an audit
+/// checks. Values travel as parameters; the schema name is quoted by libpq once.
+public struct OutboxOperations: Sendable {
+    public let connection: PostgresConnection
+    public let quotedSchema: String
+
+    public init(connection: PostgresConnection, schema: String) async throws(PostgresError) {
+        self.connection = connection
+        self.quotedSchema = try await connection.quoteIdentifier(schema)
+    }
+
+    public func status() async throws(PostgresError) -> OutboxStatus {
+        let totals = try await connection.query(
+            """
+            SELECT count(*) FILTER (WHERE NOT processed AND NOT dead) AS pending,
+                   extract(epoch FROM pg_catalog.now() - min(created_at) FILTER (WHERE NOT processed AND NOT dead))
+                       AS oldest_pending_age,
+                   count(*) FILTER (WHERE dead) AS dead,
+                   count(*) FILTER (WHERE processed) AS processed
+            FROM \(quotedSchema).schema_changes
+            """)[0]
+        let positions = try await connection.query(
+            """
+            SELECT DISTINCT ON (tenant_key) tenant_key, kafka_topic, kafka_partition, kafka_offset,
+                   to_char(processed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS delivered_at
+            FROM \(quotedSchema).schema_changes
+            WHERE processed AND tenant_key IS NOT NULL
+            ORDER BY tenant_key, id DESC
+            """)
+        return OutboxStatus(
+            pending: try totals.require(Int.self, column: "pending"),
+            oldestPendingAgeSeconds: try totals.decode(Double.self, column: "oldest_pending_age"),
+            dead: try totals.require(Int.self, column: "dead"),
+            processed: try totals.require(Int.self, column: "processed"),
+            tenants: try positions.map { row throws(PostgresError) in
+                OutboxStatus.TenantPosition(
+                    tenant: try row.require(String.self, column: "tenant_key"),
+                    topic: try row.require(String.self, column: "kafka_topic"),
+                    partition: try row.require(Int32.self, column: "kafka_partition"),
+                    offset: try row.require(Int64.self, column: "kafka_offset"),
+                    deliveredAt: try row.require(String.self, column: "delivered_at"))
+            })
+    }
+
+    /// How many delivered or dead events `selection` covers: what a replay would send again.
+    public func replayCount(_ selection: ReplaySelection) async throws(PostgresError) -> Int {
+        let (condition, parameters) = selection.condition
+        return try await connection.query(
+            "SELECT count(*) AS n FROM \(quotedSchema).schema_changes s WHERE (s.processed OR s.dead) AND \(condition)",
+            parameters)[0].require(Int.self, column: "n")
+    }
+
+    /// Marks the selected delivered (and dead) events pending again, in one transaction, after
+    /// keeping where they had landed in `delivery_history`. Returns how many.
+    @discardableResult
+    public func replay(_ selection: ReplaySelection) async throws -> Int {
+        let (condition, parameters) = selection.condition
+        return try await connection.transaction { connection in
+            try await connection.query(
+                """
+                INSERT INTO \(quotedSchema).delivery_history
+                    (outbox_id, event_id, kafka_topic, kafka_partition, kafka_offset, processed_at)
+                SELECT s.id, (s.event_data->>'event_id')::uuid, s.kafka_topic, s.kafka_partition, s.kafka_offset,
+                       s.processed_at
+                FROM \(quotedSchema).schema_changes s
+                WHERE (s.processed OR s.dead) AND s.kafka_topic IS NOT NULL AND \(condition)
+                """, parameters)
+            return try await connection.query(
+                """
+                UPDATE \(quotedSchema).schema_changes s
+                SET processed = false, processed_at = NULL, dead = false, dead_reason = NULL,
+                    kafka_topic = NULL, kafka_partition = NULL, kafka_offset = NULL,
+                    attempts = 0, last_error = NULL, next_attempt_at = NULL
+                WHERE (s.processed OR s.dead) AND \(condition)
+                """, parameters).affectedRows
+        }
+    }
+
+    /// Deletes processed events older than `age` in batches of `batchSize`, each its own short
+    /// statement so no lock is held for long. Dead events are never pruned. Returns how many.
+    public func prune(olderThan age: Duration, batchSize: Int = 1000) async throws(PostgresError) -> Int {
+        var deleted = 0
+        while true {
+            let batch = try await connection.query(
+                """
+                DELETE FROM \(quotedSchema).schema_changes
+                WHERE id IN (
+                    SELECT id FROM \(quotedSchema).schema_changes
+                    WHERE processed AND processed_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)
+                    ORDER BY id LIMIT $2)
+                """,
+                [Double(age.components.seconds) + Double(age.components.attoseconds) / 1e18, batchSize]).affectedRows
+            deleted += batch
+            if batch < batchSize { return deleted }
+        }
+    }
+
+    /// Processed rows in id order after `afterID`, for an audit that pages through a range.
+    public func deliveredRows(
+        from: Int64?, to: Int64?, tenant: String?, after afterID: Int64, limit: Int
+    ) async throws(PostgresError) -> [DeliveredRow] {
+        let rows = try await connection.query(
+            """
+            SELECT id, event_data->>'event_id' AS event_id, tenant_key, kafka_topic, kafka_partition, kafka_offset
+            FROM \(quotedSchema).schema_changes
+            WHERE processed AND id > $1 AND ($2::bigint IS NULL OR id >= $2) AND ($3::bigint IS NULL OR id <= $3)
+              AND ($4::text IS NULL OR tenant_key = $4)
+            ORDER BY id LIMIT $5
+            """, [afterID, from, to, tenant, limit])
+        return try rows.map { row throws(PostgresError) in
+            DeliveredRow(
+                id: try row.require(Int64.self, column: "id"),
+                eventID: try row.require(String.self, column: "event_id"),
+                tenantKey: row["tenant_key"],
+                topic: try row.require(String.self, column: "kafka_topic"),
+                partition: try row.require(Int32.self, column: "kafka_partition"),
+                offset: try row.require(Int64.self, column: "kafka_offset"))
+        }
+    }
+
+    /// Processed rows an audit of this range would check.
+    public func deliveredCount(from: Int64?, to: Int64?, tenant: String?) async throws(PostgresError) -> Int {
+        try await connection.query(
+            """
+            SELECT count(*) AS n FROM \(quotedSchema).schema_changes
+            WHERE processed AND ($1::bigint IS NULL OR id >= $1) AND ($2::bigint IS NULL OR id <= $2)
+              AND ($3::text IS NULL OR tenant_key = $3)
+            """, [from, to, tenant])[0].require(Int.self, column: "n")
+    }
+}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import Kafka
+import Logging
+import Operations
+
+struct AuditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Prove where each processed event went: read the record at its recorded offset and compare.",
+        discussion: """
+            Reports checked, ok, missing (the offset is gone, e.g. by retention) and mismatched \
+            (a different record sits there). Exits 1 when any is mismatched.
+            """)
+
+    @OptionGroup var outbox: OutboxLocation
+    @Option(help: "Kafka bootstrap servers (default: KAFKA_BROKERS).")
+    var brokers: String?
+    @Option(help: "A librdkafka property as name=value, repeatable (SASL, SSL, ...).")
+    var kafkaProperty: [String] = []
+    @Option(help: "First outbox id to check.")
+    var fromID: Int64?
+    @Option(help: "Last outbox id to check.")
+    var toID: Int64?
+    @Option(help: "Only this tenant's events.")
+    var tenant: String?
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    func run() async throws {
+        guard let brokers = brokers ?? ProcessInfo.processInfo.environment["KAFKA_BROKERS"], !brokers.isEmpty else {
+            throw ValidationError("--brokers (or KAFKA_BROKERS) is required")
+        }
+        var properties: [String: String] = [:]
+        for entry in kafkaProperty {
+            guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
+                throw ValidationError("--kafka-property expects name=value, got \(entry)")
+            }
+            properties[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
+        }
+        let operations = try await outbox.connect()
+        let reader: KafkaRecordReader
+        do {
+            reader = try KafkaRecordReader(
+                bootstrapServers: brokers, properties: properties,
+                logger: Logger(label: "outbox-bridge.audit", factory: { _ in SwiftLogNoOpLogHandler() }))
+        } catch {
+            printError("Kafka brokers \(brokers) unusable: \(error)")
+            throw ExitCode.failure
+        }
+        let audit = DeliveryAudit(operations: operations, reader: reader)
+        let report = try await reportingFailures {
+            try await audit.run(from: fromID, to: toID, tenant: tenant) { checked, total in
+                FileHandle.standardError.write(Data("audit: checked \(checked) of \(total)\n".utf8))
+            }
+        }
+        if json {
+            try printJSON(report)
+        } else {
+            print("checked: \(report.checked)  ok: \(report.ok)  missing: \(report.missing)  mismatched: \(report.mismatched)")
+            for finding in report.findings {
+                print("  outbox id \(finding.id) (event \(finding.eventID)) at \(finding.topic)[\(finding.partition)]@\(finding.offset): \(finding.problem)")
+            }
+        }
+        if report.mismatched > 0 { throw ExitCode.failure }
+    }
+}

@@ -1,0 +1,144 @@
+import Foundation
+import Kafka
+import Logging
+import Operations
+import Postgres
+import TestSupport
+import Testing
+
+@Suite("Operations: status, delivery audit, replay and retention against real services")
+struct OperationsTests {
+    /// A relayed outbox: 3 tenants x 4 events, all delivered by the real relay.
+    private func relayedEnvironment(_ label: String) async throws -> (OutboxTestEnvironment, PostgresConnection) {
+        let environment = try await OutboxTestEnvironment.start(label)
+        let sql = try await environment.database.connect()
+        try await withRunningRelay(environment.relayConfiguration()) {
+            try await sql.query(
+                """
+                SELECT platform.emit('t' || tenant, 'test.sequence', jsonb_build_object('seq', step))
+                FROM generate_series(0, 3) AS step, generate_series(1, 3) AS tenant ORDER BY step, tenant
+                """)
+            try await environment.waitUntilAllDelivered(sql)
+        }
+        return (environment, sql)
+    }
+
+    private func runBridge(_ arguments: [String]) async throws -> ToolResult {
+        try await runTool(try RelayProcess.executableURL().path, arguments)
+    }
+
+    @Test("after a normal run the audit finds every event where its row says; tampering with one offset is reported and exits 1")
+    func auditFindsTampering() async throws {
+        let (environment, sql) = try await relayedEnvironment("audit")
+        let reader = try KafkaRecordReader(bootstrapServers: environment.broker.bootstrapServers, logger: makeKafkaTestLogger("audit"))
+        let audit = DeliveryAudit(operations: try await OutboxOperations(connection: sql, schema: "platform"), reader: reader)
+        let clean = try await audit.run(from: nil, to: nil, tenant: nil)
+        #expect((clean.checked, clean.ok, clean.missing, clean.mismatched) == (12, 12, 0, 0))
+
+        let arguments = ["audit", "--database-url", environment.database.url, "--brokers", environment.broker.bootstrapServers]
+        let passing = try await runBridge(arguments)
+        #expect(passing.status == 0, "\(passing.errorOutput)")
+        #expect(passing.output.contains("checked: 12  ok: 12  missing: 0  mismatched: 0"))
+        #expect(passing.errorOutput.contains("audit: checked 12 of 12"))
+
+        // Point one row at its neighbour's record.
+        try await sql.query(
+            """
+            UPDATE platform.schema_changes SET kafka_offset = kafka_offset + 1
+            WHERE id = (SELECT min(id) FROM platform.schema_changes WHERE tenant_key = 't1')
+            """)
+        let tampered = try await audit.run(from: nil, to: nil, tenant: "t1")
+        #expect((tampered.checked, tampered.ok, tampered.mismatched) == (4, 3, 1))
+        let failing = try await runBridge(arguments + ["--json"])
+        #expect(failing.status == 1)
+        let report = try JSONSerialization.jsonObject(with: Data(failing.output.utf8)) as? [String: Any]
+        #expect(report?["mismatched"] as? Int == 1)
+        #expect(report?["checked"] as? Int == 12)
+    }
+
+    @Test("records gone from Kafka are reported missing, not mismatched")
+    func auditReportsMissing() async throws {
+        let (_, sql) = try await relayedEnvironment("audit_missing")
+        // A fresh broker: the topic exists but holds none of the recorded offsets.
+        let fresh = try KafkaDevelopmentBroker(brokers: 1, logger: makeKafkaTestLogger("fresh"))
+        try fresh.createTopic(OutboxTestEnvironment.topic, partitions: 6)
+        let reader = try KafkaRecordReader(bootstrapServers: fresh.bootstrapServers, logger: makeKafkaTestLogger("audit"))
+        let audit = DeliveryAudit(operations: try await OutboxOperations(connection: sql, schema: "platform"), reader: reader)
+        let report = try await audit.run(from: nil, to: nil, tenant: nil)
+        #expect((report.checked, report.ok, report.missing, report.mismatched) == (12, 0, 12, 0))
+    }
+
+    @Test("replay republishes exactly the selected events and keeps their earlier positions")
+    func replaySelected() async throws {
+        let (environment, sql) = try await relayedEnvironment("replay")
+        let before = try await environment.outboxRows(sql)
+        let operations = try await OutboxOperations(connection: sql, schema: "platform")
+        #expect(try await operations.replayCount(.tenant("t2")) == 4)
+
+        let declined = try await runBridge(["replay", "--database-url", environment.database.url, "--tenant", "t2"])
+        #expect(declined.status != 0)
+        #expect(try await environment.outboxRows(sql).allSatisfy(\.processed), "a declined replay changed rows")
+
+        let accepted = try await runBridge(["replay", "--database-url", environment.database.url, "--tenant", "t2", "--yes"])
+        #expect(accepted.status == 0, "\(accepted.errorOutput)")
+        #expect(accepted.output.contains("4 events are pending again"))
+        #expect(try await environment.outboxRows(sql).filter { !$0.processed }.map(\.tenantKey) == Array(repeating: "t2", count: 4))
+        try await withRunningRelay(environment.relayConfiguration()) {
+            try await environment.waitUntilAllDelivered(sql)
+        }
+
+        let records = try await environment.kafka.consume(topic: OutboxTestEnvironment.topic)
+        let copies = Dictionary(grouping: records, by: { $0.header("event_id") ?? "" }).mapValues(\.count)
+        for row in before {
+            #expect(copies[row.eventID] == (row.tenantKey == "t2" ? 2 : 1), "event of \(row.tenantKey ?? "")")
+        }
+        let history = try await sql.query(
+            "SELECT outbox_id, kafka_partition, kafka_offset FROM platform.delivery_history ORDER BY outbox_id")
+        let replayedRows = before.filter { $0.tenantKey == "t2" }
+        #expect(history.map { $0["outbox_id"] } == replayedRows.map { String($0.id) })
+        #expect(history.map { $0["kafka_offset"] } == replayedRows.map { $0.offset.map(String.init) })
+        let after = try await environment.outboxRows(sql).filter { $0.tenantKey == "t2" }
+        #expect(zip(after, replayedRows).allSatisfy { $0.offset != $1.offset })
+    }
+
+    @Test("prune deletes only processed events older than the age; dead and pending ones stay")
+    func pruneOnlyOldProcessed() async throws {
+        let (environment, sql) = try await relayedEnvironment("prune")
+        try await sql.query("SELECT platform.emit('t9', 'test.pending', '{}')")
+        try await sql.execute(script: """
+            UPDATE platform.schema_changes SET processed_at = now() - interval '10 days' WHERE tenant_key IN ('t1', 't2');
+            UPDATE platform.schema_changes SET processed = false, dead = true, dead_reason = 'test',
+                   processed_at = now() - interval '10 days' WHERE id = (SELECT min(id) FROM platform.schema_changes WHERE tenant_key = 't1');
+            """)
+        let result = try await runTool(
+            try RelayProcess.executableURL().path, ["prune", "--database-url", environment.database.url, "--older-than", "7d", "--batch-size", "2"])
+        #expect(result.status == 0, "\(result.errorOutput)")
+        #expect(result.output.contains("deleted 7 processed events"))
+        let left = try await environment.outboxRows(sql)
+        #expect(left.filter(\.processed).map(\.tenantKey) == Array(repeating: "t3", count: 4))
+        #expect(left.filter(\.dead).count == 1)
+        #expect(left.filter { !$0.processed && !$0.dead }.map(\.tenantKey) == ["t9"])
+
+        let bad = try await runBridge(["prune", "--database-url", environment.database.url, "--older-than", "soon"])
+        #expect(bad.status != 0)
+        #expect(bad.errorOutput.contains("--older-than"))
+    }
+
+    @Test("status reports the backlog and each tenant's last position, also as JSON")
+    func status() async throws {
+        let (environment, sql) = try await relayedEnvironment("status")
+        try await sql.query("SELECT platform.emit('t9', 'test.pending', '{}')")
+        let result = try await runBridge(["status", "--database-url", environment.database.url, "--json"])
+        #expect(result.status == 0, "\(result.errorOutput)")
+        let status = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any]
+        #expect(status?["pending"] as? Int == 1)
+        #expect(status?["processed"] as? Int == 12)
+        #expect(status?["dead"] as? Int == 0)
+        #expect((status?["oldest_pending_age_seconds"] as? Double).map { $0 >= 0 } == true)
+        let tenants = status?["tenants"] as? [[String: Any]]
+        #expect(tenants?.compactMap { $0["tenant"] as? String } == ["t1", "t2", "t3"])
+        let rows = try await environment.outboxRows(sql)
+        let lastOfT1 = rows.filter { $0.tenantKey == "t1" }.last
+        #expect(tenants?.first?["offset"] as? Int64 == lastOfT1?.offset || tenants?.first?["offset"] as? Int == lastOfT1?.offset.map(Int.init))
+    }
+}
