@@ -1,6 +1,7 @@
 import Foundation
 public import Kafka
 public import Logging
+import Operations
 import Postgres
 public import Relay
 public import ServiceLifecycle
@@ -35,7 +36,7 @@ public enum RelayApplication {
     /// relay service and the producer's flush-on-shutdown service, ordered so the relay stops
     /// claiming first and the producer flushes after it.
     public static func assemble(
-        configuration: RelayConfiguration, shutdownTimeout: Duration, logger: Logger
+        configuration: RelayConfiguration, shutdownTimeout: Duration, retention: RetentionPolicy? = nil, logger: Logger
     ) async throws -> Assembly {
         try await checkOutboxInstalled(configuration)
         var configuration = configuration
@@ -66,11 +67,16 @@ public enum RelayApplication {
 
         let relay = RelayService(configuration: configuration, producer: producer, logger: logger)
         let flusher = ProducerFlushService(producer: producer, timeout: shutdownTimeout)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: flusher)]
+        if let retention {
+            services.append(.init(service: RetentionService(
+                databaseURL: configuration.databaseURL, schema: configuration.schema,
+                keepProcessed: retention.keepProcessed, interval: retention.interval, logger: logger)))
+        }
+        // Services stop in reverse order: the relay first, so the producer flushes after it.
+        services.append(.init(service: relay, successTerminationBehavior: .gracefullyShutdownGroup))
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [
-                .init(service: flusher),
-                .init(service: relay, successTerminationBehavior: .gracefullyShutdownGroup),
-            ],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = shutdownTimeout
@@ -92,6 +98,16 @@ public enum RelayApplication {
                 "the outbox schema \(configuration.schema) is not installed in this database; run `outbox-bridge install` first")
         }
     }
+}
+
+/// How long the running bridge keeps processed events, and how often it deletes older ones.
+public struct RetentionPolicy: Sendable {
+    /// Default: 7 days.
+    public var keepProcessed: Duration = .seconds(7 * 86_400)
+    /// Default: 10 minutes.
+    public var interval: Duration = .seconds(600)
+
+    public init() {}
 }
 
 /// Waits for shutdown, then flushes the producer: records the relay already enqueued get

@@ -43,25 +43,34 @@ struct RunCommand: AsyncParsableCommand {
     var kafkaProperties: [String] = []
     @Option(help: "trace, debug, info, notice, warning, error or critical (log.level).")
     var logLevel: String?
+    @Option(help: "logfmt or json (log.format).")
+    var logFormat: String?
+
+    /// Everything `run` reads, beyond the relay's own configuration.
+    struct Settings {
+        var relay: RelayConfiguration
+        var shutdownTimeout: Duration
+        var retention: RetentionPolicy?
+        var logLevel: Logger.Level
+        var logFormat: LogFormat
+    }
 
     func run() async throws {
-        let loaded: (RelayConfiguration, Duration, Logger.Level)
+        let settings: Settings
         do {
-            loaded = try await loadSettings()
+            settings = try await loadSettings()
         } catch let error as ConfigurationError {
             printError(error.description)
             throw ExitCode(2)
         }
-        let (relayConfiguration, shutdownTimeout, level) = loaded
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            StructuredLogHandler(label: label, format: settings.logFormat, level: settings.logLevel)
         }
         let logger = Logger(label: "outbox-bridge")
         do {
             let assembly = try await RelayApplication.assemble(
-                configuration: relayConfiguration, shutdownTimeout: shutdownTimeout, logger: logger)
+                configuration: settings.relay, shutdownTimeout: settings.shutdownTimeout, retention: settings.retention,
+                logger: logger)
             if let broker = assembly.developmentBroker {
                 print("development broker: \(broker.bootstrapServers)")
             }
@@ -74,7 +83,7 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     /// Command-line options become the highest-precedence configuration layer.
-    private func loadSettings() async throws -> (RelayConfiguration, Duration, Logger.Level) {
+    private func loadSettings() async throws -> Settings {
         var commandLine: [AbsoluteConfigKey: ConfigValue] = [:]
         func set(_ key: String, _ value: String?) {
             if let value { commandLine[AbsoluteConfigKey(ConfigKey(key))] = ConfigValue(.string(value), isSecret: false) }
@@ -111,6 +120,7 @@ struct RunCommand: AsyncParsableCommand {
         try setNumber("relay.pollIntervalSeconds", pollInterval, as: .double)
         try setNumber("relay.maxAttempts", maxAttempts, as: .int)
         set("log.level", logLevel)
+        set("log.format", logFormat)
         if !kafkaProperties.isEmpty {
             commandLine[AbsoluteConfigKey(["kafka", "properties"])] = ConfigValue(.stringArray(kafkaProperties), isSecret: false)
         }
@@ -122,7 +132,22 @@ struct RunCommand: AsyncParsableCommand {
         guard let level = Logger.Level(rawValue: levelName.lowercased()) else {
             throw ConfigurationError(key: "log.level", problem: "unknown level \(levelName)")
         }
-        return (relay, shutdownTimeout, level)
+        let formatName = try await settings.string("log.format", default: LogFormat.logfmt.rawValue)
+        guard let format = LogFormat(rawValue: formatName.lowercased()) else {
+            throw ConfigurationError(key: "log.format", problem: "expected logfmt or json, got \(formatName)")
+        }
+        var retention: RetentionPolicy? = RetentionPolicy()
+        let keepText = try await settings.string("retention.keepProcessed", default: "7d")
+        guard let keep = parseAge(keepText) else {
+            throw ConfigurationError(key: "retention.keepProcessed", problem: "expected e.g. 7d, 12h, 30m or 0 to keep forever, got \(keepText)")
+        }
+        if keep == .zero {
+            retention = nil
+        } else {
+            retention?.keepProcessed = keep
+            retention?.interval = try await settings.seconds("retention.intervalSeconds", default: .seconds(600), in: 1...86_400)
+        }
+        return Settings(relay: relay, shutdownTimeout: shutdownTimeout, retention: retention, logLevel: level, logFormat: format)
     }
 }
 

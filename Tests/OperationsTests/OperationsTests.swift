@@ -2,6 +2,7 @@ import Foundation
 import Kafka
 import Logging
 import Operations
+import OutboxBridgeCLI
 import Postgres
 import TestSupport
 import Testing
@@ -122,6 +123,29 @@ struct OperationsTests {
         let bad = try await runBridge(["prune", "--database-url", environment.database.url, "--older-than", "soon"])
         #expect(bad.status != 0)
         #expect(bad.errorOutput.contains("--older-than"))
+    }
+
+    @Test("the running bridge deletes processed events past the retention age, and only those")
+    func runningBridgeRetention() async throws {
+        let (environment, sql) = try await relayedEnvironment("retention")
+        try await sql.execute(script: """
+            UPDATE platform.schema_changes SET processed_at = now() - interval '2 hours' WHERE tenant_key = 't1';
+            UPDATE platform.schema_changes SET processed = false, dead = true, dead_reason = 'test'
+            WHERE tenant_key = 't2';
+            UPDATE platform.schema_changes SET processed_at = now() - interval '2 hours' WHERE tenant_key = 't2';
+            """)
+        var retention = RetentionPolicy()
+        retention.keepProcessed = .seconds(3600)
+        retention.interval = .milliseconds(100)
+        try await withRunningRelay(environment.relayConfiguration(), retention: retention) {
+            try await waitUntil("t1's old processed events are deleted") {
+                try await environment.outboxRows(sql).allSatisfy { $0.tenantKey != "t1" }
+            }
+        }
+        let left = try await environment.outboxRows(sql)
+        #expect(left.filter { $0.tenantKey == "t2" }.allSatisfy(\.dead))
+        #expect(left.filter { $0.tenantKey == "t2" }.count == 4)
+        #expect(left.filter { $0.tenantKey == "t3" }.count == 4)
     }
 
     @Test("status reports the backlog and each tenant's last position, also as JSON")

@@ -87,3 +87,14 @@ struct RoutingAndSettingsTests {
         }
     }
 }
+
+@Suite("Log lines")
+struct LogFormatTests {
+    @Test("logfmt quotes values with spaces, quotes or newlines; JSON escapes them")
+    func escaping() throws {
+        let fields = [("message", "relay started"), ("error", "a \"quoted\"\nline"), ("count", "3")]
+        #expect(StructuredLogHandler.logfmt(fields) == #"message="relay started" error="a \"quoted\"\nline" count=3"#)
+        let json = try JSONSerialization.jsonObject(with: Data(StructuredLogHandler.json(fields).utf8)) as? [String: String]
+        #expect(json == ["message": "relay started", "error": "a \"quoted\"\nline", "count": "3"])
+    }
+}

@@ -1,5 +1,5 @@
 import Logging
-import OutboxBridgeCLI
+public import OutboxBridgeCLI
 public import Relay
 import ServiceLifecycle
 
@@ -7,10 +7,12 @@ import ServiceLifecycle
 /// duration of `body`; then shuts it down gracefully and waits for it to finish.
 public func withRunningRelay<T: Sendable>(
     _ configuration: RelayConfiguration,
+    retention: RetentionPolicy? = nil,
     _ body: () async throws -> T
 ) async throws -> T {
     let assembly = try await RelayApplication.assemble(
-        configuration: configuration, shutdownTimeout: .seconds(10), logger: makeKafkaTestLogger("test.relay"))
+        configuration: configuration, shutdownTimeout: .seconds(10), retention: retention,
+        logger: makeKafkaTestLogger("test.relay"))
     return try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await assembly.serviceGroup.run() }
         do {

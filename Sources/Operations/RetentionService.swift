@@ -1,0 +1,48 @@
+public import Logging
+import Postgres
+public import ServiceLifecycle
+
+/// Deletes processed events older than `keepProcessed` every `interval`, in small batches, so
+/// the outbox does not grow forever while the relay runs. Dead events are never deleted here.
+public struct RetentionService: Service {
+    public let databaseURL: String
+    public let schema: String
+    /// How long processed events are kept.
+    public let keepProcessed: Duration
+    /// Time between two sweeps.
+    public let interval: Duration
+    public let logger: Logger
+
+    public init(databaseURL: String, schema: String, keepProcessed: Duration, interval: Duration, logger: Logger) {
+        self.databaseURL = databaseURL
+        self.schema = schema
+        self.keepProcessed = keepProcessed
+        self.interval = interval
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        var operations: OutboxOperations?
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            do {
+                let current: OutboxOperations
+                if let operations {
+                    current = operations
+                } else {
+                    current = try await OutboxOperations(
+                        connection: try await PostgresConnection.connect(databaseURL, logger: logger), schema: schema)
+                    operations = current
+                }
+                let deleted = try await current.prune(olderThan: keepProcessed)
+                if deleted > 0 {
+                    logger.info("retention deleted processed events", metadata: [
+                        "deleted": "\(deleted)", "older-than": "\(keepProcessed)"])
+                }
+            } catch {
+                operations = nil
+                logger.warning("retention sweep failed; trying again later", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+}

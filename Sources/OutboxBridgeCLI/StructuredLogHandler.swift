@@ -1,0 +1,65 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// How log lines look: `logfmt` for people reading a terminal, `json` for log pipelines.
+enum LogFormat: String, CaseIterable, Sendable {
+    case logfmt, json
+}
+
+/// Writes one line per log event to standard error, as logfmt or JSON, with the metadata as
+/// fields. Lines are written whole under a lock, so concurrent threads never interleave.
+struct StructuredLogHandler: LogHandler {
+    let label: String
+    let format: LogFormat
+    var logLevel: Logger.Level
+    var metadata: Logger.Metadata = [:]
+
+    private static let output = Mutex(())
+
+    init(label: String, format: LogFormat, level: Logger.Level) {
+        self.label = label
+        self.format = format
+        self.logLevel = level
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var fields: [(String, String)] = [
+            ("time", Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))),
+            ("level", event.level.rawValue),
+            ("logger", label),
+            ("message", "\(event.message)"),
+        ]
+        let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
+        fields += merged.sorted { $0.key < $1.key }.map { ($0.key, "\($0.value)") }
+        let line = format == .json ? Self.json(fields) : Self.logfmt(fields)
+        Self.output.withLock { _ in
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+    }
+
+    static func logfmt(_ fields: [(String, String)]) -> String {
+        fields.map { key, value in
+            let needsQuotes = value.isEmpty || value.contains { $0 == " " || $0 == "=" || $0 == "\"" || $0.isNewline }
+            guard needsQuotes else { return "\(key)=\(value)" }
+            let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                .replacingOccurrences(of: "\n", with: "\\n")
+            return "\(key)=\"\(escaped)\""
+        }.joined(separator: " ")
+    }
+
+    static func json(_ fields: [(String, String)]) -> String {
+        let members = fields.map { key, value in "\(jsonString(key)):\(jsonString(value))" }
+        return "{" + members.joined(separator: ",") + "}"
+    }
+
+    private static func jsonString(_ text: String) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes])) ?? Data("[\"\"]".utf8)
+        return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
+    }
+}
