@@ -16,8 +16,7 @@ struct WarehouseSyncClusterTests {
     @Test("same cluster, capture installed in the warehouse: the automation role's DDL produces no outbox rows; other roles are refused")
     func noCaptureLoop() async throws {
         var fixture = try await WarehouseSyncFixture.make("whloop")
-        try await OutboxInstaller(connection: fixture.warehouseSQL, schema: "platform", logger: Logger(label: "test.install"))
-            .install(try OutboxMigration.load(from: OutboxTestEnvironment.sqlDirectory))
+        try await WarehouseSyncFixture.installOutbox(fixture.warehouseSQL)
         let role = "warehouse_sync_\(UInt32.random(in: 0...UInt32.max))"
         try await fixture.warehouseSQL.execute(script: """
             CREATE ROLE \(role) LOGIN;

@@ -19,11 +19,24 @@ struct WarehouseSyncFixture {
     static func make(_ label: String) async throws -> WarehouseSyncFixture {
         let source = try await TestDatabase.create("\(label)src")
         let sourceSQL = try await source.connect()
-        try await OutboxInstaller(connection: sourceSQL, schema: "platform", logger: Logger(label: "test.install"))
-            .install(try OutboxMigration.load(from: OutboxTestEnvironment.sqlDirectory))
+        try await installOutbox(sourceSQL)
         let warehouse = try await TestDatabase.create("\(label)wh")
         return WarehouseSyncFixture(
             source: source, sourceSQL: sourceSQL, warehouse: warehouse, warehouseSQL: try await warehouse.connect())
+    }
+
+    /// Installs the capture with the real installer. Once more if the first attempt fails:
+    /// sql/001 creates the cluster-wide roles when missing, and two databases installing at the
+    /// same moment in a fresh cluster race on that (a unique violation on the role name, the
+    /// whole migration rolled back); the second attempt finds the roles.
+    static func installOutbox(_ sql: PostgresConnection) async throws {
+        let installer = OutboxInstaller(connection: sql, schema: "platform", logger: Logger(label: "test.install"))
+        let migrations = try OutboxMigration.load(from: OutboxTestEnvironment.sqlDirectory)
+        do {
+            try await installer.install(migrations)
+        } catch {
+            try await installer.install(migrations)
+        }
     }
 
     /// Runs `script` in the source and returns the events it produced.

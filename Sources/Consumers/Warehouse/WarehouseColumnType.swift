@@ -161,8 +161,10 @@ public struct WarehouseColumnType: Sendable, Hashable, CustomStringConvertible {
         case (.smallint, .numeric(let precision, let scale)): return Self.holdsDigits(5, precision, scale)
         case (.integer, .numeric(let precision, let scale)): return Self.holdsDigits(10, precision, scale)
         case (.bigint, .numeric(let precision, let scale)): return Self.holdsDigits(19, precision, scale)
-        case (.numeric(let oldPrecision?, let oldScale), .numeric(let newPrecision, let newScale)):
-            return newScale >= oldScale && Self.holdsDigits(oldPrecision - oldScale, newPrecision, newScale)
+        case (.numeric(_?, _), .numeric(nil, _)):
+            return true
+        case (.numeric(let oldPrecision?, let oldScale), .numeric(let newPrecision?, let newScale)):
+            return newScale >= oldScale && newPrecision - newScale >= oldPrecision - oldScale
         case (.varchar(let old?), .varchar(let new)), (.character(let old), .varchar(let new)):
             return new.map { $0 >= old } ?? true
         case (.character(let old), .character(let new)):
