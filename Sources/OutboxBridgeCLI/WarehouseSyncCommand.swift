@@ -28,6 +28,8 @@ struct WarehouseSyncCommand: AsyncParsableCommand {
     var dropPolicy = "keep"
     @Option(help: "Topic the relay publishes schema changes to.")
     var topic = "schema-changes"
+    @Option(name: .customLong("kafka-property"), help: "A librdkafka property as name=value, repeatable (SASL, SSL, timeouts).")
+    var kafkaProperties: [String] = []
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
@@ -36,7 +38,7 @@ struct WarehouseSyncCommand: AsyncParsableCommand {
         do {
             assembly = try WarehouseSyncAssembly(
                 brokers: brokers, warehouseURL: warehouseURL, group: group, dropPolicy: dropPolicy, topic: topic,
-                logLevel: logLevel)
+                kafkaProperties: kafkaProperties, logLevel: logLevel)
         } catch {
             printError(error.description)
             throw ExitCode(2)
@@ -75,7 +77,8 @@ struct WarehouseSyncAssembly {
     var logLevel: Logger.Level
 
     init(
-        brokers: String, warehouseURL: String, group: String, dropPolicy: String, topic: String, logLevel: String
+        brokers: String, warehouseURL: String, group: String, dropPolicy: String, topic: String,
+        kafkaProperties: [String] = [], logLevel: String
     ) throws(InvalidOption) {
         guard let policy = WarehouseSyncConfiguration.DropPolicy(rawValue: dropPolicy) else {
             throw InvalidOption(
@@ -89,6 +92,12 @@ struct WarehouseSyncAssembly {
         }
         var runtime = ConsumerRuntimeConfiguration(brokers: brokers, groupID: group)
         runtime.topics = [topic]
+        for property in kafkaProperties {
+            guard let equals = property.firstIndex(of: "="), equals != property.startIndex else {
+                throw InvalidOption(description: "--kafka-property must be name=value, not '\(property)'")
+            }
+            runtime.kafkaProperties[String(property[..<equals])] = String(property[property.index(after: equals)...])
+        }
         if let problem = runtime.problems.first {
             throw InvalidOption(description: "invalid consumer options: \(problem)")
         }

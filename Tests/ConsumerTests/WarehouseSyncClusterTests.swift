@@ -97,23 +97,36 @@ struct WarehouseSyncClusterTests {
 
         func applied() async throws -> Int {
             let rows = try await warehouseSQL.query(
-                "SELECT count(*) AS n FROM outbox_warehouse.applied_events WHERE to_regclass('outbox_warehouse.applied_events') IS NOT NULL")
+                "SELECT count(*) AS n FROM outbox_warehouse.applied_events")
             return try rows[0].require(Int.self, column: "n")
         }
-        func launch(group: String) throws -> RelayProcess {
+        func launch(group: String, logLevel: String = "warning") throws -> RelayProcess {
             try RelayProcess.launch(
                 ["warehouse-sync", "--brokers", environment.broker.bootstrapServers, "--warehouse-url", warehouse.url,
-                 "--group", group, "--log-level", "warning"], label: "warehouse-sync")
+                 "--group", group, "--log-level", logLevel, "--kafka-property", "session.timeout.ms=6000"],
+                label: "warehouse-sync")
         }
+
+        // Mid-stream, for certain: a warehouse reader holds a lock on one table the stream will
+        // alter, so the consumer stalls there (lock_timeout, retried) with events before it
+        // applied and events after it not; it is killed while stalled.
+        try await warehouseSQL.execute(script: """
+            CREATE SCHEMA tenant_b; CREATE TABLE tenant_b.t15 (id int PRIMARY KEY, v varchar(10));
+            """)
+        let reader = try await warehouse.connect()
+        try await reader.query("BEGIN")
+        try await reader.query("LOCK TABLE tenant_b.t15 IN ACCESS SHARE MODE")
 
         try await withRunningRelay(environment.relayConfiguration()) {
             try await environment.waitUntilAllDelivered(sourceSQL)
             let first = try launch(group: "warehouse-sync")
-            try await waitUntil("the warehouse has applied some events", timeout: .seconds(60)) {
-                (try? await applied()) ?? 0 >= 20
-            }
+            try await first.waitForStandardError(containing: "handler failed; retrying", timeout: .seconds(90))
             first.kill(SIGKILL)
             _ = try await first.waitForExit(timeout: .seconds(10))
+            let appliedAtKill = try await applied()
+            #expect(appliedAtKill > 0 && appliedAtKill < eventIDs.count, "\(appliedAtKill)")
+            try await reader.query("ROLLBACK")
+
             let second = try launch(group: "warehouse-sync")
             try await waitUntil("every event is applied", timeout: .seconds(90)) {
                 (try? await applied()) ?? 0 == eventIDs.count
@@ -133,9 +146,7 @@ struct WarehouseSyncClusterTests {
         let before = try await warehouseSQL.query(
             "SELECT event_id::text, applied_at::text FROM outbox_warehouse.applied_events ORDER BY event_id")
             .map { [$0[0], $0[1]] }
-        let replay = try RelayProcess.launch(
-            ["warehouse-sync", "--brokers", environment.broker.bootstrapServers, "--warehouse-url", warehouse.url,
-             "--group", "warehouse-sync-replay", "--log-level", "info"], label: "warehouse-sync")
+        let replay = try launch(group: "warehouse-sync-replay", logLevel: "info")
         try await waitUntil("the replay group has skipped every event", timeout: .seconds(90)) {
             replay.standardErrorLines.filter { $0.contains("event already applied; skipped") }.count == eventIDs.count
         }
