@@ -187,6 +187,25 @@ struct WarehouseSyncTests {
         #expect(try await fixture.warehouseCatalog().contains("column tenant_acme.t.n bigint comment=-"))
     }
 
+    @Test("a lost warehouse connection is retriable and the next attempt reconnects")
+    func reconnects() async throws {
+        var fixture = try await WarehouseSyncFixture.make("whreconnect")
+        let handler = fixture.handler()
+        let events = try await fixture.capture("CREATE SCHEMA tenant_acme; CREATE TABLE tenant_acme.t (n int);")
+        try await handler.handle(events[0])
+        let terminated = try await fixture.warehouseSQL.query(
+            """
+            SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity
+            WHERE datname = current_database() AND application_name = 'outbox-bridge-warehouse-sync'
+            """)
+        #expect(terminated.count == 1)
+        let lost = await HandleOutcome.of(handler, events[1])
+        #expect(lost.isRetriable, "\(lost)")
+        try await handler.handle(events[1])
+        #expect(try await fixture.warehouseTables("tenant_acme") == ["t"])
+        #expect(try await fixture.appliedEventIDs() == Set(events.map(\.event.eventID)))
+    }
+
     @Test("events whose previous shape is unknown reconcile from the full table shape")
     func unknownPreviousShape() async throws {
         var fixture = try await WarehouseSyncFixture.make("whunknown")
