@@ -18,8 +18,3 @@ struct SDKSyncCommand: PlannedCommand {
     static let configuration = CommandConfiguration(
         commandName: "sdk-sync", abstract: "Regenerate per-tenant TypeScript SDKs (not implemented yet).")
 }
-
-struct WarehouseSyncCommand: PlannedCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "warehouse-sync", abstract: "Mirror tenant table shapes into a warehouse (not implemented yet).")
-}

@@ -1,0 +1,258 @@
+import Foundation
+import Kafka
+public import Logging
+public import ServiceLifecycle
+
+/// The consumer-group member every consumer runs: it reads the relay's topic, decodes each record
+/// into a ``SchemaChangeEvent``, hands it to one ``EventHandler``, and commits the record's offset
+/// only after the handler returned, so every event is applied at least once and a crash or a
+/// rebalance re-delivers instead of skipping.
+///
+/// - Membership: any number of instances with the same group share the topic's partitions;
+///   Kafka moves partitions between them as they come and go.
+/// - Order: records are handled one at a time, in the order the consumer returns them, so a
+///   tenant's events (one key, one partition) are applied in the order they happened. The price
+///   is that a slow handler holds up every partition of this instance; scale out with instances.
+/// - Failures: `.retriable` is retried with exponential backoff up to
+///   ``ConsumerRuntimeConfiguration/maxAttempts``; then, like `.permanent` and undecodable
+///   records, the record goes to the dead-letter topic with the reason in headers and its offset
+///   is committed. A dead letter that cannot be produced is retried until it is, or until
+///   shutdown; the offset is never committed past a record that went nowhere.
+/// - Shutdown: on graceful shutdown the runtime stops polling, lets the handler finish the
+///   current record, commits it, leaves the group and flushes the dead-letter producer. A record
+///   waiting for a retry is abandoned uncommitted (it is delivered again to whoever takes over).
+/// - Lag: ``lag`` is a snapshot per partition, for the metrics endpoint.
+///
+/// A new consumer is one handler in one file, plus the lines of its command that build this:
+///
+/// ```swift
+/// struct DocsHandler: EventHandler {
+///     let name = "docs-sync"
+///     let outputDirectory: URL
+///     func handle(_ consumed: ConsumedEvent) async throws(EventHandlerError) {
+///         guard consumed.event.kind == "ddl", let table = consumed.event.table else { return }
+///         // render table into outputDirectory, idempotently, durably; throw .retriable on I/O errors
+///     }
+/// }
+///
+/// let runtime = try ConsumerRuntime(
+///     configuration: ConsumerRuntimeConfiguration(brokers: brokers, groupID: "docs-sync"),
+///     handler: DocsHandler(outputDirectory: directory), logger: logger)
+/// try await ServiceGroup(services: [runtime], gracefulShutdownSignals: [.sigterm], logger: logger).run()
+/// ```
+public final class ConsumerRuntime: Service, Sendable {
+    public let configuration: ConsumerRuntimeConfiguration
+    private let handler: any EventHandler
+    private let consumer: KafkaConsumer
+    private let deadLetters: KafkaProducer
+    private let lagTracker: ConsumerLagTracker
+    private let logger: Logger
+
+    /// Creates the consumer and the dead-letter producer; nothing is contacted until ``run()``.
+    /// - Throws: ``ConsumerRuntimeError/invalidConfiguration(_:)`` for a configuration with
+    ///   ``ConsumerRuntimeConfiguration/problems``, or the ``KafkaError`` naming a librdkafka
+    ///   property it rejected.
+    public init(configuration: ConsumerRuntimeConfiguration, handler: any EventHandler, logger: Logger) throws {
+        if let problem = configuration.problems.first {
+            throw ConsumerRuntimeError.invalidConfiguration(problem)
+        }
+        var logger = logger
+        logger[metadataKey: "consumer"] = "\(handler.name)"
+        logger[metadataKey: "group"] = "\(configuration.groupID)"
+        self.configuration = configuration
+        self.handler = handler
+        self.logger = logger
+        consumer = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(
+                bootstrapServers: configuration.brokers, groupID: configuration.groupID,
+                properties: configuration.kafkaProperties),
+            logger: logger)
+        deadLetters = try KafkaProducer(
+            configuration: KafkaProducerConfiguration(
+                bootstrapServers: configuration.brokers, properties: configuration.kafkaProperties),
+            logger: logger)
+        lagTracker = ConsumerLagTracker(group: configuration.groupID)
+    }
+
+    /// Consumer lag per partition this instance has read from, as of the last refresh
+    /// (every ``ConsumerRuntimeConfiguration/lagRefreshInterval``) and the last commit.
+    public var lag: ConsumerLagSnapshot {
+        lagTracker.snapshot
+    }
+
+    public func run() async throws {
+        logger.info("consumer started", metadata: [
+            "topics": "\(configuration.topics.joined(separator: ","))",
+            "dead-letter-topic": "\(configuration.effectiveDeadLetterTopic)",
+        ])
+        do {
+            try await consumer.subscribe(topics: configuration.topics)
+            try await consumeUntilShutdown()
+        } catch {
+            logger.error("consumer failed", metadata: ["error": "\(error)"])
+            await close()
+            throw error
+        }
+        await close()
+        logger.info("consumer stopped")
+    }
+
+    private var shouldStop: Bool {
+        Task.isShuttingDownGracefully || Task.isCancelled
+    }
+
+    private func consumeUntilShutdown() async throws {
+        let clock = ContinuousClock()
+        var nextLagRefresh = clock.now
+        while !shouldStop {
+            if clock.now >= nextLagRefresh {
+                await refreshLag()
+                nextLagRefresh = clock.now.advanced(by: configuration.lagRefreshInterval)
+            }
+            let message: KafkaMessage?
+            do {
+                message = try await consumer.poll(timeout: configuration.pollTimeout)
+            } catch {
+                if error.isFatal { throw error }
+                // Broker down, partition errors: librdkafka recovers by itself; keep polling,
+                // but not in a tight loop when the error comes back at once.
+                logger.warning("poll reported an error; continuing", metadata: ["error": "\(error)"])
+                guard await pause(for: configuration.pollTimeout) else { break }
+                continue
+            }
+            guard let message else { continue }
+            lagTracker.received(topic: message.topic, partition: message.partition, offset: message.offset)
+            guard await process(message) else {
+                logger.info("stopping with a record unfinished; it will be delivered again", metadata: [
+                    "partition": "\(message.partition)", "offset": "\(message.offset)"])
+                break
+            }
+            await commit(message)
+        }
+    }
+
+    /// Applies or dead-letters one record. Returns `false` only when shutdown interrupted it
+    /// before either happened, so the record must not be committed.
+    private func process(_ message: KafkaMessage) async -> Bool {
+        guard let value = message.value, !value.isEmpty else {
+            return await deadLetter(message, reason: "empty record value", attempts: 0)
+        }
+        let event: SchemaChangeEvent
+        do {
+            event = try SchemaChangeEvent.decode(value)
+        } catch {
+            return await deadLetter(message, reason: "undecodable event: \(error)", attempts: 0)
+        }
+        let consumed = ConsumedEvent(
+            event: event, topic: message.topic, partition: message.partition, offset: message.offset,
+            key: message.key.map { String(decoding: $0, as: UTF8.self) })
+        var attempts = 0
+        while true {
+            attempts += 1
+            do {
+                try await handler.handle(consumed)
+                return true
+            } catch {
+                switch error {
+                case .permanent(let reason):
+                    return await deadLetter(message, reason: reason, attempts: attempts, eventID: event.eventID)
+                case .retriable(let reason):
+                    guard attempts < configuration.maxAttempts else {
+                        return await deadLetter(
+                            message, reason: "gave up after \(attempts) attempts: \(reason)", attempts: attempts,
+                            eventID: event.eventID)
+                    }
+                    let delay = configuration.retryDelay(afterFailedAttempts: attempts)
+                    logger.warning("handler failed; retrying", metadata: [
+                        "event-id": "\(event.eventID)", "attempt": "\(attempts)", "retry-in": "\(delay)",
+                        "reason": "\(reason)"])
+                    guard await pause(for: delay) else { return false }
+                }
+            }
+        }
+    }
+
+    /// Produces the record to the dead-letter topic with why, trying until the broker has it.
+    /// Returns `false` if shutdown came first.
+    private func deadLetter(
+        _ message: KafkaMessage, reason: String, attempts: Int, eventID: String? = nil
+    ) async -> Bool {
+        var headers = message.headers
+        headers.append(KafkaHeader(name: "dead_letter_reason", value: reason))
+        headers.append(KafkaHeader(name: "dead_letter_consumer", value: handler.name))
+        headers.append(KafkaHeader(name: "dead_letter_original_topic", value: message.topic))
+        headers.append(KafkaHeader(name: "dead_letter_original_partition", value: String(message.partition)))
+        headers.append(KafkaHeader(name: "dead_letter_original_offset", value: String(message.offset)))
+        headers.append(KafkaHeader(name: "dead_letter_attempts", value: String(attempts)))
+        let record = KafkaRecord(
+            topic: configuration.effectiveDeadLetterTopic, key: message.key, value: message.value ?? [],
+            headers: headers)
+        var failures = 0
+        while true {
+            do {
+                let report = try await deadLetters.send(record)
+                logger.error("record dead-lettered", metadata: [
+                    "event-id": "\(eventID ?? "-")", "partition": "\(message.partition)", "offset": "\(message.offset)",
+                    "reason": "\(reason)", "dead-letter": "\(report.topic)[\(report.partition)]@\(report.offset)"])
+                return true
+            } catch {
+                failures += 1
+                logger.warning("could not produce a dead letter; retrying", metadata: ["error": "\(error)"])
+                guard await pause(for: configuration.retryDelay(afterFailedAttempts: failures)) else { return false }
+            }
+        }
+    }
+
+    private func commit(_ message: KafkaMessage) async {
+        do {
+            try await consumer.commit(message)
+            lagTracker.committed(topic: message.topic, partition: message.partition, nextOffset: message.offset + 1)
+        } catch {
+            // The next commit on this partition covers this one; if none comes (a rebalance
+            // took the partition), the record is delivered again and the handler skips it.
+            logger.warning("commit failed; the record may be delivered again", metadata: [
+                "partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)"])
+        }
+    }
+
+    private func refreshLag() async {
+        for (topic, partition) in lagTracker.partitions {
+            do {
+                let marks = try await consumer.watermarks(topic: topic, partition: partition, timeout: .seconds(2))
+                lagTracker.updateHighWatermark(topic: topic, partition: partition, high: marks.high)
+            } catch {
+                logger.debug("could not refresh the high watermark", metadata: [
+                    "partition": "\(partition)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Sleeps for `duration` unless shutdown comes first. Returns whether to carry on.
+    private func pause(for duration: Duration) async -> Bool {
+        try? await cancelWhenGracefulShutdown {
+            try await Task.sleep(for: duration)
+        }
+        return !shouldStop
+    }
+
+    private func close() async {
+        do {
+            try await consumer.close()
+        } catch {
+            logger.warning("leaving the consumer group failed; partitions move after the session timeout", metadata: [
+                "error": "\(error)"])
+        }
+        await deadLetters.shutdown(flushTimeout: .seconds(5))
+    }
+}
+
+/// Why a ``ConsumerRuntime`` could not be built.
+public enum ConsumerRuntimeError: Error, Sendable, CustomStringConvertible {
+    case invalidConfiguration(String)
+
+    public var description: String {
+        switch self {
+        case .invalidConfiguration(let problem): "invalid consumer configuration: \(problem)"
+        }
+    }
+}

@@ -1,0 +1,72 @@
+/// How a ``ConsumerRuntime`` joins its group, retries, and where it dead-letters. One struct for
+/// every consumer (`sdk-sync`, `warehouse-sync`, …); each command fills in its own group name.
+public struct ConsumerRuntimeConfiguration: Sendable {
+    /// Kafka bootstrap servers, comma separated (librdkafka `bootstrap.servers`). No default:
+    /// a consumer has nothing to join without brokers.
+    public var brokers: String
+    /// The consumer group (librdkafka `group.id`). Every instance with the same group shares the
+    /// topic's partitions, and a new instance resumes from the group's committed offsets.
+    /// No default; commands use their own name (`sdk-sync`, `warehouse-sync`).
+    public var groupID: String
+    /// Topics to consume. Default: `["schema-changes"]`, the relay's default topic.
+    public var topics: [String] = ["schema-changes"]
+    /// Where records that cannot be applied go, with the reason in headers. Default: `nil`,
+    /// meaning ``effectiveDeadLetterTopic`` = `<groupID>.dead-letter`, so each consumer's rejects
+    /// are kept apart from the relay's and from other consumers'.
+    public var deadLetterTopic: String?
+    /// Attempts at one record before a handler's `.retriable` failure is given up and the record
+    /// dead-lettered (the first try counts). Default: 5.
+    public var maxAttempts: Int = 5
+    /// Wait before the second attempt; it doubles with each further attempt. Default: 500 ms.
+    public var retryBackoff: Duration = .milliseconds(500)
+    /// The longest wait between attempts. Default: 30 s.
+    public var maxRetryBackoff: Duration = .seconds(30)
+    /// The longest one poll blocks when no record is waiting. A record that arrives wakes the
+    /// poll at once, so this only bounds how quickly shutdown and lag refreshes are noticed.
+    /// Default: 250 ms.
+    public var pollTimeout: Duration = .milliseconds(250)
+    /// How often the high watermarks behind ``ConsumerRuntime/lag`` are fetched from the broker.
+    /// Default: 5 s.
+    public var lagRefreshInterval: Duration = .seconds(5)
+    /// librdkafka properties for the consumer and the dead-letter producer, passed through
+    /// unchanged (SASL, SSL, session timeouts, …). The consumer's own defaults
+    /// (`enable.auto.commit=false`, `auto.offset.reset=earliest`, see
+    /// `KafkaConsumerConfiguration.defaultProperties`) apply unless overridden here; overriding
+    /// `enable.auto.commit` breaks at-least-once and is not supported. Default: none.
+    public var kafkaProperties: [String: String] = [:]
+
+    public init(brokers: String, groupID: String) {
+        self.brokers = brokers
+        self.groupID = groupID
+    }
+
+    /// ``deadLetterTopic``, or `<groupID>.dead-letter` when it is not set.
+    public var effectiveDeadLetterTopic: String {
+        deadLetterTopic ?? "\(groupID).dead-letter"
+    }
+
+    /// The wait after `failedAttempts` failures: ``retryBackoff`` doubled per further failure,
+    /// capped at ``maxRetryBackoff``.
+    public func retryDelay(afterFailedAttempts failedAttempts: Int) -> Duration {
+        let doublings = min(max(failedAttempts - 1, 0), 20)
+        return min(retryBackoff * Double(1 << doublings), maxRetryBackoff)
+    }
+
+    /// Problems that make the configuration unusable, one sentence each; empty when valid.
+    public var problems: [String] {
+        var problems: [String] = []
+        if brokers.isEmpty { problems.append("brokers must not be empty") }
+        if groupID.isEmpty { problems.append("the consumer group must not be empty") }
+        if topics.isEmpty || topics.contains(where: \.isEmpty) { problems.append("topics must be non-empty names") }
+        if effectiveDeadLetterTopic.isEmpty || topics.contains(effectiveDeadLetterTopic) {
+            problems.append("the dead-letter topic must be a non-empty topic that is not consumed")
+        }
+        if maxAttempts < 1 { problems.append("maxAttempts must be at least 1") }
+        if retryBackoff <= .zero || maxRetryBackoff < retryBackoff {
+            problems.append("retry backoff must be positive and not above the maximum backoff")
+        }
+        if pollTimeout <= .zero { problems.append("the poll timeout must be positive") }
+        if lagRefreshInterval <= .zero { problems.append("the lag refresh interval must be positive") }
+        return problems
+    }
+}

@@ -1,0 +1,75 @@
+/// What one event means for the warehouse, decided from the event alone (no database access),
+/// so the decision is the same on every delivery.
+enum WarehousePlan: Sendable, Equatable {
+    /// Recorded as applied without touching the warehouse's tables (domain events, enum types,
+    /// non-tenant schemas, commands the warehouse does not mirror).
+    case ignore(reason: String)
+    /// The event cannot be applied; it is dead-lettered with this reason.
+    case refuse(reason: String)
+    case createSchema(String)
+    case dropSchema(String)
+    case dropTable(schema: String, name: String)
+    /// CREATE TABLE (AS), ALTER TABLE, COMMENT: bring the warehouse table to `table`'s shape,
+    /// following `changes` (renames, drops, retypes) when the event has them.
+    case syncTable(TableShape, TableChanges?)
+
+    /// Every outcome string stored in `applied_events.outcome`.
+    var outcome: String {
+        switch self {
+        case .ignore: "ignored"
+        case .refuse: "refused"
+        default: "applied"
+        }
+    }
+
+    init(_ event: SchemaChangeEvent, configuration: WarehouseSyncConfiguration) {
+        guard event.kind == "ddl" else {
+            self = .ignore(reason: "\(event.kind) event")
+            return
+        }
+        guard event.tenantID != nil || configuration.includeNonTenantSchemas else {
+            self = .ignore(reason: "not a tenant schema")
+            return
+        }
+        let plan: WarehousePlan
+        let objectType = event.objectType ?? ""
+        switch event.command {
+        case "CREATE SCHEMA":
+            plan = event.schema.map { .createSchema($0.name) } ?? .refuse(reason: "CREATE SCHEMA event without schema")
+        case "DROP SCHEMA" where objectType == "schema":
+            plan = event.schema.map { .dropSchema($0.name) } ?? .refuse(reason: "DROP SCHEMA event without schema")
+        case "DROP TABLE", "DROP SCHEMA":
+            plan = event.table.map { .dropTable(schema: $0.schema, name: $0.name) }
+                ?? .refuse(reason: "\(event.command) event for a table without its name")
+        case "CREATE TABLE", "CREATE TABLE AS", "SELECT INTO", "ALTER TABLE", "COMMENT":
+            if objectType != "table" && objectType != "table column" {
+                plan = .ignore(reason: "\(event.command) of a \(objectType) is not mirrored")
+            } else if let table = event.table, table.columns != nil {
+                plan = .syncTable(table, event.changes)
+            } else {
+                plan = .refuse(reason: "\(event.command) event without the table's shape")
+            }
+        case "CREATE TYPE", "ALTER TYPE":
+            plan = .ignore(reason: "enum types are mirrored as text")
+        default:
+            plan = .ignore(reason: "\(event.command) is not mirrored")
+        }
+        // The bookkeeping schema belongs to the sync; a source schema of that name is refused
+        // rather than mixed with it.
+        if let schema = plan.schema, schema == configuration.bookkeepingSchema {
+            self = .refuse(reason: "schema \(schema) is the warehouse sync's bookkeeping schema")
+            return
+        }
+        self = plan
+    }
+
+    /// The warehouse schema the plan touches, if any.
+    var schema: String? {
+        switch self {
+        case .ignore, .refuse: nil
+        case .createSchema(let name), .dropSchema(let name): name
+        case .dropTable(let schema, _): schema
+        case .syncTable(let table, _): table.schema
+        }
+    }
+}

@@ -1,0 +1,131 @@
+import ArgumentParser
+import Consumers
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+struct WarehouseSyncCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "warehouse-sync",
+        abstract: "Mirror tenant table shapes into a PostgreSQL-compatible warehouse, each event exactly once in effect.",
+        discussion: """
+            Joins consumer group --group on --topic and applies each schema change to the warehouse \
+            in one transaction together with its event id (table outbox_warehouse.applied_events), \
+            so a redelivered event changes nothing. Unsafe type changes are dead-lettered to \
+            <group>.dead-letter. If the warehouse is in the same PostgreSQL cluster as a captured \
+            database, connect as a role granted outbox_automation. Invalid options exit with status 2; \
+            a warehouse that cannot be reached or used at start exits with status 1.
+            """)
+
+    @Option(help: "Kafka bootstrap servers.")
+    var brokers: String
+    @Option(help: "Warehouse database URL or conninfo (libpq).")
+    var warehouseURL: String
+    @Option(help: "Consumer group.")
+    var group = "warehouse-sync"
+    @Option(help: "What a dropped table, column or schema becomes in the warehouse: keep (renamed as deprecated) or drop.")
+    var dropPolicy = "keep"
+    @Option(help: "Topic the relay publishes schema changes to.")
+    var topic = "schema-changes"
+    @Option(name: .customLong("kafka-property"), help: "A librdkafka property as name=value, repeatable (SASL, SSL, timeouts).")
+    var kafkaProperties: [String] = []
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel = "info"
+
+    func run() async throws {
+        let assembly: WarehouseSyncAssembly
+        do {
+            assembly = try WarehouseSyncAssembly(
+                brokers: brokers, warehouseURL: warehouseURL, group: group, dropPolicy: dropPolicy, topic: topic,
+                kafkaProperties: kafkaProperties, logLevel: logLevel)
+        } catch {
+            printError(error.description)
+            throw ExitCode(2)
+        }
+        let level = assembly.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "outbox-bridge.warehouse-sync")
+        let services: (ServiceGroup, WarehouseSyncHandler)
+        do {
+            services = try await assembly.build(logger: logger)
+        } catch {
+            printError(error.description)
+            throw ExitCode.failure
+        }
+        try await services.0.run()
+    }
+}
+
+/// Validated `warehouse-sync` settings and the services they build, separate from argument
+/// parsing so tests can assemble the same thing.
+struct WarehouseSyncAssembly {
+    struct InvalidOption: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    struct StartupError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    var runtime: ConsumerRuntimeConfiguration
+    var warehouse: WarehouseSyncConfiguration
+    var logLevel: Logger.Level
+
+    init(
+        brokers: String, warehouseURL: String, group: String, dropPolicy: String, topic: String,
+        kafkaProperties: [String] = [], logLevel: String
+    ) throws(InvalidOption) {
+        guard let policy = WarehouseSyncConfiguration.DropPolicy(rawValue: dropPolicy) else {
+            throw InvalidOption(
+                description: "--drop-policy must be keep or drop, not '\(dropPolicy)'")
+        }
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw InvalidOption(description: "--log-level must be trace, debug, info, notice, warning, error or critical")
+        }
+        guard !warehouseURL.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw InvalidOption(description: "--warehouse-url must not be empty")
+        }
+        var runtime = ConsumerRuntimeConfiguration(brokers: brokers, groupID: group)
+        runtime.topics = [topic]
+        for property in kafkaProperties {
+            guard let equals = property.firstIndex(of: "="), equals != property.startIndex else {
+                throw InvalidOption(description: "--kafka-property must be name=value, not '\(property)'")
+            }
+            runtime.kafkaProperties[String(property[..<equals])] = String(property[property.index(after: equals)...])
+        }
+        if let problem = runtime.problems.first {
+            throw InvalidOption(description: "invalid consumer options: \(problem)")
+        }
+        var warehouse = WarehouseSyncConfiguration(warehouseURL: warehouseURL)
+        warehouse.dropPolicy = policy
+        self.runtime = runtime
+        self.warehouse = warehouse
+        self.logLevel = level
+    }
+
+    /// Connects to the warehouse (so a bad URL, a missing privilege or a capture-loop risk fails
+    /// here, in one line, before joining the group) and builds the consumer.
+    func build(logger: Logger) async throws(StartupError) -> (ServiceGroup, WarehouseSyncHandler) {
+        let handler = WarehouseSyncHandler(configuration: warehouse, logger: logger)
+        do {
+            try await handler.prepare()
+        } catch {
+            throw StartupError(description: "warehouse-sync: \(error)")
+        }
+        let consumer: ConsumerRuntime
+        do {
+            consumer = try ConsumerRuntime(configuration: runtime, handler: handler, logger: logger)
+        } catch {
+            throw StartupError(description: "warehouse-sync: \(error)")
+        }
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: consumer)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        return (group, handler)
+    }
+}
