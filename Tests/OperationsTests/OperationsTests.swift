@@ -143,7 +143,7 @@ struct OperationsTests {
             }
         }
         let left = try await environment.outboxRows(sql)
-        #expect(left.filter { $0.tenantKey == "t2" }.allSatisfy(\.dead))
+        #expect(left.filter { $0.tenantKey == "t2" }.allSatisfy { $0.dead })
         #expect(left.filter { $0.tenantKey == "t2" }.count == 4)
         #expect(left.filter { $0.tenantKey == "t3" }.count == 4)
     }
