@@ -30,11 +30,6 @@ struct PruneCommand: PlannedCommand {
         commandName: "prune", abstract: "Delete processed events older than an age (not implemented yet).")
 }
 
-struct SDKSyncCommand: PlannedCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "sdk-sync", abstract: "Regenerate per-tenant TypeScript SDKs (not implemented yet).")
-}
-
 struct WarehouseSyncCommand: PlannedCommand {
     static let configuration = CommandConfiguration(
         commandName: "warehouse-sync", abstract: "Mirror tenant table shapes into a warehouse (not implemented yet).")
