@@ -31,8 +31,10 @@ struct SDKSyncCommand: AsyncParsableCommand {
     var maxAttempts = 5
     @Option(help: "npm scope of the generated packages.")
     var packageScope = "@outbox-sdk"
-    @Option(name: .customLong("kafka-property"), help: "A librdkafka property as name=value, repeatable.")
+    @Option(name: .customLong("kafka-property"), help: "A librdkafka property for consumer and dead-letter producer, as name=value, repeatable.")
     var kafkaProperties: [String] = []
+    @Option(name: .customLong("consumer-property"), help: "A librdkafka property for the consumer only (session.timeout.ms=…), repeatable.")
+    var consumerProperties: [String] = []
     @Option(help: "Seconds a graceful shutdown may take before the current event is abandoned.")
     var shutdownTimeout = 15
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
@@ -95,15 +97,22 @@ struct SDKSyncCommand: AsyncParsableCommand {
         configuration.topics = [topic]
         configuration.deadLetterTopic = deadLetterTopic
         configuration.maxAttempts = maxAttempts
-        for entry in kafkaProperties {
-            guard let separator = entry.firstIndex(of: "="), separator != entry.startIndex else {
-                throw ConfigurationError(key: "kafka-property", problem: "expected name=value, got \(entry)")
-            }
-            configuration.kafkaProperties[String(entry[..<separator])] = String(entry[entry.index(after: separator)...])
-        }
+        configuration.kafkaProperties = try Self.properties(kafkaProperties, option: "kafka-property")
+        configuration.consumerProperties = try Self.properties(consumerProperties, option: "consumer-property")
         if let problem = configuration.problems.first {
             throw ConfigurationError(key: "sdk-sync", problem: problem)
         }
         return (configuration, URL(fileURLWithPath: out, isDirectory: true), level)
+    }
+
+    private static func properties(_ entries: [String], option: String) throws -> [String: String] {
+        var properties: [String: String] = [:]
+        for entry in entries {
+            guard let separator = entry.firstIndex(of: "="), separator != entry.startIndex else {
+                throw ConfigurationError(key: option, problem: "expected name=value, got \(entry)")
+            }
+            properties[String(entry[..<separator])] = String(entry[entry.index(after: separator)...])
+        }
+        return properties
     }
 }
