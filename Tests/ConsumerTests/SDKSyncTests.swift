@@ -128,6 +128,24 @@ struct SDKSyncTests {
         #expect(try snapshot(output) == snapshot(reference))
         await environment.drop()
     }
+
+    @Test("Invalid settings exit with status 2 and one line naming the problem")
+    func invalidSettings() async throws {
+        let cases: [(arguments: [String], message: String)] = [
+            (["sdk-sync", "--out", "/tmp/x"], "brokers: required"),
+            (["sdk-sync", "--brokers", "127.0.0.1:1"], "out: required"),
+            (["sdk-sync", "--brokers", "127.0.0.1:1", "--out", "/tmp/x", "--kafka-property", "novalue"], "expected name=value"),
+            (["sdk-sync", "--brokers", "127.0.0.1:1", "--out", "/tmp/x", "--max-attempts", "0"], "maxAttempts must be at least 1"),
+            (["sdk-sync", "--brokers", "127.0.0.1:1", "--out", "/tmp/x", "--dead-letter-topic", "schema-changes"],
+             "dead-letter topic"),
+            (["sdk-sync", "--brokers", "127.0.0.1:1", "--out", "/tmp/x", "--package-scope", "NoAt"], "package-scope"),
+        ]
+        for (arguments, message) in cases {
+            let process = try RelayProcess.launch(arguments, label: "sdk-sync-bad")
+            #expect(try await process.waitForExit(timeout: .seconds(20)) == 2, "\(arguments)")
+            #expect(process.standardError.contains(message), "\(arguments): \(process.standardError)")
+        }
+    }
 }
 
 /// Runs a consumer of `group` until it has processed every record the relay put in Kafka.
