@@ -113,6 +113,35 @@ struct ConsumerRuntimeTests {
         }
         await environment.drop()
     }
+
+    @Test("Two members of one group share the partitions; together they apply every event once")
+    func twoMembersSharePartitions() async throws {
+        let environment = try await OutboxTestEnvironment.start("runtime_share")
+        let sql = try await environment.database.connect()
+        let tenants = (1...12).map { "s\($0)" }
+        try await withRunningRelay(environment.relayConfiguration()) {
+            try await sql.execute(script: tenants.map { "CREATE SCHEMA tenant_\($0); CREATE TABLE tenant_\($0).t_\($0) (id int);" }
+                .joined(separator: "\n"))
+            try await environment.waitUntilAllDelivered(sql)
+        }
+        let handlers = [RecordingHandler { _, _ in nil }, RecordingHandler { _, _ in nil }]
+        let runtimes = try handlers.map { handler in
+            try ConsumerRuntime(
+                configuration: testConfiguration(environment, group: "runtime-share"), handler: handler, logger: testLogger())
+        }
+        try await withRunningConsumer(runtimes[0]) {
+            try await withRunningConsumer(runtimes[1]) {
+                try await waitUntil("every table was applied by one of the members", timeout: .seconds(60)) {
+                    Set(handlers.flatMap(\.succeeded)).isSuperset(of: tenants.map { "t_\($0)" })
+                }
+            }
+        }
+        let applied = handlers.flatMap(\.succeeded).filter { $0 != "-" }
+        #expect(applied.count == tenants.count, "no table applied twice: \(applied)")
+        #expect(handlers.allSatisfy { !$0.succeeded.isEmpty }, "both members got partitions")
+        #expect(Set(runtimes[0].lag.partitions.map(\.partition)).isDisjoint(with: runtimes[1].lag.partitions.map(\.partition)))
+        await environment.drop()
+    }
 }
 
 // MARK: - Helpers shared by the consumer tests
