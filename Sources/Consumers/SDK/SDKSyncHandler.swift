@@ -13,8 +13,9 @@ public import Logging
 /// it: nothing is applied twice (the changelog is rendered from the state, never appended to) and
 /// nothing is lost (the offset is committed only after this returns).
 ///
-/// Events without a tenant, domain events, and tenants' events that change nothing in the
-/// package are recorded as applied and otherwise ignored.
+/// Domain events and events without a tenant are ignored (no file is touched). A tenant's DDL
+/// event that changes nothing in the package (a changed default, `CREATE SCHEMA`) is only
+/// recorded as applied. The applied-id list grows by one id per DDL event of the tenant.
 public struct SDKSyncHandler: EventHandler {
     public static let stateFileName = ".outbox-sdk-state.json"
 
