@@ -65,7 +65,7 @@ public final class ConsumerRuntime: Service, Sendable {
         consumer = try KafkaConsumer(
             configuration: KafkaConsumerConfiguration(
                 bootstrapServers: configuration.brokers, groupID: configuration.groupID,
-                properties: configuration.kafkaProperties),
+                properties: configuration.kafkaProperties.merging(configuration.consumerProperties) { _, consumer in consumer }),
             logger: logger)
         deadLetters = try KafkaProducer(
             configuration: KafkaProducerConfiguration(

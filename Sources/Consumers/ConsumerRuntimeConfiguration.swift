@@ -34,6 +34,10 @@ public struct ConsumerRuntimeConfiguration: Sendable {
     /// `KafkaConsumerConfiguration.defaultProperties`) apply unless overridden here; overriding
     /// `enable.auto.commit` breaks at-least-once and is not supported. Default: none.
     public var kafkaProperties: [String: String] = [:]
+    /// librdkafka properties for the consumer only (on top of ``kafkaProperties``), such as
+    /// `session.timeout.ms` or `partition.assignment.strategy`, which the producer would only
+    /// warn about. Default: none.
+    public var consumerProperties: [String: String] = [:]
 
     public init(brokers: String, groupID: String) {
         self.brokers = brokers

@@ -1,0 +1,101 @@
+public import Foundation
+public import Logging
+
+/// The `sdk-sync` consumer: keeps, per tenant, an npm package of TypeScript types at
+/// `<outputDirectory>/<tenant>/` (`package.json`, `tsconfig.json`, `src/index.ts`,
+/// `CHANGELOG.md`), following the tenant's schema changes.
+///
+/// Idempotent by event id: the tenant's model, version, changelog and the ids of applied events
+/// live in `<tenant>/.outbox-sdk-state.json`. An event already recorded there changes nothing.
+/// Otherwise the new state is computed, the package files are rendered from it and written
+/// atomically, and the state file is written last. A crash between the two leaves the event
+/// unrecorded, so its redelivery re-renders the same bytes from the same state and then records
+/// it: nothing is applied twice (the changelog is rendered from the state, never appended to) and
+/// nothing is lost (the offset is committed only after this returns).
+///
+/// Domain events and events without a tenant are ignored (no file is touched). A tenant's DDL
+/// event that changes nothing in the package (a changed default, `CREATE SCHEMA`) is only
+/// recorded as applied. The applied-id list grows by one id per DDL event of the tenant.
+public struct SDKSyncHandler: EventHandler {
+    public static let stateFileName = ".outbox-sdk-state.json"
+
+    public let name = "sdk-sync"
+    public let outputDirectory: URL
+    /// The npm scope of every package. Default: `@outbox-sdk`.
+    public let packageScope: String
+    private let logger: Logger
+
+    public init(outputDirectory: URL, packageScope: String = "@outbox-sdk", logger: Logger) {
+        self.outputDirectory = outputDirectory
+        self.packageScope = packageScope
+        self.logger = logger
+    }
+
+    /// Where a tenant's package lives.
+    public func packageDirectory(forTenant tenant: String) -> URL {
+        outputDirectory.appendingPathComponent(SDKNames.directoryName(tenant: tenant), isDirectory: true)
+    }
+
+    public func handle(_ consumed: ConsumedEvent) async throws(EventHandlerError) {
+        let event = consumed.event
+        guard event.kind == "ddl", let tenant = event.tenantID else { return }
+        let directory = packageDirectory(forTenant: tenant)
+        let stateURL = directory.appendingPathComponent(Self.stateFileName)
+        let state = try loadState(at: stateURL, tenant: tenant)
+        guard !state.hasApplied(event.eventID) else {
+            logger.debug("event already applied", metadata: ["event-id": "\(event.eventID)", "tenant": "\(tenant)"])
+            return
+        }
+        let (next, changes) = SDKStateUpdate.apply(event, to: state)
+        do {
+            AtomicFileWriter.removeLeftovers(in: directory)
+            AtomicFileWriter.removeLeftovers(in: directory.appendingPathComponent("src"))
+            if !changes.isEmpty {
+                for file in TypeScriptRenderer(packageScope: packageScope).files(for: next) {
+                    try AtomicFileWriter.write(Array(file.content.utf8), to: directory.appendingPathComponent(file.path))
+                }
+            }
+            try AtomicFileWriter.write(try Self.encode(next), to: stateURL)
+        } catch {
+            throw .retriable("writing the package of tenant \(tenant): \(error)")
+        }
+        if !changes.isEmpty {
+            logger.info("SDK updated", metadata: [
+                "tenant": "\(tenant)", "version": "\(next.version.map(\.description) ?? "-")",
+                "event-id": "\(event.eventID)", "changes": "\(changes.count)"])
+        }
+    }
+
+    private func loadState(at url: URL, tenant: String) throws(EventHandlerError) -> SDKState {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            if FileManager.default.fileExists(atPath: url.path) {
+                throw .retriable("cannot read \(url.path)")
+            }
+            return SDKState(tenant: tenant)
+        }
+        do {
+            let state = try JSONDecoder().decode(SDKState.self, from: data)
+            guard state.format == 1, SDKNames.same(state.tenant, tenant) else {
+                throw EventHandlerError.permanent(
+                    "\(url.path) has format \(state.format) for tenant \(state.tenant), expected format 1 for \(tenant)")
+            }
+            return state
+        } catch let error as EventHandlerError {
+            throw error
+        } catch {
+            // Written atomically, so this is damage from outside; every later event of the tenant
+            // will fail the same way until someone restores or deletes the file.
+            throw .permanent("unreadable SDK state \(url.path): \(error)")
+        }
+    }
+
+    static func encode(_ state: SDKState) throws(AtomicFileWriter.Failure) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        do {
+            return Array(try encoder.encode(state)) + [UInt8(ascii: "\n")]
+        } catch {
+            throw AtomicFileWriter.Failure(description: "encoding the SDK state: \(error)")
+        }
+    }
+}
