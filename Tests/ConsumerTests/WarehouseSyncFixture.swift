@@ -25,18 +25,10 @@ struct WarehouseSyncFixture {
             source: source, sourceSQL: sourceSQL, warehouse: warehouse, warehouseSQL: try await warehouse.connect())
     }
 
-    /// Installs the capture with the real installer. Once more if the first attempt fails:
-    /// sql/001 creates the cluster-wide roles when missing, and two databases installing at the
-    /// same moment in a fresh cluster race on that (a unique violation on the role name, the
-    /// whole migration rolled back); the second attempt finds the roles.
+    /// Installs the capture with the real installer.
     static func installOutbox(_ sql: PostgresConnection) async throws {
-        let installer = OutboxInstaller(connection: sql, schema: "platform", logger: Logger(label: "test.install"))
-        let migrations = try OutboxMigration.load(from: OutboxTestEnvironment.sqlDirectory)
-        do {
-            try await installer.install(migrations)
-        } catch {
-            try await installer.install(migrations)
-        }
+        try await OutboxInstaller(connection: sql, schema: "platform", logger: Logger(label: "test.install"))
+            .install(try OutboxMigration.load(from: OutboxTestEnvironment.sqlDirectory))
     }
 
     /// Runs `script` in the source and returns the events it produced.
