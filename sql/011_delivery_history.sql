@@ -35,6 +35,9 @@ CREATE TABLE :"schema".delivery_history (
 );
 CREATE INDEX delivery_history_outbox_id_idx ON :"schema".delivery_history (outbox_id);
 
+-- Counting dead events (status, metrics) stays cheap however large the outbox grows.
+CREATE INDEX schema_changes_dead_idx ON :"schema".schema_changes (id) WHERE dead;
+
 REVOKE ALL ON :"schema".delivery_history FROM PUBLIC;
 GRANT SELECT ON :"schema".delivery_history TO outbox_relay;
 

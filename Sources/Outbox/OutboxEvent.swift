@@ -22,6 +22,9 @@ public struct OutboxEvent: Sendable, Hashable {
     public var schemaName: String?
     /// When the change happened, as an RFC 3339 timestamp.
     public var occurredAt: String
+    /// When the row was written, in seconds since 1970 by the database's clock: the start of
+    /// the commit-to-ack latency.
+    public var createdAt: Double
     /// Delivery attempts that failed so far.
     public var attempts: Int
     /// The event document, as stored.
@@ -29,7 +32,7 @@ public struct OutboxEvent: Sendable, Hashable {
 
     public init(
         id: Int64, shard: Int, tenantKey: String?, tenantID: String?, eventID: String, kind: String, command: String,
-        schemaName: String?, occurredAt: String, attempts: Int, payload: String
+        schemaName: String?, occurredAt: String, createdAt: Double = 0, attempts: Int, payload: String
     ) {
         self.id = id
         self.shard = shard
@@ -40,6 +43,7 @@ public struct OutboxEvent: Sendable, Hashable {
         self.command = command
         self.schemaName = schemaName
         self.occurredAt = occurredAt
+        self.createdAt = createdAt
         self.attempts = attempts
         self.payload = payload
     }

@@ -31,6 +31,7 @@ public struct OutboxStore: Sendable {
         let rows = try await connection.query(
             """
             SELECT s.id, s.tenant_key, s.attempts, s.event_data::text AS payload,
+                   extract(epoch FROM s.created_at) AS created_at,
                    \(Self.shardExpression("s.tenant_key", shardCount: "$2")) AS shard,
                    s.event_data->>'event_id' AS event_id, s.event_data->>'kind' AS kind,
                    s.event_data->>'command' AS command, s.event_data->>'schema_name' AS schema_name,
@@ -59,6 +60,7 @@ public struct OutboxStore: Sendable {
                 command: try row.require(String.self, column: "command"),
                 schemaName: row["schema_name"],
                 occurredAt: row["occurred_at"] ?? "",
+                createdAt: try row.require(Double.self, column: "created_at"),
                 attempts: try row.require(Int.self, column: "attempts"),
                 payload: try row.require(String.self, column: "payload"))
         }

@@ -2,6 +2,7 @@ import Foundation
 public import Kafka
 public import Logging
 import Operations
+public import Prometheus
 import Postgres
 public import Relay
 public import ServiceLifecycle
@@ -36,7 +37,8 @@ public enum RelayApplication {
     /// relay service and the producer's flush-on-shutdown service, ordered so the relay stops
     /// claiming first and the producer flushes after it.
     public static func assemble(
-        configuration: RelayConfiguration, shutdownTimeout: Duration, retention: RetentionPolicy? = nil, logger: Logger
+        configuration: RelayConfiguration, shutdownTimeout: Duration, retention: RetentionPolicy? = nil,
+        observability: ObservabilityEndpoint? = nil, logger: Logger
     ) async throws -> Assembly {
         try await checkOutboxInstalled(configuration)
         var configuration = configuration
@@ -73,6 +75,29 @@ public enum RelayApplication {
                 databaseURL: configuration.databaseURL, schema: configuration.schema,
                 keepProcessed: retention.keepProcessed, interval: retention.interval, logger: logger)))
         }
+        if let observability {
+            let progressWindow = max(configuration.pollInterval * 3, .seconds(10))
+            let server = try await ObservabilityServer(
+                host: observability.host, port: observability.port, registry: observability.registry,
+                readiness: [
+                    {
+                        relay.health.madeProgress(within: progressWindow)
+                            ? nil : "the relay made no progress in the last \(progressWindow) (PostgreSQL unreachable or the loop stuck)"
+                    },
+                    {
+                        do {
+                            _ = try await producer.checkConnectivity(timeout: .seconds(2))
+                            return nil
+                        } catch {
+                            return "Kafka unreachable: \(error)"
+                        }
+                    },
+                ],
+                logger: logger)
+            services.append(.init(service: server))
+            services.append(.init(service: BacklogGauges(
+                databaseURL: configuration.databaseURL, schema: configuration.schema, logger: logger)))
+        }
         // Services stop in reverse order: the relay first, so the producer flushes after it.
         services.append(.init(service: relay, successTerminationBehavior: .gracefullyShutdownGroup))
         var groupConfiguration = ServiceGroupConfiguration(
@@ -97,6 +122,19 @@ public enum RelayApplication {
             throw StartupError(description:
                 "the outbox schema \(configuration.schema) is not installed in this database; run `outbox-bridge install` first")
         }
+    }
+}
+
+/// Where `/metrics` and `/health/*` are served, and the registry the metrics are kept in.
+public struct ObservabilityEndpoint: Sendable {
+    /// IPv4 address to listen on. Default: `0.0.0.0`, every interface.
+    public var host = "0.0.0.0"
+    /// Default: 9090; 0 picks a free port (logged at start).
+    public var port: UInt16 = 9090
+    public let registry: PrometheusCollectorRegistry
+
+    public init(registry: PrometheusCollectorRegistry) {
+        self.registry = registry
     }
 }
 

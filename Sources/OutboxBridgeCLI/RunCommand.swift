@@ -5,6 +5,9 @@ import Kafka
 import Logging
 import Relay
 import ServiceLifecycle
+import CoreMetrics
+import Operations
+import Prometheus
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -45,12 +48,15 @@ struct RunCommand: AsyncParsableCommand {
     var logLevel: String?
     @Option(help: "logfmt or json (log.format).")
     var logFormat: String?
+    @Option(help: "Port for /metrics and /health (http.port; 0 picks a free one).")
+    var httpPort: String?
 
     /// Everything `run` reads, beyond the relay's own configuration.
     struct Settings {
         var relay: RelayConfiguration
         var shutdownTimeout: Duration
         var retention: RetentionPolicy?
+        var observability: ObservabilityEndpoint?
         var logLevel: Logger.Level
         var logFormat: LogFormat
     }
@@ -68,9 +74,12 @@ struct RunCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "outbox-bridge")
         do {
+            if let observability = settings.observability {
+                MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: observability.registry))
+            }
             let assembly = try await RelayApplication.assemble(
                 configuration: settings.relay, shutdownTimeout: settings.shutdownTimeout, retention: settings.retention,
-                logger: logger)
+                observability: settings.observability, logger: logger)
             if let broker = assembly.developmentBroker {
                 print("development broker: \(broker.bootstrapServers)")
             }
@@ -119,6 +128,7 @@ struct RunCommand: AsyncParsableCommand {
         try setNumber("relay.batchSize", batchSize, as: .int)
         try setNumber("relay.pollIntervalSeconds", pollInterval, as: .double)
         try setNumber("relay.maxAttempts", maxAttempts, as: .int)
+        try setNumber("http.port", httpPort, as: .int)
         set("log.level", logLevel)
         set("log.format", logFormat)
         if !kafkaProperties.isEmpty {
@@ -147,7 +157,16 @@ struct RunCommand: AsyncParsableCommand {
             retention?.keepProcessed = keep
             retention?.interval = try await settings.seconds("retention.intervalSeconds", default: .seconds(600), in: 1...86_400)
         }
-        return Settings(relay: relay, shutdownTimeout: shutdownTimeout, retention: retention, logLevel: level, logFormat: format)
+        var observability: ObservabilityEndpoint?
+        if try await settings.bool("http.enabled", default: true) {
+            var endpoint = ObservabilityEndpoint(registry: PrometheusCollectorRegistry())
+            endpoint.host = try await settings.string("http.host", default: endpoint.host)
+            endpoint.port = UInt16(try await settings.int("http.port", default: Int(endpoint.port), in: 0...65_535))
+            observability = endpoint
+        }
+        return Settings(
+            relay: relay, shutdownTimeout: shutdownTimeout, retention: retention, observability: observability,
+            logLevel: level, logFormat: format)
     }
 }
 

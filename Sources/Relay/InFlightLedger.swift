@@ -1,3 +1,5 @@
+import Dispatch
+import Foundation
 import Kafka
 import Outbox
 import Synchronization
@@ -8,6 +10,8 @@ import Synchronization
 final class InFlightLedger: Sendable {
     private struct State {
         var events: [Int64: OutboxEvent] = [:]
+        /// When each row was handed to the producer (uptime nanoseconds).
+        var publishedAt: [Int64: UInt64] = [:]
         var perTenant: [String?: Int] = [:]
         /// Tenants whose record `id` failed and will be retried: their later records that were
         /// acknowledged meanwhile stay pending, to be published again after it.
@@ -17,9 +21,11 @@ final class InFlightLedger: Sendable {
     private let state = Mutex(State())
 
     func add(_ events: [OutboxEvent]) {
+        let now = DispatchTime.now().uptimeNanoseconds
         state.withLock { state in
             for event in events {
                 state.events[event.id] = event
+                state.publishedAt[event.id] = now
                 state.perTenant[event.tenantKey, default: 0] += 1
             }
         }
@@ -46,6 +52,10 @@ final class InFlightLedger: Sendable {
                 case .success(let report):
                     resolution.delivered.append(OutboxDelivery(
                         eventID: event.id, topic: report.topic, partition: report.partition, offset: report.offset))
+                    let published = state.publishedAt[event.id] ?? arrival.uptime
+                    resolution.latencies.append((
+                        publishToAck: Double(arrival.uptime &- published) / 1e9,
+                        commitToAck: arrival.wallClock - event.createdAt))
                 case .failure(let error) where !error.isRetriable:
                     resolution.deadLetters.append(.init(event: event, reason: "permanent: \(error)", error: error))
                 case .failure(let error) where event.attempts + 1 >= configuration.maxAttempts:
@@ -67,6 +77,7 @@ final class InFlightLedger: Sendable {
     func remove(_ ids: [Int64]) {
         state.withLock { state in
             for id in ids {
+                state.publishedAt[id] = nil
                 guard let event = state.events.removeValue(forKey: id) else { continue }
                 state.perTenant[event.tenantKey, default: 1] -= 1
                 if state.perTenant[event.tenantKey] == 0 {
@@ -92,16 +103,21 @@ struct Resolution: Sendable {
     /// Every row this resolution settles, including the held-back ones left pending.
     var resolvedIDs: [Int64] = []
     var heldBack = 0
+    /// Seconds from publish to ack and from the row's insert to ack, per delivered row.
+    var latencies: [(publishToAck: Double, commitToAck: Double)] = []
 }
 
 /// Collects delivery outcomes from librdkafka's delivery thread for the marker, waking it.
 final class AcknowledgementInbox: Sendable {
-    typealias Arrival = (id: Int64, outcome: Result<KafkaDeliveryReport, KafkaError>)
+    typealias Arrival = (
+        id: Int64, outcome: Result<KafkaDeliveryReport, KafkaError>, uptime: UInt64, wallClock: Double
+    )
     private let arrivals = Mutex<[Arrival]>([])
     let signal = WakeSignal()
 
     func deliver(id: Int64, outcome: Result<KafkaDeliveryReport, KafkaError>) {
-        arrivals.withLock { $0.append((id, outcome)) }
+        let arrival = (id, outcome, DispatchTime.now().uptimeNanoseconds, Date().timeIntervalSince1970)
+        arrivals.withLock { $0.append(arrival) }
         signal.signal()
     }
 

@@ -19,6 +19,8 @@ final class RelayLoop {
     private let inbox: AcknowledgementInbox
     private let wake: WakeSignal
     private let logger: Logger
+    private let health: RelayHealth
+    private let metrics = RelayMetrics()
     private let clock = ContinuousClock()
 
     /// `nil` after the connection was lost, until the loop reconnects.
@@ -27,7 +29,8 @@ final class RelayLoop {
 
     init(
         configuration: RelayConfiguration, producer: KafkaProducer, router: EventRouter, store: OutboxStore,
-        leases: ShardLeases, ledger: InFlightLedger, inbox: AcknowledgementInbox, wake: WakeSignal, logger: Logger
+        leases: ShardLeases, ledger: InFlightLedger, inbox: AcknowledgementInbox, wake: WakeSignal,
+        health: RelayHealth, logger: Logger
     ) {
         self.configuration = configuration
         self.producer = producer
@@ -38,6 +41,7 @@ final class RelayLoop {
         self.inbox = inbox
         self.wake = wake
         self.logger = logger
+        self.health = health
         self.nextRebalance = clock.now
     }
 
@@ -55,6 +59,7 @@ final class RelayLoop {
                     nextRebalance = clock.now.advanced(by: configuration.leaseDuration / 5)
                 }
                 let moreWaiting = stopping ? false : try await claimAndPublish(store: store)
+                health.recordTurn()
                 if !moreWaiting {
                     try await sleepUntilWoken()
                 }
@@ -85,11 +90,13 @@ final class RelayLoop {
     /// nothing is in flight a graceful shutdown ends the sleep at once.
     private func sleepUntilWoken() async throws {
         let interval = min(configuration.pollInterval, configuration.leaseDuration / 5)
+        let signalled: Bool
         if ledger.count == 0 {
-            await cancelWhenGracefulShutdown { [wake] in await wake.wait(timeout: interval) }
+            signalled = await cancelWhenGracefulShutdown { [wake] in await wake.wait(timeout: interval) }
         } else {
-            await wake.wait(timeout: interval)
+            signalled = await wake.wait(timeout: interval)
         }
+        if !signalled { metrics.polled() }
     }
 
     /// Claims as many rows as there is room for and hands them to the producer without waiting

@@ -15,6 +15,7 @@ final class RelayMarker {
     /// Woken when rows leave the ledger, so the loop can claim into the room.
     private let roomFreed: WakeSignal
     private let logger: Logger
+    private let metrics = RelayMetrics()
     private var store: OutboxStore?
 
     init(
@@ -51,6 +52,7 @@ final class RelayMarker {
             }
             ledger.remove(resolution.resolvedIDs)
             roomFreed.signal()
+            metrics.record(resolution, retryTopic: configuration.topicTemplate, deadLetterTopic: configuration.deadLetterTopic)
         }
     }
 

@@ -16,6 +16,9 @@ public final class RelayService: Service, Sendable {
     private let configuration: RelayConfiguration
     private let producer: KafkaProducer
     private let logger: Logger
+    private let metrics = RelayMetrics()
+    /// Whether the loop is making progress, for readiness checks.
+    public let health = RelayHealth()
 
     public init(configuration: RelayConfiguration, producer: KafkaProducer, logger: Logger) {
         self.configuration = configuration
@@ -49,7 +52,7 @@ public final class RelayService: Service, Sendable {
         let inbox = AcknowledgementInbox()
         let loop = RelayLoop(
             configuration: configuration, producer: producer, router: router, store: store, leases: leases,
-            ledger: ledger, inbox: inbox, wake: wake, logger: logger)
+            ledger: ledger, inbox: inbox, wake: wake, health: health, logger: logger)
         await withTaskGroup(of: Void.self) { background in
             if !configuration.pollOnly {
                 background.addTask { await self.listenForWakeUps(wake, logger: logger) }
@@ -86,11 +89,13 @@ public final class RelayService: Service, Sendable {
                 logger.debug("listening", metadata: ["channel": "\(configuration.channel)"])
                 wake.signal()
                 for try await _ in listener.notifications {
+                    metrics.notified()
                     wake.signal()
                 }
             } catch is CancellationError {
                 return
             } catch {
+                metrics.listenReconnected()
                 logger.warning("LISTEN connection lost; polling until it is back", metadata: ["error": "\(error)"])
             }
             try? await Task.sleep(for: .seconds(1))

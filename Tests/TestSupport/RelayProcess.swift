@@ -41,7 +41,8 @@ public final class RelayProcess: Sendable {
 
     /// The environment variables the relay reads its settings from; a child never inherits
     /// these from the test run, so only what the test passes applies.
-    private static let relaySettingPrefixes = ["DATABASE_", "LISTEN_", "KAFKA_", "RELAY_", "OUTBOX_", "LOG_", "SHUTDOWN_"]
+    private static let relaySettingPrefixes =
+        ["DATABASE_", "LISTEN_", "KAFKA_", "RELAY_", "OUTBOX_", "LOG_", "SHUTDOWN_", "HTTP_", "RETENTION_"]
 
     /// Starts `outbox-bridge` with `arguments` (e.g. `["run", "--database-url", …]`).
     /// `environment` is added to the test process's environment, minus any relay settings it has.
@@ -60,6 +61,10 @@ public final class RelayProcess: Sendable {
         var childEnvironment = ProcessInfo.processInfo.environment.filter { name, _ in
             !relaySettingPrefixes.contains { name.hasPrefix($0) } || name == TestDatabase.clusterURLVariable
         }
+        // Several relays run at once in the tests: each serves /metrics on a free port of its
+        // own (logged at start) unless the test names one.
+        childEnvironment["HTTP_PORT"] = "0"
+        childEnvironment["HTTP_HOST"] = "127.0.0.1"
         childEnvironment.merge(environment) { _, new in new }
 
         let process = Process()

@@ -1,0 +1,79 @@
+import CoreMetrics
+public import Logging
+import Postgres
+public import ServiceLifecycle
+
+/// Samples the outbox every `interval` into gauges: the backlog (per tenant for the tenants
+/// with the most pending events), the age of the oldest pending event, dead events, and
+/// PostgreSQL's `pg_notification_queue_usage()` (a full notification queue stalls every
+/// transaction that notifies, DDL included).
+public struct BacklogGauges: Service {
+    public let databaseURL: String
+    public let schema: String
+    public let interval: Duration
+    /// Tenants reported one by one; the rest are in the total only. Default 50.
+    public let tenantLimit: Int
+    public let logger: Logger
+
+    public init(databaseURL: String, schema: String, interval: Duration = .seconds(5), tenantLimit: Int = 50, logger: Logger) {
+        self.databaseURL = databaseURL
+        self.schema = schema
+        self.interval = interval
+        self.tenantLimit = tenantLimit
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        var connection: PostgresConnection?
+        var reportedTenants: Set<String> = []
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            do {
+                let current: PostgresConnection
+                if let connection {
+                    current = connection
+                } else {
+                    current = try await PostgresConnection.connect(databaseURL, logger: logger)
+                    connection = current
+                }
+                reportedTenants = try await sample(current, previouslyReported: reportedTenants)
+            } catch {
+                connection = nil
+                logger.debug("backlog sample failed", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+
+    private func sample(_ connection: PostgresConnection, previouslyReported: Set<String>) async throws -> Set<String> {
+        let table = "\(try await connection.quoteIdentifier(schema)).schema_changes"
+        let totals = try await connection.query(
+            """
+            SELECT (SELECT count(*) FROM \(table) WHERE NOT processed AND NOT dead) AS pending,
+                   (SELECT coalesce(extract(epoch FROM pg_catalog.now() - min(created_at)), 0)
+                    FROM \(table) WHERE NOT processed AND NOT dead) AS oldest_age,
+                   (SELECT count(*) FROM \(table) WHERE dead) AS dead,
+                   pg_catalog.pg_notification_queue_usage() AS queue_usage
+            """)[0]
+        Gauge(label: "outbox_pending_events_total").record(try totals.require(Int.self, column: "pending"))
+        Gauge(label: "outbox_oldest_pending_age_seconds").record(try totals.require(Double.self, column: "oldest_age"))
+        Gauge(label: "outbox_dead_events").record(try totals.require(Int.self, column: "dead"))
+        Gauge(label: "postgres_notification_queue_usage").record(try totals.require(Double.self, column: "queue_usage"))
+
+        let perTenant = try await connection.query(
+            """
+            SELECT coalesce(tenant_key, '') AS tenant, count(*) AS pending FROM \(table)
+            WHERE NOT processed AND NOT dead GROUP BY tenant_key ORDER BY count(*) DESC LIMIT $1
+            """, [tenantLimit])
+        var reported: Set<String> = []
+        for row in perTenant {
+            let tenant = try row.require(String.self, column: "tenant")
+            Gauge(label: "outbox_pending_events", dimensions: [("tenant", tenant)]).record(try row.require(Int.self, column: "pending"))
+            reported.insert(tenant)
+        }
+        // A tenant that caught up reads 0 rather than its last backlog.
+        for tenant in previouslyReported.subtracting(reported) {
+            Gauge(label: "outbox_pending_events", dimensions: [("tenant", tenant)]).record(0)
+        }
+        return reported
+    }
+}

@@ -1,0 +1,95 @@
+import FlyingFox
+import FlyingSocks
+import Foundation
+public import Logging
+public import Prometheus
+public import ServiceLifecycle
+
+/// Serves `/metrics` (Prometheus text format), `/health/live` and `/health/ready` for the
+/// process it runs in. Readiness is whatever the owner says: each check returns `nil` when all
+/// is well, or the problem, which the response lists with status 503.
+public final class ObservabilityServer: Service, Sendable {
+    public typealias ReadinessCheck = @Sendable () async -> String?
+
+    private let server: HTTPServer
+    private let logger: Logger
+
+    /// - Parameters:
+    ///   - host: the IPv4 address to listen on; `0.0.0.0` for every interface.
+    ///   - port: `0` picks a free port (see `listeningPort`).
+    public init(
+        host: String, port: UInt16, registry: PrometheusCollectorRegistry, readiness: [ReadinessCheck], logger: Logger
+    ) async throws {
+        self.logger = logger
+        server = HTTPServer(address: try .inet(ip4: host, port: port), logger: SwiftLogAdapter(logger: logger))
+        await HTTPRoutes(registry: registry, readiness: readiness).install(on: server)
+    }
+
+    /// The port the server listens on, once it does.
+    public var listeningPort: UInt16? {
+        get async {
+            guard case .ip4(_, let port) = await server.listeningAddress else { return nil }
+            return port
+        }
+    }
+
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            do {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await self.server.run() }
+                    try await self.server.waitUntilListening()
+                    let port = await self.listeningPort ?? 0
+                    self.logger.info("observability endpoint listening", metadata: ["port": "\(port)"])
+                    try await group.waitForAll()
+                }
+            } catch where Task.isShuttingDownGracefully || Task.isCancelled {
+                // Stopping the server ends its accept loop with an error; that is the stop.
+            }
+        } onGracefulShutdown: { [server] in
+            Task { await server.stop(timeout: 1) }
+        }
+    }
+
+    /// Waits until the server accepts connections.
+    public func waitUntilListening() async throws {
+        try await server.waitUntilListening()
+    }
+}
+
+private struct HTTPRoutes: Sendable {
+    let registry: PrometheusCollectorRegistry
+    let readiness: [ObservabilityServer.ReadinessCheck]
+
+    func install(on server: HTTPServer) async {
+        await server.appendRoute("GET /metrics") { [registry] _ in
+            HTTPResponse(
+                statusCode: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: Data(registry.emitToBuffer()))
+        }
+        await server.appendRoute("GET /health/live") { _ in
+            HTTPResponse(statusCode: .ok, body: Data("live\n".utf8))
+        }
+        await server.appendRoute("GET /health/ready") { [readiness] _ in
+            var problems: [String] = []
+            for check in readiness {
+                if let problem = await check() { problems.append(problem) }
+            }
+            guard problems.isEmpty else {
+                return HTTPResponse(statusCode: .serviceUnavailable, body: Data((problems.joined(separator: "\n") + "\n").utf8))
+            }
+            return HTTPResponse(statusCode: .ok, body: Data("ready\n".utf8))
+        }
+    }
+}
+
+/// Sends FlyingFox's own log lines to swift-log, at debug level except for errors.
+private struct SwiftLogAdapter: FlyingSocks.Logging {
+    let logger: Logger
+
+    func logDebug(_ debug: @autoclosure () -> String) { logger.trace("\(debug())") }
+    func logInfo(_ info: @autoclosure () -> String) { logger.debug("\(info())") }
+    func logWarning(_ warning: @autoclosure () -> String) { logger.debug("\(warning())") }
+    func logError(_ error: @autoclosure () -> String) { logger.warning("\(error())") }
+    func logCritical(_ critical: @autoclosure () -> String) { logger.error("\(critical())") }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import Kafka
+import Postgres
+import TestSupport
+import Testing
+
+@Suite("/metrics and /health of a running bridge, read over HTTP by curl")
+struct ObservabilityTests {
+    private func get(_ port: Int, _ path: String) async throws -> (status: Int, body: String) {
+        let result = try await runTool(
+            "/usr/bin/curl", ["-s", "-m", "10", "-w", "\n%{http_code}", "http://127.0.0.1:\(port)\(path)"])
+        let lines = result.output.split(separator: "\n", omittingEmptySubsequences: false)
+        return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
+    }
+
+    /// The value of the first sample of `metric` whose line contains every one of `labels`.
+    private func sample(_ metrics: String, _ metric: String, _ labels: [String] = []) -> Double? {
+        metrics.split(separator: "\n").first { line in
+            line.hasPrefix(metric) && !line.hasPrefix("#") && labels.allSatisfy { line.contains($0) }
+                && (line.dropFirst(metric.count).first == " " || line.dropFirst(metric.count).first == "{")
+        }.flatMap { Double($0.split(separator: " ").last ?? "") }
+    }
+
+    @Test("after traffic /metrics has the relay's metrics with sane values; ready fails while the broker is down")
+    func metricsAndHealth() async throws {
+        let environment = try await OutboxTestEnvironment.start("observability")
+        let sql = try await environment.database.connect()
+        let relay = try RelayProcess.launch(
+            ["run", "--database-url", environment.database.url, "--brokers", environment.broker.bootstrapServers,
+             "--poll-interval", "0.2"],
+            environment: ["RELAY_LEASE_SECONDS": "2"], label: "observability")
+        defer { relay.stop() }
+        try await relay.waitForStandardError(containing: "observability endpoint listening")
+        let line = try #require(relay.standardErrorLines.first { $0.contains("observability endpoint listening") })
+        let port = try #require(line.split(separator: " ").first { $0.hasPrefix("port=") }.flatMap { Int($0.dropFirst(5)) })
+
+        try await sql.execute(script: """
+            CREATE SCHEMA tenant_acme;
+            CREATE TABLE tenant_acme.sensors (id int PRIMARY KEY);
+            SELECT platform.emit('globex', 'test.event', '{}') FROM generate_series(1, 20);
+            """)
+        try await environment.waitUntilAllDelivered(sql)
+
+        #expect(try await get(port, "/health/live").status == 200)
+        try await waitUntil("ready") { try await get(port, "/health/ready").status == 200 }
+        var metrics = ""
+        try await waitUntil("the backlog gauges have sampled the drained outbox") {
+            metrics = try await get(port, "/metrics").body
+            return sample(metrics, "outbox_pending_events_total") == 0
+        }
+        #expect(sample(metrics, "outbox_events_published_total", ["topic=\"schema-changes\"", "outcome=\"delivered\""]) == 22)
+        #expect(sample(metrics, "outbox_publish_to_ack_seconds_count") == 22)
+        #expect(sample(metrics, "outbox_commit_to_ack_seconds_count") == 22)
+        #expect((sample(metrics, "outbox_publish_to_ack_seconds_sum") ?? -1) > 0)
+        #expect((sample(metrics, "outbox_wakeups_total", ["source=\"notify\""]) ?? 0) >= 1)
+        #expect(sample(metrics, "outbox_wakeups_total", ["source=\"poll\""]) != nil)
+        #expect(sample(metrics, "outbox_oldest_pending_age_seconds") == 0)
+        #expect(sample(metrics, "outbox_dead_events") == 0)
+        #expect(sample(metrics, "postgres_notification_queue_usage") == 0)
+        #expect(sample(metrics, "outbox_retries_total") == nil || sample(metrics, "outbox_retries_total") == 0)
+
+        try environment.broker.setBrokerDown(1)
+        try await waitUntil("ready fails while the broker is down") {
+            let ready = try await get(port, "/health/ready")
+            return ready.status == 503 && ready.body.contains("Kafka unreachable")
+        }
+        #expect(try await get(port, "/health/live").status == 200)
+        try environment.broker.setBrokerUp(1)
+        try await waitUntil("ready again once the broker is back") { try await get(port, "/health/ready").status == 200 }
+
+        // A relay stuck waiting on PostgreSQL makes no progress: ready fails until it moves on.
+        let blocker = try await environment.database.connect()
+        try await blocker.query("BEGIN")
+        try await blocker.query("LOCK TABLE platform.schema_changes, platform.relay_leases IN ACCESS EXCLUSIVE MODE")
+        try await waitUntil("ready fails while the relay is stuck", timeout: .seconds(30)) {
+            let ready = try await get(port, "/health/ready")
+            return ready.status == 503 && ready.body.contains("no progress")
+        }
+        try await blocker.query("COMMIT")
+        try await waitUntil("ready again once the relay moves") { try await get(port, "/health/ready").status == 200 }
+        await environment.drop()
+    }
+}
