@@ -15,7 +15,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Resolve dependencies in their own layer, so a source change does not fetch them again.
-COPY Package.swift ./
+# Package.resolved is not committed; a local one, if present, pins the versions.
+COPY Package.* ./
 RUN swift package resolve
 # SwiftPM checks every target's folder when it loads the manifest, so Tests/ comes along too.
 COPY Sources ./Sources
