@@ -14,7 +14,7 @@ if [ "${1:-}" = test ]; then
     # kcat and python3-kafka read Kafka independently of our librdkafka wrapper;
     # python3-jsonschema checks captured events against sql/event.schema.json; pgbouncer
     # stands in for the connection pooler a relay may sit behind.
-    packages+=(curl kcat python3-kafka python3-jsonschema pgbouncer node-typescript)
+    packages+=(curl kcat python3-kafka python3-jsonschema pgbouncer node-typescript python3-yaml)
 fi
 
 missing=()
