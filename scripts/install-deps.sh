@@ -13,7 +13,8 @@ fi
 if [ "${1:-}" = test ]; then
     # kcat and python3-kafka read Kafka independently of our librdkafka wrapper;
     # python3-jsonschema checks captured events against sql/event.schema.json; pgbouncer
-    # stands in for the connection pooler a relay may sit behind.
+    # stands in for the connection pooler a relay may sit behind; tsc compiles the generated
+    # SDKs; python3-yaml reads docker-compose.yml; curl reads /metrics and /health.
     packages+=(curl kcat python3-kafka python3-jsonschema pgbouncer node-typescript python3-yaml)
 fi
 
