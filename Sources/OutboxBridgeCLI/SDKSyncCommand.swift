@@ -39,6 +39,8 @@ struct SDKSyncCommand: AsyncParsableCommand {
     var shutdownTimeout = 15
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
+    @Option(help: "Serve /metrics (consumer lag) and /health on this port; 0 picks a free one. Default: none.")
+    var httpPort: UInt16?
 
     func run() async throws {
         let settings: (ConsumerRuntimeConfiguration, URL, Logger.Level)
@@ -66,8 +68,9 @@ struct SDKSyncCommand: AsyncParsableCommand {
             printError("cannot start sdk-sync: \(error)")
             throw ExitCode.failure
         }
+        let observability = try await ConsumerObservability.services(for: runtime, port: httpPort, logger: logger)
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)],
+            services: observability + [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(shutdownTimeout)

@@ -30,6 +30,8 @@ struct WarehouseSyncCommand: AsyncParsableCommand {
     var topic = "schema-changes"
     @Option(name: .customLong("kafka-property"), help: "A librdkafka property as name=value, repeatable (SASL, SSL, timeouts).")
     var kafkaProperties: [String] = []
+    @Option(help: "Serve /metrics (consumer lag) and /health on this port; 0 picks a free one. Default: none.")
+    var httpPort: UInt16?
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
@@ -52,7 +54,7 @@ struct WarehouseSyncCommand: AsyncParsableCommand {
         let logger = Logger(label: "outbox-bridge.warehouse-sync")
         let services: (ServiceGroup, WarehouseSyncHandler)
         do {
-            services = try await assembly.build(logger: logger)
+            services = try await assembly.build(httpPort: httpPort, logger: logger)
         } catch {
             printError(error.description)
             throw ExitCode.failure
@@ -110,7 +112,7 @@ struct WarehouseSyncAssembly {
 
     /// Connects to the warehouse (so a bad URL, a missing privilege or a capture-loop risk fails
     /// here, in one line, before joining the group) and builds the consumer.
-    func build(logger: Logger) async throws(StartupError) -> (ServiceGroup, WarehouseSyncHandler) {
+    func build(httpPort: UInt16? = nil, logger: Logger) async throws(StartupError) -> (ServiceGroup, WarehouseSyncHandler) {
         let handler = WarehouseSyncHandler(configuration: warehouse, logger: logger)
         do {
             try await handler.prepare()
@@ -123,9 +125,16 @@ struct WarehouseSyncAssembly {
         } catch {
             throw StartupError(description: "warehouse-sync: \(error)")
         }
+        let observability: [ServiceGroupConfiguration.ServiceConfiguration]
+        do {
+            observability = try await ConsumerObservability.services(for: consumer, port: httpPort, logger: logger)
+        } catch {
+            throw StartupError(description: "warehouse-sync: cannot serve /metrics: \(error)")
+        }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: consumer)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                services: observability + [.init(service: consumer)], gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
         return (group, handler)
     }
 }

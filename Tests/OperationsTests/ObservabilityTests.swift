@@ -80,4 +80,30 @@ struct ObservabilityTests {
         try await waitUntil("ready again once the relay moves") { try await get(port, "/health/ready").status == 200 }
         await environment.drop()
     }
+
+    @Test("a consumer given a port publishes its lag per group and partition")
+    func consumerLag() async throws {
+        let environment = try await OutboxTestEnvironment.start("consumer_lag")
+        let sql = try await environment.database.connect()
+        try await withRunningRelay(environment.relayConfiguration()) {
+            try await sql.query("SELECT platform.emit('acme', 'test.event', '{}') FROM generate_series(1, 5)")
+            try await environment.waitUntilAllDelivered(sql)
+        }
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("lag-\(UUID().uuidString)")
+        let consumer = try RelayProcess.launch(
+            ["sdk-sync", "--brokers", environment.broker.bootstrapServers, "--out", output.path, "--http-port", "0"],
+            label: "consumer-lag")
+        defer { consumer.stop() }
+        try await consumer.waitForStandardError(containing: "observability endpoint listening")
+        let line = try #require(consumer.standardErrorLines.first { $0.contains("observability endpoint listening") })
+        let port = try #require(line.split(separator: " ").first { $0.hasPrefix("port=") }.flatMap { Int($0.dropFirst(5)) })
+        let partition = try #require(try await environment.outboxRows(sql).first?.partition)
+
+        try await waitUntil("the consumer has caught up and says so", timeout: .seconds(60)) {
+            let metrics = try await get(port, "/metrics").body
+            return sample(metrics, "outbox_consumer_lag", ["group=\"sdk-sync\"", "partition=\"\(partition)\""]) == 0
+        }
+        #expect(try await get(port, "/health/live").status == 200)
+        await environment.drop()
+    }
 }

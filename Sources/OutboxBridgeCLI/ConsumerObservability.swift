@@ -1,0 +1,39 @@
+import Consumers
+import CoreMetrics
+import Logging
+import Operations
+import Prometheus
+import ServiceLifecycle
+
+/// A consumer process's `/metrics` and `/health`, when it is given a port: the consumer lag per
+/// group, topic and partition (`outbox_consumer_lag`), refreshed every few seconds.
+enum ConsumerObservability {
+    static func services(
+        for runtime: ConsumerRuntime, port: UInt16?, logger: Logger
+    ) async throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        guard let port else { return [] }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let server = try await ObservabilityServer(host: "0.0.0.0", port: port, registry: registry, readiness: [], logger: logger)
+        return [.init(service: server), .init(service: ConsumerLagGauges(runtime: runtime))]
+    }
+}
+
+/// Publishes a consumer's lag snapshot as gauges.
+struct ConsumerLagGauges: Service {
+    let runtime: ConsumerRuntime
+    var interval: Duration = .seconds(2)
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            let snapshot = runtime.lag
+            for partition in snapshot.partitions {
+                guard let lag = partition.lag else { continue }
+                Gauge(label: "outbox_consumer_lag", dimensions: [
+                    ("group", snapshot.group), ("topic", partition.topic), ("partition", String(partition.partition)),
+                ]).record(lag)
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+}
