@@ -37,6 +37,8 @@ struct SDKSyncCommand: AsyncParsableCommand {
     var consumerProperties: [String] = []
     @Option(help: "Seconds a graceful shutdown may take before the current event is abandoned.")
     var shutdownTimeout = 15
+    @Option(help: "logfmt or json.")
+    var logFormat: LogFormat = .logfmt
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
     @Option(help: "Serve /metrics (consumer lag) and /health on this port; 0 picks a free one. Default: none.")
@@ -52,9 +54,7 @@ struct SDKSyncCommand: AsyncParsableCommand {
         }
         let (runtimeConfiguration, outputDirectory, level) = settings
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            StructuredLogHandler(label: label, format: logFormat, level: level)
         }
         let logger = Logger(label: "outbox-bridge.sdk-sync")
         let runtime: ConsumerRuntime

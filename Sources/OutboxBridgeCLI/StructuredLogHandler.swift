@@ -1,9 +1,10 @@
+import ArgumentParser
 import Foundation
 import Logging
 import Synchronization
 
 /// How log lines look: `logfmt` for people reading a terminal, `json` for log pipelines.
-enum LogFormat: String, CaseIterable, Sendable {
+enum LogFormat: String, CaseIterable, Sendable, ExpressibleByArgument {
     case logfmt, json
 }
 

@@ -32,6 +32,8 @@ struct WarehouseSyncCommand: AsyncParsableCommand {
     var kafkaProperties: [String] = []
     @Option(help: "Serve /metrics (consumer lag) and /health on this port; 0 picks a free one. Default: none.")
     var httpPort: UInt16?
+    @Option(help: "logfmt or json.")
+    var logFormat: LogFormat = .logfmt
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
@@ -47,9 +49,7 @@ struct WarehouseSyncCommand: AsyncParsableCommand {
         }
         let level = assembly.logLevel
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            StructuredLogHandler(label: label, format: logFormat, level: level)
         }
         let logger = Logger(label: "outbox-bridge.warehouse-sync")
         let services: (ServiceGroup, WarehouseSyncHandler)

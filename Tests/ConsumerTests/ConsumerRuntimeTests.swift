@@ -114,7 +114,7 @@ struct ConsumerRuntimeTests {
         await environment.drop()
     }
 
-    @Test("Two members of one group share the partitions; together they apply every event once")
+    @Test("Two members of one group share the partitions; together they apply every event, repeats only across the rebalance")
     func twoMembersSharePartitions() async throws {
         let environment = try await OutboxTestEnvironment.start("runtime_share")
         let sql = try await environment.database.connect()
@@ -137,7 +137,11 @@ struct ConsumerRuntimeTests {
             }
         }
         let applied = handlers.flatMap(\.succeeded).filter { $0 != "-" }
-        #expect(applied.count == tenants.count, "no table applied twice: \(applied)")
+        // At least once: when the second member joins, a record the first was handling as its
+        // partition moved may be delivered again (handlers are idempotent by event id). At most
+        // one such record per partition.
+        #expect(Set(applied) == Set(tenants.map { "t_\($0)" }))
+        #expect(applied.count - tenants.count <= environment.partitions, "redelivered beyond the rebalance: \(applied)")
         #expect(handlers.allSatisfy { !$0.succeeded.isEmpty }, "both members got partitions")
         #expect(Set(runtimes[0].lag.partitions.map(\.partition)).isDisjoint(with: runtimes[1].lag.partitions.map(\.partition)))
         await environment.drop()
