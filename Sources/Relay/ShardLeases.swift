@@ -61,6 +61,13 @@ final class ShardLeases: Sendable {
                         WHERE heartbeat_at > pg_catalog.now() - pg_catalog.make_interval(secs => $1)) AS live,
                        (SELECT count(*) FROM \(quotedSchema).relay_leases) AS shards
                 """, [self.leaseSeconds])
+            // Instances that died without saying goodbye leave their heartbeat row behind; long
+            // after their leases expired it only clutters the table.
+            try await connection.query(
+                """
+                DELETE FROM \(quotedSchema).relay_instances
+                WHERE heartbeat_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1::float8 * 100)
+                """, [self.leaseSeconds])
             let live = max(1, try counts[0].require(Int.self, column: "live"))
             let shardCount = try counts[0].require(Int.self, column: "shards")
             let fairShare = (shardCount + live - 1) / live

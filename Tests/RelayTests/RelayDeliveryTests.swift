@@ -93,4 +93,21 @@ struct RelayDeliveryTests {
             #expect(sequence == Array(0..<200), "tenant \(tenant) out of order")
         }
     }
+
+    @Test("a heartbeat left by an instance that died long ago is removed, a recent one is kept")
+    func staleInstancesAreForgotten() async throws {
+        let environment = try await OutboxTestEnvironment.start("stale_instances")
+        let sql = try await environment.database.connect()
+        try await sql.execute(script: """
+            INSERT INTO platform.relay_instances (id, host, heartbeat_at) VALUES
+                ('00000000-0000-0000-0000-000000000001', 'long-gone', now() - interval '1 day'),
+                ('00000000-0000-0000-0000-000000000002', 'just-died', now() - interval '3 seconds');
+            """)
+        try await withRunningRelay(environment.relayConfiguration()) {
+            try await waitUntil("the long-gone instance is forgotten") {
+                try await sql.query("SELECT host FROM platform.relay_instances WHERE host = 'long-gone'").isEmpty
+            }
+        }
+        #expect(try await sql.query("SELECT host FROM platform.relay_instances WHERE host = 'just-died'").count == 1)
+    }
 }
