@@ -41,7 +41,7 @@ for _ in $(seq 100); do [ -s "$bootstrap_file" ] && break; sleep 0.1; done
 brokers=$(cat "$bootstrap_file")
 echo "== development broker at $brokers"
 
-"$bridge" run --database-url "$database_url" --brokers "$brokers" 2>"$repo_root/.dev/relay.log" &
+"$bridge" run --database-url "$database_url" --brokers "$brokers" --http-port 0 2>"$repo_root/.dev/relay.log" &
 pids+=($!)
 
 echo "== three tenants change their schemas"
