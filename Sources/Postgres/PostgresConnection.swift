@@ -78,11 +78,6 @@ public final class PostgresConnection: Sendable {
         try await perform { connection throws(PostgresError) in try connection.quoteLiteral(literal) }
     }
 
-    /// Whether the connection still works, as libpq last saw it.
-    public var isConnected: Bool {
-        get async { await Self.run(on: queue) { [connection] in connection.isConnected } }
-    }
-
     /// Runs `body` inside `BEGIN` … `COMMIT`, rolling back if it throws.
     @discardableResult
     public func transaction<Result>(
@@ -115,13 +110,6 @@ public final class PostgresConnection: Sendable {
             queue.async { continuation.resume(returning: Result { () throws(PostgresError) in try work() }) }
         }
         return try outcome.get()
-    }
-
-    /// Hops to `queue` for blocking work that cannot fail.
-    static func run<T: Sendable>(on queue: DispatchQueue, _ work: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
-            queue.async { continuation.resume(returning: work()) }
-        }
     }
 
     /// Connections currently open in this process (for leak tests).
