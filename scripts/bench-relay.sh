@@ -6,7 +6,7 @@
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
-scripts/install-deps.sh
+scripts/install-deps.sh bench
 command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
 swift build -c release --product outbox-bridge
 swift build -c release --product relay-benchmark
