@@ -383,9 +383,16 @@ final class MeasuredProcess {
 
     var isRunning: Bool { processes.allSatisfy(\.isRunning) }
 
+    /// SIGTERM, then SIGKILL for any process still running after 10 seconds.
     func stop() {
-        for process in processes { process.terminate() }
-        for process in processes { process.waitUntilExit() }
+        for process in processes where process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while processes.contains(where: \.isRunning), ContinuousClock.now < deadline { usleep(10_000) }
+        for process in processes where process.isRunning {
+            print("pid \(process.processIdentifier) ignored SIGTERM; killing it")
+            kill(process.processIdentifier, SIGKILL)
+        }
+        while processes.contains(where: \.isRunning) { usleep(10_000) }
     }
 }
 

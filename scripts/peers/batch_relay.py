@@ -28,8 +28,8 @@ CLAIM = """
 MARK = """
     UPDATE platform.schema_changes AS s
     SET processed = true, processed_at = now(),
-        kafka_topic = %s, kafka_partition = d.partition, kafka_offset = d.offset
-    FROM unnest(%s::bigint[], %s::int[], %s::bigint[]) AS d(id, partition, offset)
+        kafka_topic = %s, kafka_partition = d.kafka_partition, kafka_offset = d.kafka_offset
+    FROM unnest(%s::bigint[], %s::int[], %s::bigint[]) AS d(id, kafka_partition, kafka_offset)
     WHERE s.id = d.id
 """
 

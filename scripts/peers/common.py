@@ -25,6 +25,9 @@ class Stop:
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+        # A parent may start us with these blocked (a Swift process's threads block them to
+        # read them from a dispatch source, and the mask is inherited): unblock them.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
 
 
 def parse_arguments(description):
