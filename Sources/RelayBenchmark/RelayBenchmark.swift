@@ -209,7 +209,7 @@ struct BenchmarkEnvironment {
     /// `outbox-bridge run` on the benchmark's database and broker.
     var bridgeCommand: [String] {
         [bridge, "run", "--database-url", databaseURL, "--brokers", broker.bootstrapServers, "--batch-size", String(batchSize),
-         "--log-level", "warning"]
+         "--log-level", "warning", "--http-port", "0"]
     }
 
     /// What the Python peers in scripts/peers/ take.
