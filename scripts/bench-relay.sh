@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Relay benchmark: drain throughput against PostgreSQL's own claim-and-mark limit, idle
-# commit-to-ack latency and peak memory, measured side by side in one run (not part of the tests).
+# Relay benchmark, side by side in one run on one PostgreSQL and one broker (not part of the
+# tests): drain throughput of outbox-bridge, of the Python peer relays in scripts/peers/ (a batch
+# relay and the article's one-event relay) and of two bridge instances, against the practical
+# limits (PostgreSQL alone claiming and marking; librdkafka alone producing), with CPU seconds and
+# peak RSS per relay and a table of ratios; then idle commit-to-ack latency and peak memory.
 #
-#   scripts/bench-relay.sh [--events 200000] [--tenants 100] [--samples 1000] [--batch-size 1000]
+#   scripts/bench-relay.sh [--events 200000] [--tenants 1000] [--samples 1000] [--batch-size 1000]
+#                          [--article-seconds 30]
+#   scripts/bench-relay.sh --events 20000 --samples 100    # a quick run (about a minute)
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
-scripts/install-deps.sh
+scripts/install-deps.sh bench
 command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
 swift build -c release --product outbox-bridge
 swift build -c release --product relay-benchmark

@@ -4,6 +4,7 @@
 #   scripts/install-deps.sh        # what building and running the bridge needs
 #   scripts/install-deps.sh demo   # plus kcat, which the demo reads Kafka with
 #   scripts/install-deps.sh test   # plus the independent clients and servers the tests use
+#   scripts/install-deps.sh bench  # plus the Python peer relays' libraries (scripts/peers/)
 set -euo pipefail
 
 packages=(pkg-config libpq-dev librdkafka-dev postgresql-15)
@@ -16,6 +17,11 @@ if [ "${1:-}" = test ]; then
     # stands in for the connection pooler a relay may sit behind; tsc compiles the generated
     # SDKs; python3-yaml reads docker-compose.yml; curl reads /metrics and /health.
     packages+=(curl kcat python3-kafka python3-jsonschema pgbouncer node-typescript python3-yaml)
+fi
+if [ "${1:-}" = bench ]; then
+    # The benchmark's peer relays (scripts/peers/) are Python: psycopg2 and confluent-kafka,
+    # run with Debian's /usr/bin/python3.
+    packages+=(python3-psycopg2 python3-confluent-kafka)
 fi
 
 missing=()
