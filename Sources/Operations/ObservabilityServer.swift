@@ -83,13 +83,14 @@ private struct HTTPRoutes: Sendable {
     }
 }
 
-/// Sends FlyingFox's own log lines to swift-log, at debug level except for errors.
+/// Sends FlyingFox's own log lines to swift-log, one level down: it reports the end of its
+/// accept loop at a stop as an error, and nothing it says concerns the events being relayed.
 private struct SwiftLogAdapter: FlyingSocks.Logging {
     let logger: Logger
 
     func logDebug(_ debug: @autoclosure () -> String) { logger.trace("\(debug())") }
     func logInfo(_ info: @autoclosure () -> String) { logger.debug("\(info())") }
     func logWarning(_ warning: @autoclosure () -> String) { logger.debug("\(warning())") }
-    func logError(_ error: @autoclosure () -> String) { logger.warning("\(error())") }
-    func logCritical(_ critical: @autoclosure () -> String) { logger.error("\(critical())") }
+    func logError(_ error: @autoclosure () -> String) { logger.notice("\(error())") }
+    func logCritical(_ critical: @autoclosure () -> String) { logger.warning("\(critical())") }
 }
