@@ -49,6 +49,15 @@ final class InFlightLedger: Sendable {
                     continue
                 }
                 switch arrival.outcome {
+                case .success(let report) where report.offset < 0:
+                    // librdkafka acknowledges a retried batch the broker had already written (a
+                    // duplicate sequence) without an offset. The event is in Kafka, but a row
+                    // must record where: publish it again and record that copy's position.
+                    state.retryingTenants[event.tenantKey] = min(state.retryingTenants[event.tenantKey] ?? .max, event.id)
+                    resolution.retries.append(OutboxFailure(
+                        eventID: event.id,
+                        error: "acknowledged without an offset (offset \(report.offset)); publishing again to record where it lands",
+                        retryAfterSeconds: 0))
                 case .success(let report):
                     resolution.delivered.append(OutboxDelivery(
                         eventID: event.id, topic: report.topic, partition: report.partition, offset: report.offset))

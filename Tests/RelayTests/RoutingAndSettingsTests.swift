@@ -1,5 +1,6 @@
 import Configuration
 import Foundation
+import Kafka
 import Outbox
 @testable import OutboxBridgeCLI
 @testable import Relay
@@ -96,5 +97,28 @@ struct LogFormatTests {
         #expect(StructuredLogHandler.logfmt(fields) == #"message="relay started" error="a \"quoted\"\nline" count=3"#)
         let json = try JSONSerialization.jsonObject(with: Data(StructuredLogHandler.json(fields).utf8)) as? [String: String]
         #expect(json == ["message": "relay started", "error": "a \"quoted\"\nline", "count": "3"])
+    }
+}
+
+@Suite("Resolving acknowledgements")
+struct ResolutionTests {
+    private func event(_ id: Int64, tenant: String) -> OutboxEvent {
+        OutboxEvent(
+            id: id, shard: 0, tenantKey: tenant, tenantID: tenant, eventID: "e\(id)", kind: "ddl", command: "CREATE TABLE",
+            schemaName: "tenant_\(tenant)", occurredAt: "", attempts: 0, payload: "{}")
+    }
+
+    @Test("an ack without an offset is published again, and the tenant's later acks wait behind it")
+    func ackWithoutOffset() {
+        let ledger = InFlightLedger()
+        ledger.add([event(1, tenant: "a"), event(2, tenant: "a"), event(3, tenant: "b")])
+        let report = { (offset: Int64) in KafkaDeliveryReport(topic: "t", partition: 0, offset: offset) }
+        let resolution = ledger.plan(
+            [(1, .success(report(-1001)), 0, 0), (2, .success(report(7)), 0, 0), (3, .success(report(8)), 0, 0)],
+            configuration: RelayConfiguration())
+        #expect(resolution.retries.map(\.eventID) == [1])
+        #expect(resolution.delivered.map(\.eventID) == [3])
+        #expect(resolution.heldBack == 1)
+        #expect(resolution.resolvedIDs.sorted() == [1, 2, 3])
     }
 }
