@@ -18,25 +18,27 @@ import Glibc
 /// faults stop, the bridge drains, and kcat (an independent client) and `outbox-bridge audit`
 /// prove nothing was lost, tenant order held, and every duplicate is a republished outbox event.
 ///
-/// `SOAK_SECONDS` sets how long faults are injected (default 90); `scripts/soak.sh` runs the
+/// `SOAK_SECONDS` sets how long faults are injected (default 60); `scripts/soak.sh` runs the
 /// long version.
 @Suite("fault-injection soak")
 struct SoakTests {
     @Test("mixed DDL from 100 tenants under random faults: nothing lost, tenant order kept, duplicates same-id, audit clean")
     func soak() async throws {
-        let seconds = Int(ProcessInfo.processInfo.environment["SOAK_SECONDS"] ?? "") ?? 90
+        let seconds = Int(ProcessInfo.processInfo.environment["SOAK_SECONDS"] ?? "") ?? 60
         let seed = UInt64(ProcessInfo.processInfo.environment["SOAK_SEED"] ?? "") ?? UInt64.random(in: 0...UInt64.max)
         print("soak: seed \(seed) (repeat with SOAK_SEED=\(seed)), faults for \(seconds) s")
         var random = SplitMix64(seed: seed)
 
-        let environment = try await OutboxTestEnvironment.start("soak")
+        // A cluster of its own, so a fast restart of PostgreSQL breaks no other test.
+        let cluster = try await PrivatePostgresCluster.start()
         do {
-            try await runSoak(environment, seconds: seconds, seed: seed, random: &random)
+            let environment = try await OutboxTestEnvironment.start("soak", clusterURL: cluster.url)
+            try await runSoak(environment, cluster: cluster, seconds: seconds, seed: seed, random: &random)
         } catch {
-            await environment.drop()
+            await cluster.stop()
             throw error
         }
-        await environment.drop()
+        await cluster.stop()
     }
 }
 
@@ -60,12 +62,14 @@ private enum Fault: String, CaseIterable {
     case latency = "broker latency"
     case secondInstance = "second instance join/leave"
     case killConsumer = "kill -9 sdk-sync"
+    case restartPostgres = "PostgreSQL fast restart"
 }
 
 private func runSoak(
-    _ environment: OutboxTestEnvironment, seconds: Int, seed: UInt64, random: inout SplitMix64
+    _ environment: OutboxTestEnvironment, cluster: PrivatePostgresCluster, seconds: Int, seed: UInt64,
+    random: inout SplitMix64
 ) async throws {
-    let sql = try await environment.database.connect()
+    var sql = try await environment.database.connect()
     let relayURL = environment.database.url + "?application_name=\(relayApplicationName)"
     let relayArguments = [
         "run", "--database-url", relayURL, "--listen-url", relayURL,
@@ -109,7 +113,7 @@ private func runSoak(
     let clock = ContinuousClock()
     let deadline = clock.now + .seconds(seconds)
     while clock.now < deadline {
-        try await Task.sleep(for: .milliseconds(Int.random(in: 1000...3500, using: &random)))
+        try await Task.sleep(for: .milliseconds(Int.random(in: 800...2500, using: &random)))
         // A bridge or consumer that died without being told to is a failure in itself.
         if !primary.isRunning {
             unexpectedExits.append("bridge exited \(primary.exitStatus ?? -1): \(primary.standardError.suffix(1500))")
@@ -179,6 +183,9 @@ private func runSoak(
             } else {
                 secondary = try launchRelay()
             }
+        case .restartPostgres:
+            try await cluster.restartFast()
+            sql = try await environment.database.connect()
         case .killConsumer:
             consumer.kill(SIGKILL)
             _ = try await consumer.waitForExit(timeout: .seconds(10))
@@ -198,6 +205,7 @@ private func runSoak(
         retired.append(primary)
         primary = try launchRelay()
     }
+    sql = try await environment.database.connect()
     let drainStarted = clock.now
     try await environment.waitUntilAllDelivered(sql, timeout: .seconds(120))
     let drain = clock.now - drainStarted
@@ -220,6 +228,7 @@ private func runSoak(
     let committedIDs = Set(written.flatMap { $0.events.map(\.eventID) })
 
     // What the outbox and Kafka hold.
+    let checkStarted = clock.now
     let rows = try await environment.outboxRows(sql)
     let rowIDs = Set(rows.map(\.eventID))
     let processedRows = rows.filter { $0.processed && !$0.dead }.count
@@ -268,19 +277,23 @@ private func runSoak(
         }
     }
 
+    let kafkaCheck = clock.now - checkStarted
     // The bridge's own audit, as an operator runs it.
+    let auditStarted = clock.now
     let audit = try await runTool(
         try RelayProcess.executableURL().path,
         ["audit", "--database-url", environment.database.url, "--brokers", environment.broker.bootstrapServers, "--json"])
     let report = try? JSONDecoder().decode(AuditReport.self, from: audit.outputData)
+    let auditTime = clock.now - auditStarted
 
     let faultSummary = Fault.allCases.map { "\($0.rawValue) \(injected[$0] ?? 0)" }.joined(separator: ", ")
     let transactions = written.reduce(0) { $0 + $1.transactions }
     let ddlEvents = rows.count - written.reduce(0) { $0 + $1.emitted }
     print("""
         soak: seed \(seed), \(seconds) s of faults (\(injected.values.reduce(0, +)) injected: \(faultSummary)); \
-        \(launches) bridge launches; drained in \(drain)
-        soak: \(transactions) transactions from \(writerCount) writers over \(committedByTenant.count) tenant keys; \
+        \(launches) bridge launches; drained in \(drain); kcat check \(kafkaCheck), audit \(auditTime)
+        soak: \(transactions) transactions from \(writerCount) writers \
+        (\(written.reduce(0) { $0 + $1.interrupted }) cut by restarts) over \(committedByTenant.count) tenant keys; \
         committed \(committed) events (\(ddlEvents) DDL, \(rows.count - ddlEvents) emitted), outbox rows \(rows.count), \
         processed \(processedRows)
         soak: delivered \(delivered), lost \(lost.count), out of order \(outOfOrder), duplicates \(duplicates) \
@@ -326,6 +339,7 @@ private struct WriterResult: Sendable {
     var transactions = 0
     var emitted = 0
     var failures = 0
+    var interrupted = 0
     var lastFailure: String?
 }
 
@@ -342,10 +356,10 @@ private final class SoakWriter: Sendable {
     private let task: Task<WriterResult, any Error>
 
     static func start(_ url: String, index: Int, seed: UInt64) async throws -> SoakWriter {
-        SoakWriter(connection: try await PostgresConnection.connect(url), index: index, seed: seed)
+        SoakWriter(url: url, connection: try await PostgresConnection.connect(url), index: index, seed: seed)
     }
 
-    private init(connection: PostgresConnection, index: Int, seed: UInt64) {
+    private init(url: String, connection first: PostgresConnection, index: Int, seed: UInt64) {
         let stopping = self.stopping
         task = Task {
             var random = SplitMix64(seed: seed)
@@ -354,7 +368,14 @@ private final class SoakWriter: Sendable {
             var columns: [Int: Int] = [:]
             var emitted: [Int: Int] = [:]
             var result = WriterResult()
+            var current: PostgresConnection? = first
             while !stopping.raised.load(ordering: .relaxed) {
+                guard let connection = current else {
+                    // PostgreSQL is restarting: try again shortly.
+                    current = try? await PostgresConnection.connect(url)
+                    if current == nil { try await Task.sleep(for: .milliseconds(100)) }
+                    continue
+                }
                 let tenant = tenants.randomElement(using: &random)!
                 let schema = "tenant_\(tenant)"
                 let tableCount = tables[tenant]
@@ -380,20 +401,39 @@ private final class SoakWriter: Sendable {
                         """
                     isEmit = true
                 }
+                var events: [CommittedEvent] = []
+                var committed = false
                 do {
-                    let events = try await connection.transaction { connection in
-                        try await connection.execute(script: statement)
-                        let rows = try await connection.query(
-                            """
-                            SELECT coalesce(tenant_key, '') AS tenant, event_data->>'event_id' AS event_id
-                            FROM platform.schema_changes WHERE xmin = pg_catalog.pg_current_xact_id()::xid ORDER BY id
-                            """)
-                        return try rows.map { row throws(PostgresError) in
-                            CommittedEvent(
-                                tenant: try row.require(String.self, column: "tenant"),
-                                eventID: try row.require(String.self, column: "event_id"))
+                    try await connection.query("BEGIN")
+                    try await connection.execute(script: statement)
+                    let rows = try await connection.query(
+                        """
+                        SELECT coalesce(tenant_key, '') AS tenant, event_data->>'event_id' AS event_id
+                        FROM platform.schema_changes WHERE xmin = pg_catalog.pg_current_xact_id()::xid ORDER BY id
+                        """)
+                    events = try rows.map { row throws(PostgresError) in
+                        CommittedEvent(
+                            tenant: try row.require(String.self, column: "tenant"),
+                            eventID: try row.require(String.self, column: "event_id"))
+                    }
+                    try await connection.query("COMMIT")
+                    committed = true
+                } catch {
+                    if (try? await connection.query("ROLLBACK")) != nil {
+                        // The session is fine, so the statement itself failed.
+                        result.failures += 1
+                        result.lastFailure = "\(statement): \(error)"
+                    } else {
+                        // The session was cut (a restart): whether a COMMIT in flight took effect
+                        // is what the outbox says once PostgreSQL is back.
+                        result.interrupted += 1
+                        current = nil
+                        if let probe = events.first {
+                            committed = try await Self.wasCommitted(probe.eventID, url: url)
                         }
                     }
+                }
+                if committed {
                     result.events += events
                     result.transactions += 1
                     if isEmit {
@@ -406,14 +446,29 @@ private final class SoakWriter: Sendable {
                     } else if statement.hasPrefix("ALTER TABLE") {
                         columns[tenant, default: 0] += 1
                     }
-                } catch {
-                    result.failures += 1
-                    result.lastFailure = "\(statement): \(error)"
                 }
                 // Pacing: a steady stream the 2-core test machines keep up with.
-                try await Task.sleep(for: .milliseconds(Int.random(in: 5...30, using: &random)))
+                try await Task.sleep(for: .milliseconds(Int.random(in: 40...90, using: &random)))
             }
             return result
+        }
+    }
+
+    /// Whether the transaction that wrote `eventID` committed, asked on a new session as soon
+    /// as PostgreSQL accepts one again.
+    private static func wasCommitted(_ eventID: String, url: String) async throws -> Bool {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(60)
+        while true {
+            do {
+                let connection = try await PostgresConnection.connect(url)
+                let rows = try await connection.query(
+                    "SELECT count(*) AS found FROM platform.schema_changes WHERE event_data->>'event_id' = $1", [eventID])
+                return try rows[0].require(Int.self, column: "found") > 0
+            } catch {
+                guard clock.now < deadline else { throw error }
+                try await Task.sleep(for: .milliseconds(100))
+            }
         }
     }
 
