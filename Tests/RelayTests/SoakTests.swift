@@ -295,7 +295,8 @@ private func runSoak(
         soak: \(transactions) transactions from \(writerCount) writers \
         (\(written.reduce(0) { $0 + $1.interrupted }) cut by restarts) over \(committedByTenant.count) tenant keys; \
         committed \(committed) events (\(ddlEvents) DDL, \(rows.count - ddlEvents) emitted), outbox rows \(rows.count), \
-        processed \(processedRows)
+        processed \(processedRows), \
+        \(rows.filter { $0.processed && ($0.offset ?? -1) < 0 }.count) of them without a valid offset
         soak: delivered \(delivered), lost \(lost.count), out of order \(outOfOrder), duplicates \(duplicates) \
         (\(records.count) records; \(phantoms.count) without an outbox row, \(conflicting.count) ids with differing content)
         soak: audit exit \(audit.status): checked \(report?.checked ?? -1), ok \(report?.ok ?? -1), \
@@ -309,7 +310,13 @@ private func runSoak(
     #expect(committedIDs.count == committed, "an event id was committed twice")
     #expect(rowIDs == committedIDs, "\(rows.count) outbox rows for \(committed) committed events")
     #expect(processedRows == rows.count, "\(rows.count - processedRows) rows not processed or dead")
-    #expect(lost.isEmpty, "\(lost.count) events lost, e.g. \(lost.prefix(3))")
+    let lostRows = rows.filter { lost.contains($0.eventID) }.map {
+        "outbox id \($0.id) tenant \($0.tenantKey ?? "-") recorded at \($0.partition.map(String.init) ?? "-")/\($0.offset.map(String.init) ?? "-") after \($0.attempts) attempts"
+    }
+    #expect(lost.isEmpty, "\(lost.count) events lost: \(lostRows.prefix(10))")
+    // The ack's position is what a row records: never librdkafka's "no offset" (-1001).
+    let unpositioned = rows.filter { $0.processed && ($0.offset ?? -1) < 0 }
+    #expect(unpositioned.isEmpty, "\(unpositioned.count) rows marked processed without a valid offset: \(unpositioned.prefix(5).map { "id \($0.id) offset \($0.offset.map(String.init) ?? "nil")" })")
     #expect(outOfOrder == 0 && orderProblems.isEmpty, "order: \(orderProblems)")
     #expect(missingHeader == 0, "\(missingHeader) records without an event_id header")
     #expect(phantoms.isEmpty, "\(phantoms.count) records whose event id is no outbox row")
