@@ -21,8 +21,11 @@ public struct OutboxTestEnvironment: Sendable {
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("sql")
 
-    public static func start(_ label: String, partitions: Int = 6, brokers: Int = 1) async throws -> OutboxTestEnvironment {
-        let database = try await TestDatabase.create(label)
+    /// `clusterURL` puts the database in a cluster of the test's own instead of the shared one.
+    public static func start(
+        _ label: String, partitions: Int = 6, brokers: Int = 1, clusterURL: String? = nil
+    ) async throws -> OutboxTestEnvironment {
+        let database = try await TestDatabase.create(label, clusterURL: clusterURL)
         let connection = try await database.connect()
         try await OutboxInstaller(connection: connection, schema: "platform", logger: Logger(label: "test.install"))
             .install(try OutboxMigration.load(from: sqlDirectory))

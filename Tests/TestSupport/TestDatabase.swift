@@ -22,9 +22,10 @@ public struct TestDatabase: Sendable {
         return url
     }
 
-    /// Creates a database named after `label` plus a random suffix.
-    public static func create(_ label: String) async throws -> TestDatabase {
-        let clusterURL = try clusterURL()
+    /// Creates a database named after `label` plus a random suffix, in the shared cluster or
+    /// the one at `clusterURL` (a ``PrivatePostgresCluster``).
+    public static func create(_ label: String, clusterURL: String? = nil) async throws -> TestDatabase {
+        let clusterURL = try clusterURL ?? Self.clusterURL()
         let name = "test_\(label.lowercased().filter { $0.isLetter || $0.isNumber })_\(UInt32.random(in: 0...UInt32.max))"
         let admin = try await PostgresConnection.connect(clusterURL)
         try await admin.query("CREATE DATABASE \(try await admin.quoteIdentifier(name))")

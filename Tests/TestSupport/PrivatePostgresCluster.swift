@@ -1,0 +1,94 @@
+import Foundation
+
+/// A throwaway PostgreSQL 15 cluster of one test's own, set up like `scripts/dev-services.sh`
+/// sets up the shared one (initdb as the `postgres` OS user when running as root, a free
+/// loopback port, fsync off, every loopback connection trusted), for faults that would break
+/// other tests on the shared cluster: a fast restart of the server.
+public final class PrivatePostgresCluster: Sendable {
+    /// The superuser URL of the cluster's `postgres` database.
+    public let url: String
+    public let port: Int
+    private let dataRoot: String
+    private let binaries: String
+
+    private var dataDirectory: String { dataRoot + "/data" }
+
+    /// initdb's and starts a new cluster; ``stop()`` removes it.
+    public static func start() async throws -> PrivatePostgresCluster {
+        let binaries = ProcessInfo.processInfo.environment["OUTBOX_BRIDGE_PG_BIN"] ?? "/usr/lib/postgresql/15/bin"
+        guard FileManager.default.isExecutableFile(atPath: binaries + "/initdb") else {
+            throw TestEnvironmentError("PostgreSQL 15 server binaries not found in \(binaries)")
+        }
+        let dataRoot = "/tmp/outbox-bridge-private-pg-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(
+            atPath: dataRoot, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        if getuid() == 0 {
+            try await Self.checked("/bin/chown", ["postgres:postgres", dataRoot])
+        }
+        let port = try await Self.freePort()
+        let cluster = PrivatePostgresCluster(dataRoot: dataRoot, binaries: binaries, port: port)
+        try await cluster.asOwner(
+            binaries + "/initdb",
+            ["--pgdata=\(cluster.dataDirectory)", "--username=postgres", "--auth=trust", "--encoding=UTF8",
+             "--locale=C.UTF-8"])
+        let options = "-c listen_addresses=127.0.0.1 -c port=\(port) -c unix_socket_directories=\(dataRoot) "
+            + "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
+        try await cluster.asOwner(
+            binaries + "/pg_ctl",
+            ["--pgdata=\(cluster.dataDirectory)", "--log=\(dataRoot)/server.log", "--wait", "--options=\(options)", "start"])
+        return cluster
+    }
+
+    private init(dataRoot: String, binaries: String, port: Int) {
+        self.dataRoot = dataRoot
+        self.binaries = binaries
+        self.port = port
+        self.url = "postgresql://postgres@127.0.0.1:\(port)/postgres"
+    }
+
+    /// `pg_ctl restart -m fast`: every session is ended, the server shuts down cleanly and
+    /// comes back on the same port with the same settings.
+    public func restartFast() async throws {
+        try await asOwner(
+            binaries + "/pg_ctl", ["--pgdata=\(dataDirectory)", "--log=\(dataRoot)/server.log", "--mode=fast", "--wait", "restart"])
+    }
+
+    /// Stops the server at once and deletes its files.
+    public func stop() async {
+        _ = try? await asOwner(binaries + "/pg_ctl", ["--pgdata=\(dataDirectory)", "--mode=immediate", "--wait", "stop"])
+        try? FileManager.default.removeItem(atPath: dataRoot)
+    }
+
+    /// Runs a server binary as the cluster's owner. Through Python's `subprocess` with
+    /// `close_fds`: the server pg_ctl leaves running must not inherit a descriptor of this test
+    /// process, or waiting for pg_ctl to finish never ends.
+    private func asOwner(_ executable: String, _ arguments: [String]) async throws {
+        let command = (getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] : []) + [executable] + arguments
+        let script = """
+            import subprocess, sys
+            done = subprocess.run(sys.argv[1:], close_fds=True, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            sys.stderr.write(done.stdout.decode(errors="replace"))
+            sys.exit(done.returncode)
+            """
+        try await Self.checked("/usr/bin/python3", ["-c", script] + command)
+    }
+
+    private static func checked(_ executable: String, _ arguments: [String]) async throws {
+        let result = try await runTool(executable, arguments)
+        guard result.status == 0 else {
+            throw TestEnvironmentError(
+                "\(executable) \(arguments.joined(separator: " ")) exited \(result.status): \(result.errorOutput)\(result.output)")
+        }
+    }
+
+    private static func freePort() async throws -> Int {
+        let result = try await runTool(
+            "/usr/bin/python3",
+            ["-c", "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"])
+        guard result.status == 0, let port = Int(result.output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw TestEnvironmentError("cannot find a free port: \(result.errorOutput)")
+        }
+        return port
+    }
+}
