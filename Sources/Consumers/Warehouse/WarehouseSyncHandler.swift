@@ -73,8 +73,7 @@ public actor WarehouseSyncHandler: EventHandler {
         let configuration = configuration
         let applied: Bool
         do {
-            try await sql.query("BEGIN")
-            do {
+            applied = try await sql.transaction { sql in
                 try await sql.query("SET LOCAL lock_timeout = \(configuration.lockTimeout.wholeMilliseconds)")
                 try await sql.query("SET LOCAL statement_timeout = \(configuration.statementTimeout.wholeMilliseconds)")
                 // The id first: a concurrent delivery of the same event waits here for this
@@ -87,18 +86,10 @@ public actor WarehouseSyncHandler: EventHandler {
                     """,
                     [event.eventID, consumed.topic, consumed.partition, consumed.offset, event.command,
                      event.tenantID, plan.outcome])
-                if claimed.isEmpty {
-                    try await sql.query("ROLLBACK")
-                    applied = false
-                } else {
-                    try await applier.apply(plan)
-                    try await sql.query("COMMIT")
-                    applied = true
-                }
-            } catch {
-                // A broken connection has no transaction to roll back; the first error counts.
-                _ = try? await sql.query("ROLLBACK")
-                throw error
+                // Already applied: the transaction has changed nothing, so committing it is a no-op.
+                guard !claimed.isEmpty else { return false }
+                try await applier.apply(plan)
+                return true
             }
         } catch let error as WarehouseSyncError {
             throw error
