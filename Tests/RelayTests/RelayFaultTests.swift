@@ -93,6 +93,45 @@ struct RelayFaultTests {
         try await expectEveryRowAtItsRecordedOffset(rows, environment)
     }
 
+    /// librdkafka's mock cluster checks an idempotent producer's sequence numbers only for
+    /// transactional producers (`rd_kafka_mock_validate_records` returns early without a
+    /// transactional id). So when a produce request fails with a retriable error while later
+    /// requests are already in flight, the mock writes those later batches, and librdkafka,
+    /// reasoning as it would with a real broker (which refuses them with
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER), takes the failed batch for written and acknowledges it
+    /// without an offset. It never landed. The relay must not lose it.
+    @Test("a record acknowledged without an offset is published again, and its tenant's later events again after it")
+    func ackWithoutOffsetIsRepublished() async throws {
+        let environment = try await OutboxTestEnvironment.start("ack_without_offset")
+        let sql = try await environment.database.connect()
+        var configuration = environment.relayConfiguration()
+        // Small batches keep several produce requests in flight behind the one that fails.
+        configuration.batchSize = 5
+
+        try await withRunningRelay(configuration) {
+            try await sql.query("SELECT platform.emit('t1', 'test.warmup', '{}')")
+            try await environment.waitUntilAllDelivered(sql)
+            try environment.broker.setRoundTripTime(broker: 1, milliseconds: 100)
+            environment.broker.pushRequestErrors(apiKey: .produce, errors: [.notEnoughReplicas])
+            try await sql.query(
+                "SELECT platform.emit('t1', 'test.sequence', jsonb_build_object('seq', step)) FROM generate_series(0, 39) AS step")
+            try await environment.waitUntilAllDelivered(sql)
+            try environment.broker.setRoundTripTime(broker: 1, milliseconds: 0)
+        }
+
+        let rows = try await environment.outboxRows(sql)
+        #expect(rows.allSatisfy { $0.processed && !$0.dead && ($0.offset ?? -1) >= 0 })
+        #expect(
+            rows.contains { $0.lastError?.contains("acknowledged without an offset") == true },
+            "the broker wrote every batch in order; this run did not reach the offset-less ack")
+        try await expectEveryRowAtItsRecordedOffset(rows, environment)
+        // The later events reached the partition before the republished one, and then again
+        // after it: the tenant's order holds by each event's last copy.
+        var seen = Set<Int>()
+        let lastCopies = try await sequence(of: "t1", environment).reversed().filter { seen.insert($0).inserted }
+        #expect(Array(lastCopies.reversed()) == Array(0..<40))
+    }
+
     @Test("a failing tenant waits for its retry without holding up other tenants")
     func failingTenantDoesNotBlockOthers() async throws {
         let environment = try await OutboxTestEnvironment.start("isolation")
@@ -178,16 +217,21 @@ struct RelayFaultTests {
     }
 
     private func expectPerTenantOrder(_ environment: OutboxTestEnvironment, tenants: Int, eventsPerTenant: Int) async throws {
-        let records = try await environment.kafka.consume(topic: OutboxTestEnvironment.topic)
         for tenant in 1...tenants {
             var seen = Set<Int>()
-            let firstOccurrences = records.filter { $0.key == "t\(tenant)" }.sorted { $0.offset < $1.offset }
-                .compactMap { record -> Int? in
-                    let value = try? JSONSerialization.jsonObject(with: Data((record.payload ?? "").utf8)) as? [String: Any]
-                    return (value?["payload"] as? [String: Any])?["seq"] as? Int
-                }
-                .filter { seen.insert($0).inserted }
+            let firstOccurrences = try await sequence(of: "t\(tenant)", environment).filter { seen.insert($0).inserted }
             #expect(firstOccurrences == Array(0..<eventsPerTenant), "tenant t\(tenant)")
         }
+    }
+
+    /// The `seq` of each of the tenant's sequence records, in partition order.
+    private func sequence(of tenant: String, _ environment: OutboxTestEnvironment) async throws -> [Int] {
+        try await environment.kafka.consume(topic: OutboxTestEnvironment.topic)
+            .filter { $0.key == tenant }
+            .sorted { $0.offset < $1.offset }
+            .compactMap { record -> Int? in
+                let value = try? JSONSerialization.jsonObject(with: Data((record.payload ?? "").utf8)) as? [String: Any]
+                return (value?["payload"] as? [String: Any])?["seq"] as? Int
+            }
     }
 }
