@@ -24,8 +24,14 @@ struct AuditCommand: AsyncParsableCommand {
     var toID: Int64?
     @Option(help: "Only this tenant's events.")
     var tenant: String?
+    @Option(help: "Rows read from the outbox per page; each page's records are read one partition at a time, in offset order.")
+    var pageSize = DeliveryAudit.defaultPageSize
     @Flag(help: "Print the report as JSON.")
     var json = false
+
+    func validate() throws {
+        guard pageSize > 0 else { throw ValidationError("--page-size must be positive") }
+    }
 
     func run() async throws {
         guard let brokers = brokers ?? ProcessInfo.processInfo.environment["KAFKA_BROKERS"], !brokers.isEmpty else {
@@ -50,7 +56,7 @@ struct AuditCommand: AsyncParsableCommand {
         }
         let audit = DeliveryAudit(operations: operations, reader: reader)
         let report = try await reportingFailures {
-            try await audit.run(from: fromID, to: toID, tenant: tenant) { checked, total in
+            try await audit.run(from: fromID, to: toID, tenant: tenant, pageSize: pageSize) { checked, total in
                 FileHandle.standardError.write(Data("audit: checked \(checked) of \(total)\n".utf8))
             }
         }

@@ -79,5 +79,48 @@ extension KafkaIntegrationTests {
             #expect(gone?.code == .offsetOutOfRange)
             try await reader.close()
         }
+
+        @Test
+        func readerReadsManyOffsetsOfAPartitionInOnePass() async throws {
+            let broker = try KafkaDevelopmentBroker(brokers: 1, logger: logger)
+            try broker.createTopic("audit-pass", partitions: 1)
+            _ = try await produce((0..<10).map { "event-\($0)" }, to: "audit-pass", on: broker)
+            let reader = try KafkaRecordReader(bootstrapServers: broker.bootstrapServers, logger: logger)
+
+            // Unsorted, repeated, with gaps, and on both sides of the stored range.
+            let lookups = try await reader.read(topic: "audit-pass", partition: 0, offsets: [7, 1, 4, 7, 10, 13, -1001])
+            #expect(Set(lookups.keys) == [1, 4, 7, 10, 13, -1001])
+            for offset: Int64 in [1, 4, 7] {
+                guard case .record(let record)? = lookups[offset] else {
+                    Issue.record("no record at \(offset): \(String(describing: lookups[offset]))")
+                    continue
+                }
+                #expect(record.offset == offset)
+                #expect(record.value == Array("event-\(offset)".utf8))
+            }
+            #expect(lookups[10] == .notWritten(partitionEnd: 10))
+            #expect(lookups[13] == .notWritten(partitionEnd: 10))
+            #expect(lookups[-1001] == .deleted(partitionStart: 0))
+            try await reader.close()
+        }
+
+        @Test
+        func readerReportsRecordsThatNeverArriveAsTimedOutRatherThanAsMissing() async throws {
+            let broker = try KafkaDevelopmentBroker(brokers: 1, logger: logger)
+            try broker.createTopic("audit-stalled", partitions: 1)
+            _ = try await produce(["event-0", "event-1"], to: "audit-stalled", on: broker)
+            let reader = try KafkaRecordReader(bootstrapServers: broker.bootstrapServers, logger: logger)
+            #expect(try await reader.read(topic: "audit-stalled", partition: 0, offset: 0) != nil)
+
+            // Watermarks still answer, but every fetch fails and librdkafka keeps retrying it.
+            broker.pushRequestErrors(apiKey: .fetch, errors: Array(repeating: .notLeaderForPartition, count: 100))
+            let stalled = await #expect(throws: KafkaError.self) {
+                try await reader.read(topic: "audit-stalled", partition: 0, offsets: [1], idleTimeout: .milliseconds(500))
+            }
+            #expect(stalled?.code == .timedOut)
+            #expect(stalled?.message.contains("waiting for offset 1") == true, "\(String(describing: stalled))")
+            broker.clearRequestErrors(apiKey: .fetch)
+            try await reader.close()
+        }
     }
 }

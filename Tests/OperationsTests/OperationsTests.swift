@@ -9,19 +9,24 @@ import Testing
 
 @Suite("Operations: status, delivery audit, replay and retention against real services")
 struct OperationsTests {
-    /// A relayed outbox: 3 tenants x 4 events, all delivered by the real relay.
-    private func relayedEnvironment(_ label: String) async throws -> (OutboxTestEnvironment, PostgresConnection) {
+    /// A relayed outbox: `tenants` tenants x 4 events, all delivered by the real relay.
+    private func relayedEnvironment(_ label: String, tenants: Int = 3) async throws -> (OutboxTestEnvironment, PostgresConnection) {
         let environment = try await OutboxTestEnvironment.start(label)
         let sql = try await environment.database.connect()
         try await withRunningRelay(environment.relayConfiguration()) {
             try await sql.query(
                 """
                 SELECT platform.emit('t' || tenant, 'test.sequence', jsonb_build_object('seq', step))
-                FROM generate_series(0, 3) AS step, generate_series(1, 3) AS tenant ORDER BY step, tenant
-                """)
+                FROM generate_series(0, 3) AS step, generate_series(1, $1) AS tenant ORDER BY step, tenant
+                """, [tenants])
             try await environment.waitUntilAllDelivered(sql)
         }
         return (environment, sql)
+    }
+
+    private func deliveryAudit(of sql: PostgresConnection, broker: KafkaDevelopmentBroker) async throws -> DeliveryAudit {
+        let reader = try KafkaRecordReader(bootstrapServers: broker.bootstrapServers, logger: makeKafkaTestLogger("audit"))
+        return DeliveryAudit(operations: try await OutboxOperations(connection: sql, schema: "platform"), reader: reader)
     }
 
     private func runBridge(_ arguments: [String]) async throws -> ToolResult {
@@ -67,6 +72,80 @@ struct OperationsTests {
         let audit = DeliveryAudit(operations: try await OutboxOperations(connection: sql, schema: "platform"), reader: reader)
         let report = try await audit.run(from: nil, to: nil, tenant: nil)
         #expect((report.checked, report.ok, report.missing, report.mismatched) == (12, 0, 12, 0))
+    }
+
+    @Test("one page over several partitions, with gaps between the wanted offsets, finds every row's record")
+    func auditSkipsGapsAcrossPartitions() async throws {
+        let (environment, sql) = try await relayedEnvironment("audit_gaps", tenants: 8)
+        // Every other row goes, so each partition's pass skips records nobody asks for.
+        try await sql.query("DELETE FROM platform.schema_changes WHERE id % 2 = 0")
+        let rows = try await environment.outboxRows(sql)
+        #expect(Set(rows.compactMap(\.partition)).count >= 2, "the page must span several partitions")
+        let audit = try await deliveryAudit(of: sql, broker: environment.broker)
+        let report = try await audit.run(from: nil, to: nil, tenant: nil)
+        #expect((report.checked, report.ok, report.missing, report.mismatched) == (16, 16, 0, 0))
+        #expect(report.findings.isEmpty)
+    }
+
+    @Test("a row pointed at another existing record, in its own partition or another, is mismatched")
+    func auditReportsRowsPointedAtOtherRecords() async throws {
+        let (environment, sql) = try await relayedEnvironment("audit_moved", tenants: 8)
+        let rows = try await environment.outboxRows(sql)
+        let byPartition = Dictionary(grouping: rows, by: { $0.partition ?? -1 })
+        // Within a partition: the first row takes its partition's last record, several offsets on.
+        let (partition, sameRows) = try #require(byPartition.first { $0.value.count >= 3 })
+        let (first, last) = (sameRows[0], try #require(sameRows.last))
+        // Across partitions: another partition's first row takes that same partition's first record.
+        let other = try #require(byPartition.first { $0.key != partition }?.value.first)
+        try await sql.query(
+            "UPDATE platform.schema_changes SET kafka_offset = $1 WHERE id = $2", [last.offset, first.id])
+        try await sql.query(
+            "UPDATE platform.schema_changes SET kafka_partition = $1, kafka_offset = $2 WHERE id = $3",
+            [partition, first.offset, other.id])
+
+        let audit = try await deliveryAudit(of: sql, broker: environment.broker)
+        let report = try await audit.run(from: nil, to: nil, tenant: nil)
+        #expect((report.checked, report.ok, report.missing, report.mismatched) == (32, 30, 0, 2))
+        #expect(Set(report.findings.map(\.id)) == [first.id, other.id])
+        #expect(report.findings.allSatisfy { $0.problem.contains("the record there is event") })
+    }
+
+    @Test("an offset past the partition's end, or no valid offset at all, is missing with its reason")
+    func auditReportsOffsetsOutsideThePartition() async throws {
+        let (environment, sql) = try await relayedEnvironment("audit_outside")
+        let rows = try await environment.outboxRows(sql)
+        let (beyond, invalid) = (rows[0], rows[1])
+        try await sql.query(
+            "UPDATE platform.schema_changes SET kafka_offset = kafka_offset + 1000 WHERE id = $1", [beyond.id])
+        // What librdkafka reports for a delivery without an offset (RD_KAFKA_OFFSET_INVALID).
+        try await sql.query("UPDATE platform.schema_changes SET kafka_offset = -1001 WHERE id = $1", [invalid.id])
+
+        let audit = try await deliveryAudit(of: sql, broker: environment.broker)
+        let report = try await audit.run(from: nil, to: nil, tenant: nil)
+        #expect((report.checked, report.ok, report.missing, report.mismatched) == (12, 10, 2, 0))
+        let problems = Dictionary(uniqueKeysWithValues: report.findings.map { ($0.id, $0.problem) })
+        #expect(problems[beyond.id]?.contains("beyond the partition's end") == true, "\(problems)")
+        #expect(problems[invalid.id]?.contains("not a valid offset") == true, "\(problems)")
+    }
+
+    @Test("an audit over several pages checks every row exactly once and reports progress per page")
+    func auditCountsEveryRowOnceAcrossPages() async throws {
+        let (environment, sql) = try await relayedEnvironment("audit_pages")
+        let audit = try await deliveryAudit(of: sql, broker: environment.broker)
+        var progress: [Int] = []
+        let clean = try await audit.run(from: nil, to: nil, tenant: nil, pageSize: 5) { checked, total in
+            #expect(total == 12)
+            progress.append(checked)
+        }
+        #expect((clean.checked, clean.ok, clean.missing, clean.mismatched) == (12, 12, 0, 0))
+        #expect(progress == [5, 10, 12])
+
+        // With every row missing, the findings name each row once, in id order.
+        try await sql.query("UPDATE platform.schema_changes SET kafka_offset = kafka_offset + 1000")
+        let missing = try await audit.run(from: nil, to: nil, tenant: nil, pageSize: 5)
+        #expect((missing.checked, missing.ok, missing.missing) == (12, 0, 12))
+        let ids = try await environment.outboxRows(sql).map(\.id)
+        #expect(missing.findings.map(\.id) == ids)
     }
 
     @Test("replay republishes exactly the selected events and keeps their earlier positions")

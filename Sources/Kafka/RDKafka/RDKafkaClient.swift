@@ -211,26 +211,40 @@ final class RDKafkaClient: @unchecked Sendable {
         rd_kafka_assign(handle, nil)
     }
 
-    /// - Returns: the next message, or `nil` when none arrived within the timeout.
+    /// - Returns: the next message, or `nil` when none arrived within the timeout (or the poll
+    ///   served an end-of-partition event, which only clients with `enable.partition.eof` get).
     func consumerPoll(timeoutMilliseconds: Int32) throws(KafkaError) -> KafkaMessage? {
+        guard case .message(let message)? = try consumerPollEvent(timeoutMilliseconds: timeoutMilliseconds) else {
+            return nil
+        }
+        return message
+    }
+
+    /// Like ``consumerPoll(timeoutMilliseconds:)``, but also reports reaching a partition's end,
+    /// which librdkafka delivers as a message carrying `_PARTITION_EOF` instead of a record.
+    /// - Returns: the next event, or `nil` when none arrived within the timeout.
+    func consumerPollEvent(timeoutMilliseconds: Int32) throws(KafkaError) -> RDKafkaConsumerEvent? {
         guard let message = rd_kafka_consumer_poll(handle, timeoutMilliseconds) else {
             return nil
         }
         defer { rd_kafka_message_destroy(message) }
         let fields = message.pointee
         let topic = fields.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+        if fields.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
+            return .partitionEnd(topic: topic, partition: fields.partition, nextOffset: fields.offset)
+        }
         guard fields.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
             let detail = fields.payload.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) }
             throw KafkaError(fields.err, context: "consume \(topic)[\(fields.partition)]" + (detail.map { ": \($0)" } ?? ""))
         }
-        return KafkaMessage(
+        return .message(KafkaMessage(
             topic: topic,
             partition: fields.partition,
             offset: fields.offset,
             key: fields.key.map { Array(UnsafeRawBufferPointer(start: $0, count: fields.key_len)) },
             value: fields.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: fields.len)) },
             headers: Self.headers(of: message)
-        )
+        ))
     }
 
     private static func headers(of message: UnsafeMutablePointer<rd_kafka_message_t>) -> [KafkaHeader] {
@@ -271,6 +285,14 @@ final class RDKafkaClient: @unchecked Sendable {
             throw KafkaError(result, context: "close consumer")
         }
     }
+}
+
+/// What one consumer poll served.
+enum RDKafkaConsumerEvent {
+    case message(KafkaMessage)
+    /// The consumer has read everything the partition held: `nextOffset` is its high watermark
+    /// at that moment. Delivered only with `enable.partition.eof=true`.
+    case partitionEnd(topic: String, partition: Int32, nextOffset: Int64)
 }
 
 /// A delivery report detached from librdkafka's message, which is freed when the callback returns.
