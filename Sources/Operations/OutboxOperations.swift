@@ -153,7 +153,7 @@ public struct OutboxOperations: Sendable {
                     WHERE processed AND processed_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)
                     ORDER BY id LIMIT $2)
                 """,
-                [Double(age.components.seconds) + Double(age.components.attoseconds) / 1e18, batchSize]).affectedRows
+                [age.seconds, batchSize]).affectedRows
             deleted += batch
             if batch < batchSize { return deleted }
         }

@@ -1,5 +1,6 @@
 import Configuration
 import Foundation
+import Postgres
 import SystemPackage
 
 /// Reads settings through swift-configuration, turning every unreadable or out-of-range value
@@ -60,8 +61,7 @@ struct SettingsReader {
 
     /// A duration given in (possibly fractional) seconds.
     func seconds(_ key: String, default defaultValue: Duration, in range: ClosedRange<Double>) async throws -> Duration {
-        let defaultSeconds = Double(defaultValue.components.seconds) + Double(defaultValue.components.attoseconds) / 1e18
-        let value = try await read(key) { try await reader.fetchDouble(forKey: ConfigKey(key), default: defaultSeconds) }
+        let value = try await read(key) { try await reader.fetchDouble(forKey: ConfigKey(key), default: defaultValue.seconds) }
         guard range.contains(value) else {
             throw ConfigurationError(
                 key: key, problem: "must be between \(range.lowerBound) and \(range.upperBound) seconds, got \(value)")

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Kafka
 import Outbox
+import Postgres
 import Synchronization
 
 /// The rows published and not yet written back, shared by the loop that claims them and the

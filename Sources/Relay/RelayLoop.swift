@@ -117,9 +117,3 @@ final class RelayLoop {
         return events.count == limit && room > limit
     }
 }
-
-extension Duration {
-    var seconds: Double {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
-    }
-}

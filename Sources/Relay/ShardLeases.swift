@@ -60,14 +60,14 @@ final class ShardLeases: Sendable {
                 SELECT (SELECT count(*) FROM \(quotedSchema).relay_instances
                         WHERE heartbeat_at > pg_catalog.now() - pg_catalog.make_interval(secs => $1)) AS live,
                        (SELECT count(*) FROM \(quotedSchema).relay_leases) AS shards
-                """, [self.leaseSeconds])
+                """, [self.leaseDuration.seconds])
             // Instances that died without saying goodbye leave their heartbeat row behind; long
             // after their leases expired it only clutters the table.
             try await connection.query(
                 """
                 DELETE FROM \(quotedSchema).relay_instances
                 WHERE heartbeat_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1::float8 * 100)
-                """, [self.leaseSeconds])
+                """, [self.leaseDuration.seconds])
             let live = max(1, try counts[0].require(Int.self, column: "live"))
             let shardCount = try counts[0].require(Int.self, column: "shards")
             let fairShare = (shardCount + live - 1) / live
@@ -95,7 +95,7 @@ final class ShardLeases: Sendable {
                         WHERE owner IS NULL OR expires_at < pg_catalog.now()
                         ORDER BY shard LIMIT $3 FOR UPDATE SKIP LOCKED)
                     RETURNING shard
-                    """, [self.instanceID, self.leaseSeconds, fairShare - owned.count])
+                    """, [self.instanceID, self.leaseDuration.seconds, fairShare - owned.count])
                 owned += try taken.map { row throws(PostgresError) in try row.require(Int.self, column: "shard") }
             }
             self.state.withLock { $0.shardCount = shardCount }
@@ -131,10 +131,6 @@ final class ShardLeases: Sendable {
         try await connection.query("DELETE FROM \(quotedSchema).relay_instances WHERE id = $1", [instanceID])
     }
 
-    private var leaseSeconds: Double {
-        Double(leaseDuration.components.seconds) + Double(leaseDuration.components.attoseconds) / 1e18
-    }
-
     private func heartbeat(on connection: PostgresConnection) async throws {
         try await connection.query(
             """
@@ -150,7 +146,7 @@ final class ShardLeases: Sendable {
             UPDATE \(quotedSchema).relay_leases
             SET expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => $2)
             WHERE owner = $1 RETURNING shard
-            """, [instanceID, leaseSeconds])
+            """, [instanceID, leaseDuration.seconds])
         return try rows.map { row throws(PostgresError) in try row.require(Int.self, column: "shard") }
     }
 }
