@@ -27,6 +27,8 @@ struct DrainResult {
     let cpuSeconds: Double
     /// Peak resident memory (VmHWM, summed over instances).
     let peakRSSKiB: Int
+    /// The largest anonymous part of RSS seen, sampled every 50 ms (so it may miss a spike).
+    let sampledPeakAnonymousKiB: Int
 }
 
 struct BenchmarkFailure: Error, CustomStringConvertible {
@@ -126,7 +128,9 @@ struct BenchmarkEnvironment {
         let relay = try contestant.start()
         defer { relay.stop() }
         var drained = false
+        var peakAnonymous = 0
         while !drained {
+            peakAnonymous = max(peakAnonymous, relay.residentAnonymousKiB)
             drained = try await !anyPending()
             if drained { break }
             if let budget, started.duration(to: clock.now) >= budget { break }
@@ -141,7 +145,7 @@ struct BenchmarkEnvironment {
         let peak = relay.peakResidentKiB
         let processed = drained ? expected : try await processedCount()
         return DrainResult(rate: Double(processed) / elapsed, processed: processed, seconds: elapsed,
-                           cpuSeconds: cpu, peakRSSKiB: peak)
+                           cpuSeconds: cpu, peakRSSKiB: peak, sampledPeakAnonymousKiB: peakAnonymous)
     }
 
     private static func failures(_ outcomes: [Result<KafkaDeliveryReport, KafkaError>]) -> Int {

@@ -33,6 +33,11 @@ final class MeasuredProcess {
     /// Peak resident memory (VmHWM), summed over the processes.
     var peakResidentKiB: Int { processes.reduce(0) { $0 + Self.status($1.processIdentifier, "VmHWM") } }
 
+    /// Resident anonymous memory now (RssAnon: heap, malloc arenas, stacks), summed; the rest
+    /// of RSS is mapped files, mostly the code of the Swift runtime, Foundation and the C
+    /// libraries.
+    var residentAnonymousKiB: Int { processes.reduce(0) { $0 + Self.status($1.processIdentifier, "RssAnon") } }
+
     /// User + system CPU so far, summed over the processes.
     var cpuSeconds: Double {
         processes.reduce(0) { total, process in
