@@ -55,6 +55,9 @@ struct BenchmarkEnvironment {
         components.path = "/" + name
         let url = components.string!
         let connection = try await PostgresConnection.connect(url)
+        // The benchmark's own notices (DROP SCHEMA … CASCADE names every table) would bury its
+        // results in the log.
+        try await connection.query("SET client_min_messages TO warning")
         try await OutboxInstaller(connection: connection, schema: "platform", logger: Logger(label: "bench"))
             .install(try OutboxMigration.load(from: sql))
         let quiet = Logger(label: "bench.broker", factory: { _ in SwiftLogNoOpLogHandler() })

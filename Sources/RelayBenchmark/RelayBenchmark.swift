@@ -281,6 +281,14 @@ extension DDLResult {
     }
 }
 
+/// Prints a line and flushes it, so a long run's results show as they are measured also when the
+/// output goes to a file (stdout is then fully buffered, and a run stopped midway would show
+/// nothing). Shadows `Swift.print` in this module; Swift 6 does not let us `setvbuf(stdout)`.
+func print(_ line: String) {
+    Swift.print(line)
+    fflush(nil)
+}
+
 extension Int {
     var mebibytes: Double { Double(self) / 1024 }
     /// With thousands separators: 1,000,000.
