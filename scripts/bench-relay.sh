@@ -9,7 +9,7 @@
 #       mark after the ack), what was left behind, CPU seconds and peak RSS;
 #   memory: the bridge's peak RSS draining a large backlog with its shipped defaults.
 # It ends with markdown tables (relays x workloads, ratios against the goals) for the README.
-# The full default run takes about 15 minutes on 2 cores.
+# The full default run takes about 10 minutes on 2 cores (579 s once the builds are done).
 #
 #   scripts/bench-relay.sh [--events 200000] [--tenants 1000] [--batch-size 1000] [--article-seconds 30]
 #                          [--samples 1000] [--steady-seconds 60] [--rates 100,1000] [--writers 4]
