@@ -1,403 +1,296 @@
 import Foundation
 import Kafka
-import Logging
-import Outbox
-import Postgres
 
-/// Measures the relay against its practical limits and against other relays, side by side in one
-/// run on the same PostgreSQL and the same broker, each contestant on a fresh committed backlog:
+/// Measures OutboxBridge against its practical limits and against other relays, side by side in
+/// one run on the same PostgreSQL and the same broker (issue #7). The contestants are
+/// `outbox-bridge run` (release build, its own process) and two Python peers in `scripts/peers/`:
+/// a competent batch relay, and the article's one-event-at-a-time relay, which marks a row before
+/// publishing it.
 ///
-/// - drain (workload a): a committed backlog of events from many tenants, relayed by
-///   `outbox-bridge run` (release build, its own process); by two Python peers in
-///   `scripts/peers/` (a competent batch relay, and the article's one-event-at-a-time relay,
-///   which is slow and so runs for a time budget); next to the practical limits: PostgreSQL
-///   alone claiming and marking the same rows in the same batches (no Kafka), and librdkafka
-///   alone producing the same records (no PostgreSQL);
-/// - scale-out (workload d): two `outbox-bridge run` processes sharing one backlog;
-/// - latency: single DDL statements at idle, from commit to the row being marked processed
-///   (which happens only after the broker's ack, so it bounds commit-to-ack from above);
-/// - memory: the relay's peak RSS draining a small and a large backlog.
+/// - (a) drain: a committed backlog of events from many tenants, a fresh one per contestant;
+///   the article relay is slow, so it runs for a time budget. The practical limits are
+///   PostgreSQL alone claiming and marking the same rows in the same batches (no Kafka), and
+///   librdkafka alone producing the same records (no PostgreSQL).
+/// - (b) idle latency: single DDL statements, each written once the previous one is delivered.
+/// - (c) latency under load: DDL at a steady rate for a fixed time, paced by a schedule (several
+///   writer connections), with a grace period after it; what has not reached Kafka by then
+///   counts as left behind, which bounds the run of a relay that cannot keep up.
+/// - (d) scale-out: two `outbox-bridge run` processes sharing one backlog.
+/// - memory: the bridge's peak RSS draining a large backlog, with its shipped defaults.
 ///
-/// Usage: relay-benchmark BRIDGE_BINARY [--events 200000] [--tenants 1000] [--samples 1000]
-///        [--batch-size 1000] [--article-seconds 30] [--peers DIR] [--python /usr/bin/python3]
+/// Latency is measured the same way for every relay, because "commit → marked" is not
+/// commit-to-ack for a relay that marks first: from the commit (CLOCK_REALTIME on the
+/// benchmark's side right after the autocommit DDL statement returns, i.e. after PostgreSQL has
+/// committed it) to the record being read by an independent consumer in the benchmark's process
+/// (same clock; see ``KafkaArrivals``). For the relays that mark only after the ack, commit →
+/// `processed_at` is reported too. CPU seconds and peak RSS are the relay processes' own.
+///
+/// Usage: see ``BenchmarkOptions/usage``.
 @main
 struct RelayBenchmark {
     static func main() async throws {
-        var arguments = Array(CommandLine.arguments.dropFirst())
-        guard !arguments.isEmpty else {
-            print("usage: relay-benchmark BRIDGE_BINARY [--events N] [--tenants N] [--samples N] [--batch-size N]"
-                + " [--article-seconds N] [--peers DIR] [--python PATH]")
+        let options: BenchmarkOptions
+        do {
+            options = try BenchmarkOptions.parse(Array(CommandLine.arguments.dropFirst()))
+        } catch {
+            print("\(error)\n\(BenchmarkOptions.usage)")
             exit(2)
         }
-        let bridge = arguments.removeFirst()
-        func string(_ name: String) -> String? {
-            guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
-            return arguments[index + 1]
-        }
-        func option(_ name: String, _ defaultValue: Int) -> Int {
-            string(name).flatMap { Int($0) } ?? defaultValue
-        }
-        let events = option("--events", 200_000)
-        let tenants = option("--tenants", 1000)
-        let samples = option("--samples", 1000)
-        let batchSize = option("--batch-size", 1000)
-        let articleSeconds = option("--article-seconds", 30)
-        let peers = string("--peers") ?? URL(fileURLWithPath: bridge).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("../../../scripts/peers").standardized.path
-        let python = string("--python") ?? "/usr/bin/python3"
         guard let clusterURL = ProcessInfo.processInfo.environment["OUTBOX_BRIDGE_TEST_DATABASE_URL"] else {
             print("OUTBOX_BRIDGE_TEST_DATABASE_URL is not set; run scripts/bench-relay.sh")
             exit(2)
         }
+        let clock = ContinuousClock()
+        let started = clock.now
+        let checkout = URL(fileURLWithPath: options.bridge).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("../../..").standardized
+        let bench = try await BenchmarkEnvironment.create(
+            clusterURL: clusterURL, sql: checkout.appendingPathComponent("sql"), batchSize: options.batchSize)
+        let peers = options.peers ?? checkout.appendingPathComponent("scripts/peers").path
+        let bridge = Contestant(name: "OutboxBridge (`outbox-bridge run`)",
+                                commands: [bench.bridgeCommand(options.bridge)], marksAfterAck: true)
+        let bridgePair = Contestant(name: "OutboxBridge, two instances (CPU and RSS summed)",
+                                    commands: [bench.bridgeCommand(options.bridge), bench.bridgeCommand(options.bridge)],
+                                    marksAfterAck: true)
+        let batchRelay = Contestant(name: "batch relay (Python, `batch_relay.py`)",
+                                    commands: [[options.python, peers + "/batch_relay.py"] + bench.peerArguments],
+                                    marksAfterAck: true)
+        let articleRelay = Contestant(name: "article relay (Python, `article_relay.py`)",
+                                      commands: [[options.python, peers + "/article_relay.py"] + bench.peerArguments],
+                                      marksAfterAck: false)
 
-        let bench = try await BenchmarkEnvironment.create(clusterURL: clusterURL, bridge: bridge, batchSize: batchSize)
-        print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 30) GiB")
-        print("backlog: \(events) events from \(tenants) tenants, batches of \(batchSize)\n")
-        func report(_ name: String, _ result: DrainResult) {
-            print(String(format: "%@: %8.0f events/s  (%d events in %.1f s, %.2f CPU s, peak RSS %.1f MiB)",
-                         name, result.rate, result.processed, result.seconds, result.cpuSeconds,
-                         Double(result.peakRSSKiB) / 1024))
-        }
+        let machine = "\(ProcessInfo.processInfo.activeProcessorCount) cores (\(cpuModel())), "
+            + "\(ProcessInfo.processInfo.physicalMemory >> 30) GiB; \(try await bench.postgresDescription()); "
+            + "librdkafka's mock cluster in the benchmark's process"
+        print("machine: \(machine)\n")
 
-        try await bench.fillBacklog(events: events, tenants: tenants)
-        let limit = try await bench.postgresOnlyDrain(batchSize: batchSize)
-        print(String(format: "PostgreSQL only (claim + mark, no Kafka): %8.0f events/s", limit))
-
-        try await bench.fillBacklog(events: events, tenants: tenants)
+        // (a) and (d): drain of a committed backlog.
+        print("drain: \(options.events) events from \(options.tenants) tenants, batches of \(options.batchSize)")
+        func fillBacklog() async throws { try await bench.fillBacklog(events: options.events, tenants: options.tenants) }
+        try await fillBacklog()
+        let postgresLimit = try await bench.postgresOnlyDrain()
+        print(String(format: "  PostgreSQL only (claim + mark, no Kafka): %8.0f events/s", postgresLimit))
+        try await fillBacklog()
         let kafkaLimit = try await bench.kafkaOnlyProduce()
-        print(String(format: "librdkafka only (same records, no PostgreSQL): %8.0f events/s", kafkaLimit))
+        print(String(format: "  librdkafka only (same records, no PostgreSQL): %8.0f events/s", kafkaLimit))
+        var drains: [(label: String, result: DrainResult)] = []
+        for (contestant, budget) in [(bridge, nil), (batchRelay, nil), (articleRelay, Duration.seconds(options.articleSeconds)),
+                                     (bridgePair, nil)] {
+            try await fillBacklog()
+            let result = try await bench.drain(contestant, expected: options.events, budget: budget)
+            let label = contestant.name + (budget == nil ? "" : ", \(options.articleSeconds) s budget")
+            print(String(format: "  %@: %8.0f events/s  (%d events in %.1f s, %.2f CPU s, peak RSS %.1f MiB)",
+                         label, result.rate, result.processed, result.seconds, result.cpuSeconds, result.peakRSSKiB.mebibytes))
+            drains.append((label, result))
+        }
+        let bridgeDrain = drains[0].result, batchDrain = drains[1].result
+        let articleDrain = drains[2].result, pairDrain = drains[3].result
 
-        try await bench.fillBacklog(events: events, tenants: tenants)
-        let relay = try await bench.drain(expected: events, commands: [bench.bridgeCommand])
-        report("outbox-bridge run (claim, publish, ack, mark)", relay)
-
-        try await bench.fillBacklog(events: events, tenants: tenants)
-        let batch = try await bench.drain(expected: events, commands: [[python, peers + "/batch_relay.py"] + bench.peerArguments])
-        report("batch_relay.py (1,000 rows SKIP LOCKED, flush, one UPDATE)", batch)
-
-        try await bench.fillBacklog(events: events, tenants: tenants)
-        let article = try await bench.drain(
-            expected: events, budget: .seconds(articleSeconds),
-            commands: [[python, peers + "/article_relay.py"] + bench.peerArguments])
-        report("article_relay.py (one event per UPDATE and per ack, \(articleSeconds) s budget)", article)
-
-        try await bench.fillBacklog(events: events, tenants: tenants)
-        let pair = try await bench.drain(expected: events, commands: [bench.bridgeCommand, bench.bridgeCommand])
-        report("two outbox-bridge run instances sharing the backlog", pair)
-
-        let smallBacklog = max(events / 10, batchSize)
-        try await bench.fillBacklog(events: smallBacklog, tenants: tenants)
-        let small = try await bench.drain(expected: smallBacklog, commands: [bench.bridgeCommand])
-        print(String(format: "outbox-bridge run, %d-event backlog: peak RSS %.1f MiB", smallBacklog, Double(small.peakRSSKiB) / 1024))
-
-        var latency: Percentiles?
-        if samples > 0 {
-            let measured = try await bench.idleLatency(samples: samples)
-            print(String(format: "idle DDL commit -> marked processed (after ack), %d samples: p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms",
-                         samples, measured.p50, measured.p99, measured.p999))
-            latency = measured
+        // (b) and (c): latency, with one consumer reading everything the relays publish.
+        print("\nlatency: commit (benchmark's clock after the autocommit DDL returns) → record read by an independent"
+            + " consumer in the benchmark (fetch.wait.max.ms=1); also → processed_at for relays that mark after the ack."
+            + " DDL in \(options.writers * DDLWorkload.tenantsPerWriter) tenant schemas; steady load from"
+            + " \(options.writers) writer connections on a fixed schedule, \(options.graceSeconds) s grace after it")
+        var loads: [DDLLoad] = []
+        if options.samples > 0 { loads.append(.idle(samples: options.samples)) }
+        if options.steadySeconds > 0 { loads += options.rates.map { .steady(perSecond: $0, seconds: options.steadySeconds) } }
+        var latencyRows: [(relay: String, result: DDLResult)] = []
+        var floor: LatencyDistribution?
+        if !loads.isEmpty {
+            let arrivals = try await KafkaArrivals.start(bootstrapServers: bench.broker.bootstrapServers, topic: BenchmarkEnvironment.topic)
+            if options.samples > 0 {
+                floor = try await arrivals.measureFloor(samples: options.samples, idlePause: DDLWorkload.idlePause)
+                print("  librdkafka only (produce → read, one record at a time): \(floor!.summary) ms")
+            }
+            let workload = DDLWorkload(
+                environment: bench, writers: try await bench.connect(count: options.writers), arrivals: arrivals,
+                grace: .seconds(options.graceSeconds))
+            for load in loads {
+                for contestant in [bridge, batchRelay, articleRelay] {
+                    let result = try await workload.measure(contestant, under: load)
+                    print("  \(contestant.name), \(load.label): " + result.line)
+                    latencyRows.append((contestant.name, result))
+                }
+            }
+            await arrivals.stop()
         }
 
-        print("\n| relay (drain of \(events) events, \(tenants) tenants) | events/s | CPU s | CPU µs/event | peak RSS |")
+        // Memory: the bridge alone draining a large backlog, shipped defaults.
+        var memory: DrainResult?
+        if options.memoryBacklog > 0 {
+            try await bench.fillBacklog(events: options.memoryBacklog, tenants: options.tenants)
+            let result = try await bench.drain(bridge, expected: options.memoryBacklog)
+            print(String(format: "\nmemory: outbox-bridge run draining %d events: peak RSS %.1f MiB, of which at most %.1f MiB"
+                         + " anonymous (heap, malloc arenas, stacks; sampled), the rest mapped code (%.0f events/s, %.2f CPU s)",
+                         options.memoryBacklog, result.peakRSSKiB.mebibytes, result.sampledPeakAnonymousKiB.mebibytes,
+                         result.rate, result.cpuSeconds))
+            memory = result
+        }
+        try await bench.drop()
+
+        // The tables, ready to paste into the README.
+        print("\nmachine: \(machine)")
+        print("\n| relay (drain of \(options.events.grouped) events, \(options.tenants.grouped) tenants) | events/s | CPU s | CPU µs/event | peak RSS |")
         print("| --- | ---: | ---: | ---: | ---: |")
-        func row(_ name: String, _ result: DrainResult) {
-            print(String(format: "| %@ | %.0f | %.2f | %.1f | %.1f MiB |", name, result.rate, result.cpuSeconds,
-                         result.cpuSeconds * 1e6 / Double(max(result.processed, 1)), Double(result.peakRSSKiB) / 1024))
+        for (label, result) in drains {
+            print(String(format: "| %@ | %.0f | %.2f | %.1f | %.1f MiB |", label, result.rate, result.cpuSeconds,
+                         result.cpuSeconds * 1e6 / Double(max(result.processed, 1)), result.peakRSSKiB.mebibytes))
         }
-        row("OutboxBridge (`outbox-bridge run`)", relay)
-        row("OutboxBridge, two instances", pair)
-        row("batch relay (Python, `batch_relay.py`)", batch)
-        row("article relay (Python, `article_relay.py`, \(articleSeconds) s budget)", article)
-        print(String(format: "| PostgreSQL only (claim + mark, no Kafka) | %.0f | — | — | — |", limit))
+        print(String(format: "| PostgreSQL only (claim + mark, no Kafka) | %.0f | — | — | — |", postgresLimit))
         print(String(format: "| librdkafka only (produce + ack, no PostgreSQL) | %.0f | — | — | — |", kafkaLimit))
+
+        if !latencyRows.isEmpty {
+            print("\n| relay | DDL | achieved rate | commit → in Kafka, ms p50 / p99 / p99.9 | commit → marked, ms p50 / p99 / p99.9"
+                + " | not in Kafka \(options.graceSeconds) s after | CPU s | peak RSS |")
+            print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+            if let floor {
+                print("| librdkafka only (produce → read) | idle, \(floor.count) records | — | \(floor.summary) | — | — | — | — |")
+            }
+            for (relay, result) in latencyRows {
+                print("| \(relay) | \(result.load.label) | \(result.achievedRate.map { String(format: "%.0f/s", $0) } ?? "—") | "
+                    + "\(result.toKafka.summary) | \(result.toMarked?.summary ?? "— (marks before publishing)") | "
+                    + "\(result.toKafka.notArrived.grouped) | \(String(format: "%.2f", result.cpuSeconds)) | "
+                    + "\(String(format: "%.1f MiB", result.peakRSSKiB.mebibytes)) |")
+            }
+        }
 
         print("\n| ratio | value | goal |")
         print("| --- | ---: | --- |")
-        print(String(format: "| OutboxBridge / PostgreSQL-only limit | %.2f | >= 0.75 |", relay.rate / limit))
-        print(String(format: "| OutboxBridge / batch relay | %.1f | >= 3 |", relay.rate / batch.rate))
-        print(String(format: "| OutboxBridge / article relay | %.0f | |", relay.rate / article.rate))
-        print(String(format: "| OutboxBridge / librdkafka-only limit | %.2f | |", relay.rate / kafkaLimit))
-        print(String(format: "| two OutboxBridge instances / one | %.2f | |", pair.rate / relay.rate))
-        if let latency {
-            print(String(format: "| idle commit-to-ack p99 (upper bound) | %.2f ms | < 5 ms |", latency.p99))
+        print(String(format: "| OutboxBridge / PostgreSQL-only limit (drain) | %.2f | >= 0.75 |", bridgeDrain.rate / postgresLimit))
+        print(String(format: "| OutboxBridge / batch relay (drain) | %.1f | >= 3 |", bridgeDrain.rate / batchDrain.rate))
+        print(String(format: "| OutboxBridge / article relay (drain) | %.0f | |", bridgeDrain.rate / articleDrain.rate))
+        print(String(format: "| OutboxBridge / librdkafka-only limit (drain) | %.2f | |", bridgeDrain.rate / kafkaLimit))
+        print(String(format: "| two OutboxBridge instances / one (drain) | %.2f | |", pairDrain.rate / bridgeDrain.rate))
+        func latencyResult(_ relay: Contestant, _ load: DDLLoad) -> DDLResult? {
+            latencyRows.first { $0.relay == relay.name && $0.result.load == load }?.result
         }
-        print(String(format: "| peak RSS, %d vs %d backlog | %.1f vs %.1f MiB | bounded by batch size |",
-                     events, smallBacklog, Double(relay.peakRSSKiB) / 1024, Double(small.peakRSSKiB) / 1024))
-        try await bench.drop()
-    }
-}
-
-struct DrainResult {
-    /// Rows processed per second of wall time, from the contestant's start to the last row (or
-    /// to the end of its time budget).
-    let rate: Double
-    let processed: Int
-    let seconds: Double
-    /// User + system CPU of the contestant's processes (summed over instances).
-    let cpuSeconds: Double
-    /// Peak resident memory (VmHWM, summed over instances).
-    let peakRSSKiB: Int
-}
-
-struct Percentiles {
-    let p50: Double
-    let p99: Double
-    let p999: Double
-}
-
-/// One database with the outbox installed and one embedded broker, shared by every measurement.
-struct BenchmarkEnvironment {
-    let admin: PostgresConnection
-    let connection: PostgresConnection
-    let databaseName: String
-    let databaseURL: String
-    let broker: KafkaDevelopmentBroker
-    let bridge: String
-    let batchSize: Int
-
-    static func create(clusterURL: String, bridge: String, batchSize: Int) async throws -> BenchmarkEnvironment {
-        let admin = try await PostgresConnection.connect(clusterURL)
-        let name = "bench_relay_\(UInt32.random(in: 0...UInt32.max))"
-        try await admin.query("CREATE DATABASE \(try await admin.quoteIdentifier(name))")
-        var components = URLComponents(string: clusterURL)!
-        components.path = "/" + name
-        let url = components.string!
-        let connection = try await PostgresConnection.connect(url)
-        let sql = URL(fileURLWithPath: bridge).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("../../../sql").standardized
-        try await OutboxInstaller(connection: connection, schema: "platform", logger: Logger(label: "bench"))
-            .install(try OutboxMigration.load(from: sql))
-        let quiet = Logger(label: "bench.broker", factory: { _ in SwiftLogNoOpLogHandler() })
-        let broker = try KafkaDevelopmentBroker(brokers: 1, logger: quiet)
-        try broker.createTopic("schema-changes", partitions: 6)
-        try broker.createTopic("schema-changes.dead-letter", partitions: 1)
-        return BenchmarkEnvironment(
-            admin: admin, connection: connection, databaseName: name, databaseURL: url, broker: broker,
-            bridge: bridge, batchSize: batchSize)
-    }
-
-    /// A fresh committed backlog: every earlier row removed, statistics current.
-    func fillBacklog(events: Int, tenants: Int) async throws {
-        try await connection.query("TRUNCATE platform.schema_changes")
-        try await connection.query(
-            """
-            SELECT platform.emit('tenant' || (n % $2::int), 'bench.event', jsonb_build_object('n', n, 'padding', repeat('x', 200)))
-            FROM generate_series(1, $1::int) AS n
-            """, [events, tenants])
-        try await connection.query("VACUUM ANALYZE platform.schema_changes")
-    }
-
-    /// The practical limit: the relay's own claim and mark statements, with made-up offsets.
-    func postgresOnlyDrain(batchSize: Int) async throws -> Double {
-        let store = try await OutboxStore(connection: connection, schema: "platform")
-        let shards = Array(0..<16)
-        let clock = ContinuousClock()
-        var drained = 0
-        let elapsed = try await clock.measure {
-            while true {
-                let claimed = try await store.claimPending(limit: batchSize, shards: shards, shardCount: 16)
-                if claimed.isEmpty { break }
-                try await store.markDelivered(claimed.enumerated().map { index, event in
-                    OutboxDelivery(eventID: event.id, topic: "schema-changes", partition: 0, offset: Int64(drained + index))
-                })
-                drained += claimed.count
+        let idle = DDLLoad.idle(samples: options.samples)
+        if let bridgeIdle = latencyResult(bridge, idle), let bridgeP99 = bridgeIdle.toKafka.percentile(0.99) {
+            print("| OutboxBridge idle commit → in Kafka p99 | \(bridgeIdle.toKafka.percentileText(0.99)) ms | < 5 ms |")
+            if let marked = bridgeIdle.toMarked {
+                print("| OutboxBridge idle commit → marked p99 (after the ack) | \(marked.percentileText(0.99)) ms | |")
+            }
+            for peer in [batchRelay, articleRelay] {
+                guard let peerP99 = latencyResult(peer, idle)?.toKafka.percentile(0.99) else { continue }
+                print(String(format: "| %@ / OutboxBridge, idle p99 in Kafka | %@%.1f | |", peer.name, peerP99.arrived ? "" : "≥ ",
+                             peerP99.milliseconds / bridgeP99.milliseconds))
             }
         }
-        return Double(drained) / elapsed.seconds
-    }
-
-    /// `outbox-bridge run` on the benchmark's database and broker.
-    var bridgeCommand: [String] {
-        [bridge, "run", "--database-url", databaseURL, "--brokers", broker.bootstrapServers, "--batch-size", String(batchSize),
-         "--log-level", "warning", "--http-port", "0"]
-    }
-
-    /// What the Python peers in scripts/peers/ take.
-    var peerArguments: [String] { ["--database-url", databaseURL, "--brokers", broker.bootstrapServers] }
-
-    /// Starts a contestant (one process per command, all sharing the backlog) on the committed
-    /// backlog and times it until every row is processed, or until the budget runs out (then the
-    /// rate counts the rows it did process).
-    func drain(expected: Int, budget: Duration? = nil, commands: [[String]]) async throws -> DrainResult {
-        let clock = ContinuousClock()
-        let started = clock.now
-        let relay = try MeasuredProcess.group(commands.map {
-            try MeasuredProcess(executable: $0[0], arguments: Array($0.dropFirst()))
-        })
-        defer { relay.stop() }
-        var drained = false
-        while !drained {
-            drained = try await !anyPending()
-            if drained { break }
-            if let budget, started.duration(to: clock.now) >= budget { break }
-            guard relay.isRunning else {
-                print("contestant exited before draining the backlog")
-                break
-            }
-            try await Task.sleep(for: .milliseconds(50))
+        for rate in options.steadySeconds > 0 ? options.rates : [] {
+            guard let result = latencyResult(bridge, .steady(perSecond: rate, seconds: options.steadySeconds)) else { continue }
+            print("| OutboxBridge at \(rate.grouped)/s (achieved \(String(format: "%.0f/s", result.achievedRate ?? 0))): "
+                + "commit → in Kafka p99 | \(result.toKafka.percentileText(0.99)) ms | |")
         }
-        let elapsed = started.duration(to: clock.now).seconds
-        let cpu = relay.cpuSeconds
-        let peak = relay.peakResidentKiB
-        let processed = drained ? expected : try await processedCount()
-        return DrainResult(rate: Double(processed) / elapsed, processed: processed, seconds: elapsed,
-                           cpuSeconds: cpu, peakRSSKiB: peak)
-    }
-
-    private static func failures(_ outcomes: [Result<KafkaDeliveryReport, KafkaError>]) -> Int {
-        outcomes.filter { if case .failure = $0 { true } else { false } }.count
-    }
-
-    private func processedCount() async throws -> Int {
-        try await connection.query("SELECT count(*)::int8 AS n FROM platform.schema_changes WHERE processed")[0]
-            .require(Int.self, column: "n")
-    }
-
-    /// The other practical limit: librdkafka alone (the project's producer, same settings as the
-    /// relay's) producing the backlog's records, same keys and values, and waiting for every
-    /// ack, in the relay's batch size with as many batches in flight as it keeps by default.
-    /// The records are read from PostgreSQL before the clock starts.
-    func kafkaOnlyProduce() async throws -> Double {
-        let rows = try await connection.query(
-            "SELECT tenant_key, event_data::text AS value FROM platform.schema_changes ORDER BY id")
-        let records = try rows.map { row in
-            KafkaRecord(topic: "schema-changes", key: try row.decode(String.self, column: "tenant_key"),
-                        value: try row.require(String.self, column: "value"))
+        if let memory {
+            print(String(format: "| OutboxBridge peak RSS draining a %@-event backlog (shipped defaults) | %.1f MiB | < 64 MiB |",
+                         options.memoryBacklog.grouped, memory.peakRSSKiB.mebibytes))
+            print(String(format: "| OutboxBridge peak RSS, %@ vs %@ backlog | %.1f vs %.1f MiB | bounded by batch size |",
+                         options.memoryBacklog.grouped, options.events.grouped, memory.peakRSSKiB.mebibytes,
+                         bridgeDrain.peakRSSKiB.mebibytes))
         }
-        let quiet = Logger(label: "bench.producer", factory: { _ in SwiftLogNoOpLogHandler() })
-        let producer = try KafkaProducer(
-            configuration: KafkaProducerConfiguration(bootstrapServers: broker.bootstrapServers), logger: quiet)
-        _ = try await producer.send(records[0]) // connect and learn the metadata outside the clock
-        let batches = stride(from: 0, to: records.count, by: batchSize).map {
-            Array(records[$0..<min($0 + batchSize, records.count)])
-        }
-        let inFlight = 4
-        let clock = ContinuousClock()
-        var failures = 0
-        let elapsed = await clock.measure {
-            await withTaskGroup(of: Int.self) { group in
-                var next = 0
-                while next < min(inFlight, batches.count) {
-                    let batch = batches[next]
-                    group.addTask { Self.failures(await producer.send(batch)) }
-                    next += 1
+        print(String(format: "\nbenchmark took %.0f s", started.duration(to: clock.now).seconds))
+    }
+
+    /// The CPU's model name from /proc/cpuinfo, for the machine line.
+    private static func cpuModel() -> String {
+        let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let line = info.split(separator: "\n").first { $0.hasPrefix("model name") }
+        return line.flatMap { $0.split(separator: ":", maxSplits: 1).last }.map { $0.trimmingCharacters(in: .whitespaces) }
+            ?? "unknown CPU"
+    }
+}
+
+/// The command line. Every option has a default, so the bare command is the full run.
+struct BenchmarkOptions {
+    static let usage = """
+        usage: relay-benchmark BRIDGE_BINARY [--events 200000] [--tenants 1000] [--batch-size 1000] [--article-seconds 30]
+                               [--samples 1000] [--steady-seconds 60] [--rates 100,1000] [--writers 4] [--grace-seconds 5]
+                               [--memory-backlog 1000000] [--peers DIR] [--python /usr/bin/python3]
+          --samples 0, --steady-seconds 0 and --memory-backlog 0 skip those workloads.
+        """
+
+    var bridge = ""
+    /// Workload (a): the committed backlog each contestant drains.
+    var events = 200_000
+    var tenants = 1000
+    /// The bridge's claim batch (its shipped default is 1,000).
+    var batchSize = 1000
+    /// The article relay drains for this long at most.
+    var articleSeconds = 30
+    /// Workload (b): single DDL statements at idle, per relay.
+    var samples = 1000
+    /// Workload (c): how long each steady rate runs, per relay.
+    var steadySeconds = 60
+    var rates = [100, 1000]
+    /// DDL connections for the steady load; one cannot reach 1,000 statements/s on 2 cores.
+    var writers = 4
+    /// After the last statement of a DDL workload, how long a relay may take to publish it.
+    var graceSeconds = 5
+    /// Events in the backlog whose drain measures the bridge's peak memory.
+    var memoryBacklog = 1_000_000
+    var peers: String?
+    var python = "/usr/bin/python3"
+
+    private static var integerOptions: [String: WritableKeyPath<BenchmarkOptions, Int>] { [
+        "--events": \.events, "--tenants": \.tenants, "--batch-size": \.batchSize, "--article-seconds": \.articleSeconds,
+        "--samples": \.samples, "--steady-seconds": \.steadySeconds, "--writers": \.writers,
+        "--grace-seconds": \.graceSeconds, "--memory-backlog": \.memoryBacklog,
+    ] }
+
+    static func parse(_ arguments: [String]) throws -> BenchmarkOptions {
+        guard let bridge = arguments.first, !bridge.hasPrefix("--") else { throw BenchmarkFailure("no BRIDGE_BINARY given") }
+        var options = BenchmarkOptions()
+        options.bridge = bridge
+        var rest = arguments.dropFirst()
+        while let name = rest.popFirst() {
+            guard let value = rest.popFirst() else { throw BenchmarkFailure("\(name) needs a value") }
+            if let field = integerOptions[name] {
+                guard let number = Int(value), number >= 0 else { throw BenchmarkFailure("\(name) takes a whole number, not \(value)") }
+                options[keyPath: field] = number
+            } else if name == "--rates" {
+                options.rates = try value.split(separator: ",").map { rate in
+                    guard let number = Int(rate), number > 0 else { throw BenchmarkFailure("--rates takes positive numbers, not \(rate)") }
+                    return number
                 }
-                while let failed = await group.next() {
-                    failures += failed
-                    if next < batches.count {
-                        let batch = batches[next]
-                        group.addTask { Self.failures(await producer.send(batch)) }
-                        next += 1
-                    }
-                }
+            } else if name == "--peers" {
+                options.peers = value
+            } else if name == "--python" {
+                options.python = value
+            } else {
+                throw BenchmarkFailure("unknown option \(name)")
             }
         }
-        await producer.shutdown()
-        if failures > 0 { print("librdkafka only: \(failures) deliveries failed") }
-        return Double(records.count) / elapsed.seconds
-    }
-
-    /// Single DDL statements with the relay idle between them: commit to marked processed.
-    func idleLatency(samples: Int) async throws -> Percentiles {
-        try await connection.query("TRUNCATE platform.schema_changes")
-        try await connection.query("DROP SCHEMA IF EXISTS tenant_latency CASCADE")
-        try await connection.query("CREATE SCHEMA tenant_latency")
-        let relay = try MeasuredProcess(executable: bridge, arguments: Array(bridgeCommand.dropFirst()))
-        defer { relay.stop() }
-        while try await anyPending() { try await Task.sleep(for: .milliseconds(20)) }
-        var latencies: [Double] = []
-        for sample in 0..<samples {
-            try await connection.query("CREATE TABLE tenant_latency.t\(sample) (id bigint PRIMARY KEY, reading float8)")
-            let committed = try await connection.query("SELECT extract(epoch FROM clock_timestamp()) AS at")[0]
-                .require(Double.self, column: "at")
-            var marked: Double?
-            while marked == nil {
-                let rows = try await connection.query(
-                    """
-                    SELECT extract(epoch FROM processed_at) AS at FROM platform.schema_changes
-                    WHERE event_data->>'object_identity' = $1 AND processed
-                    """, ["tenant_latency.t\(sample)"])
-                marked = try rows.first?.decode(Double.self, column: "at")
-            }
-            latencies.append((marked! - committed) * 1000)
-            try await Task.sleep(for: .milliseconds(5))
+        guard options.writers > 0, options.batchSize > 0, options.tenants > 0 else {
+            throw BenchmarkFailure("--writers, --batch-size and --tenants must be at least 1")
         }
-        latencies.sort()
-        func at(_ fraction: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * fraction))] }
-        return Percentiles(p50: at(0.5), p99: at(0.99), p999: at(0.999))
-    }
-
-    /// Whether any row is pending; cheap (it stops at the first), so watching does not slow
-    /// down what is watched.
-    private func anyPending() async throws -> Bool {
-        try await connection.query(
-            "SELECT EXISTS (SELECT 1 FROM platform.schema_changes WHERE NOT processed AND NOT dead) AS pending"
-        )[0].require(Bool.self, column: "pending")
-    }
-
-    func drop() async throws {
-        try await admin.query("DROP DATABASE IF EXISTS \(try await admin.quoteIdentifier(databaseName)) WITH (FORCE)")
+        return options
     }
 }
 
-/// A contestant: one or more processes (a relay and its instances), with their CPU time and
-/// memory read from /proc and summed.
-final class MeasuredProcess {
-    private let processes: [Process]
-
-    init(executable: String, arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        processes = [process]
-    }
-
-    private init(processes: [Process]) {
-        self.processes = processes
-    }
-
-    /// Several contestants measured as one (their processes keep running until `stop`).
-    static func group(_ members: [MeasuredProcess]) -> MeasuredProcess {
-        MeasuredProcess(processes: members.flatMap(\.processes))
-    }
-
-    private static func status(_ pid: Int32, _ field: String) -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") })
-        else { return 0 }
-        return Int(line.split(whereSeparator: \.isWhitespace)[1]) ?? 0
-    }
-
-    var peakResidentKiB: Int { processes.reduce(0) { $0 + Self.status($1.processIdentifier, "VmHWM") } }
-
-    var cpuSeconds: Double {
-        processes.reduce(0) { total, process in
-            guard let text = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8)
-            else { return total }
-            let fields = text[text.lastIndex(of: ")")!...].split(separator: " ")
-            return total + Double((Int(fields[12]) ?? 0) + (Int(fields[13]) ?? 0)) / Double(sysconf(Int32(_SC_CLK_TCK)))
-        }
-    }
-
-    var isRunning: Bool { processes.allSatisfy(\.isRunning) }
-
-    /// SIGTERM, then SIGKILL for any process still running after 10 seconds.
-    func stop() {
-        for process in processes where process.isRunning { kill(process.processIdentifier, SIGTERM) }
-        let deadline = ContinuousClock.now + .seconds(10)
-        while processes.contains(where: \.isRunning), ContinuousClock.now < deadline { usleep(10_000) }
-        for process in processes where process.isRunning {
-            print("pid \(process.processIdentifier) ignored SIGTERM; killing it")
-            kill(process.processIdentifier, SIGKILL)
-        }
-        while processes.contains(where: \.isRunning) { usleep(10_000) }
+extension DDLResult {
+    /// The progress line printed as each measurement finishes.
+    var line: String {
+        var parts = ["\(statements) statements"]
+        if let achievedRate { parts.append(String(format: "achieved %.0f/s (writers up to %.0f ms behind schedule)",
+                                                  achievedRate, worstWriterLag.seconds * 1000)) }
+        parts.append("commit → in Kafka \(toKafka.summary) ms")
+        if let toMarked { parts.append("→ marked \(toMarked.summary) ms") }
+        if toKafka.notArrived > 0 { parts.append("\(toKafka.notArrived) not in Kafka at the end") }
+        parts.append(String(format: "%.2f CPU s, peak RSS %.1f MiB", cpuSeconds, peakRSSKiB.mebibytes))
+        return parts.joined(separator: ", ")
     }
 }
 
-extension Duration {
-    var seconds: Double {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
-    }
+/// Prints a line and flushes it, so a long run's results show as they are measured also when the
+/// output goes to a file (stdout is then fully buffered, and a run stopped midway would show
+/// nothing). Shadows `Swift.print` in this module; Swift 6 does not let us `setvbuf(stdout)`.
+func print(_ line: String) {
+    Swift.print(line)
+    fflush(nil)
+}
+
+extension Int {
+    var mebibytes: Double { Double(self) / 1024 }
+    /// With thousands separators: 1,000,000.
+    var grouped: String { formatted(.number.locale(Locale(identifier: "en_US"))) }
 }

@@ -4,7 +4,9 @@
 Per batch, in one transaction: claim up to 1,000 pending rows in id order with
 `SELECT ... FOR UPDATE SKIP LOCKED`, produce them all (key = tenant_key, value = event_data as
 stored), wait for every acknowledgement (flush), mark them processed with the topic, partition
-and offset each ack reported in one UPDATE, and commit. A row is marked only after its ack (at
+and offset each ack reported in one UPDATE, and commit. `processed_at` is the UPDATE's
+clock_timestamp(), not now(): now() is the transaction's start, i.e. the claim, and the
+benchmark reads processed_at as the moment of marking. A row is marked only after its ack (at
 least once, like OutboxBridge); a failed delivery aborts the batch so its rows stay pending.
 Loops until no row is pending, then waits for a notification (LISTEN) or polls every 50 ms.
 
@@ -27,7 +29,7 @@ CLAIM = """
 """
 MARK = """
     UPDATE platform.schema_changes AS s
-    SET processed = true, processed_at = now(),
+    SET processed = true, processed_at = clock_timestamp(),
         kafka_topic = %s, kafka_partition = d.kafka_partition, kafka_offset = d.kafka_offset
     FROM unnest(%s::bigint[], %s::int[], %s::bigint[]) AS d(id, kafka_partition, kafka_offset)
     WHERE s.id = d.id

@@ -1,6 +1,8 @@
 """Shared plumbing of the benchmark's Python peer relays (scripts/peers/): arguments, SIGTERM,
-and a producer configured like OutboxBridge's (idempotent, acks=all, Java's partitioner,
-linger.ms=5), so the comparison is about the relay loop, not the producer settings.
+and a producer configured like OutboxBridge's `outbox-bridge run` (idempotent, acks=all, Java's
+partitioner, linger.ms=0, message.timeout.ms=30000: KafkaProducerConfiguration's defaults plus
+RelayApplication.producerDefaults), so the comparison is about the relay loop, not the producer
+settings.
 
 Needs Debian's python3-psycopg2 and python3-confluent-kafka (scripts/install-deps.sh bench);
 run with /usr/bin/python3.
@@ -46,7 +48,8 @@ def producer(brokers):
         "enable.idempotence": True,
         "acks": "all",
         "partitioner": "murmur2_random",
-        "linger.ms": 5,
+        "linger.ms": 0,
+        "message.timeout.ms": 30000,
     })
 
 
