@@ -216,9 +216,3 @@ struct BenchmarkEnvironment {
         try await admin.query("DROP DATABASE IF EXISTS \(try await admin.quoteIdentifier(databaseName)) WITH (FORCE)")
     }
 }
-
-extension Duration {
-    var seconds: Double {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
-    }
-}

@@ -1,5 +1,6 @@
 import Foundation
 import Kafka
+import Postgres
 
 /// Measures OutboxBridge against its practical limits and against other relays, side by side in
 /// one run on the same PostgreSQL and the same broker (issue #7). The contestants are
