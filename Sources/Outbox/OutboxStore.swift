@@ -18,15 +18,15 @@ public struct OutboxStore: Sendable {
     }
 
     /// The oldest pending rows of the given shards, in id order, leaving out the rows the
-    /// caller still has in flight and every tenant whose earliest pending row waits for a
-    /// retry, so that a tenant's later events never overtake an earlier one. Rows of other
-    /// tenants flow on.
+    /// caller still has in flight, the tenants it names in `pausedTenants`, and every tenant
+    /// whose earliest pending row waits for a retry, so that a tenant's later events never
+    /// overtake an earlier one. Rows of other tenants flow on.
     ///
     /// The scan always starts from the oldest pending row rather than after the last one
     /// claimed: a retry coming due, a shard taken over from another instance, or a transaction
     /// committing late can each put a tenant's earliest pending row below that point.
     public func claimPending(
-        limit: Int, shards: [Int], shardCount: Int, excluding inFlight: [Int64] = []
+        limit: Int, shards: [Int], shardCount: Int, excluding inFlight: [Int64] = [], pausedTenants: [String?] = []
     ) async throws(PostgresError) -> [OutboxEvent] {
         let rows = try await connection.query(
             """
@@ -39,6 +39,8 @@ public struct OutboxStore: Sendable {
             FROM \(quotedSchema).schema_changes s
             WHERE NOT s.processed AND NOT s.dead
               AND NOT (s.id = ANY($4::bigint[]))
+              AND (s.tenant_key IS NULL OR s.tenant_key <> ALL($5::text[]))
+              AND (s.tenant_key IS NOT NULL OR NOT $6::boolean)
               AND \(Self.shardExpression("s.tenant_key", shardCount: "$2")) = ANY($3::int[])
               AND NOT EXISTS (
                   SELECT 1 FROM \(quotedSchema).schema_changes waiting
@@ -48,7 +50,8 @@ public struct OutboxStore: Sendable {
             ORDER BY s.id
             LIMIT $1
             """,
-            [limit, shardCount, PostgresTextArray(shards.map(String.init)), PostgresInt64Array(inFlight)])
+            [limit, shardCount, PostgresTextArray(shards.map(String.init)), PostgresInt64Array(inFlight),
+             PostgresTextArray(pausedTenants.compactMap { $0 }), pausedTenants.contains(nil)])
         return try rows.map { row throws(PostgresError) in
             OutboxEvent(
                 id: try row.require(Int64.self, column: "id"),
