@@ -2,6 +2,7 @@ import FlyingFox
 import FlyingSocks
 import Foundation
 public import Logging
+import Synchronization
 public import Prometheus
 public import ServiceLifecycle
 
@@ -13,6 +14,7 @@ public final class ObservabilityServer: Service, Sendable {
 
     private let server: HTTPServer
     private let logger: Logger
+    private let stopping: StopFlag
 
     /// - Parameters:
     ///   - host: the IPv4 address to listen on; `0.0.0.0` for every interface.
@@ -21,7 +23,10 @@ public final class ObservabilityServer: Service, Sendable {
         host: String, port: UInt16, registry: PrometheusCollectorRegistry, readiness: [ReadinessCheck], logger: Logger
     ) async throws {
         self.logger = logger
-        server = HTTPServer(address: try .inet(ip4: host, port: port), logger: SwiftLogAdapter(logger: logger))
+        let stopping = StopFlag()
+        self.stopping = stopping
+        server = HTTPServer(
+            address: try .inet(ip4: host, port: port), logger: SwiftLogAdapter(logger: logger, stopping: stopping))
         await HTTPRoutes(registry: registry, readiness: readiness).install(on: server)
     }
 
@@ -46,7 +51,8 @@ public final class ObservabilityServer: Service, Sendable {
             } catch where Task.isShuttingDownGracefully || Task.isCancelled {
                 // Stopping the server ends its accept loop with an error; that is the stop.
             }
-        } onGracefulShutdown: { [server] in
+        } onGracefulShutdown: { [server, stopping] in
+            stopping.raised.store(true, ordering: .relaxed)
             Task { await server.stop(timeout: 1) }
         }
     }
@@ -83,14 +89,24 @@ private struct HTTPRoutes: Sendable {
     }
 }
 
-/// Sends FlyingFox's own log lines to swift-log, one level down: it reports the end of its
-/// accept loop at a stop as an error, and nothing it says concerns the events being relayed.
+private final class StopFlag: Sendable {
+    let raised = Atomic(false)
+}
+
+/// Sends FlyingFox's own log lines to swift-log, one level down, since nothing it says
+/// concerns the events being relayed; and once the server is stopping, at debug: it reports
+/// the end of its accept loop and of open connections at a stop as errors.
 private struct SwiftLogAdapter: FlyingSocks.Logging {
     let logger: Logger
+    let stopping: StopFlag
+
+    private func problem(_ level: Logger.Level, _ message: String) {
+        logger.log(level: stopping.raised.load(ordering: .relaxed) ? .debug : level, "\(message)")
+    }
 
     func logDebug(_ debug: @autoclosure () -> String) { logger.trace("\(debug())") }
     func logInfo(_ info: @autoclosure () -> String) { logger.debug("\(info())") }
     func logWarning(_ warning: @autoclosure () -> String) { logger.debug("\(warning())") }
-    func logError(_ error: @autoclosure () -> String) { logger.notice("\(error())") }
-    func logCritical(_ critical: @autoclosure () -> String) { logger.warning("\(critical())") }
+    func logError(_ error: @autoclosure () -> String) { problem(.notice, error()) }
+    func logCritical(_ critical: @autoclosure () -> String) { problem(.warning, critical()) }
 }
