@@ -66,7 +66,8 @@ final class RelayLoop {
                 case .idle:
                     try await sleepUntilWoken()
                 case .outOfRoom:
-                    // Draining for shutdown, the loop waits for the ledger to empty.
+                    // Wait for the marker to resolve rows: some, to claim into the room; or,
+                    // when stopping, all of them, to return.
                     if ledger.requestRoomSignal(below: stopping ? 1 : maxInFlight) {
                         try await sleepUntilWoken()
                     }
