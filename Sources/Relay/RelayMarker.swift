@@ -38,7 +38,7 @@ final class RelayMarker {
         while !Task.isCancelled {
             let arrivals = inbox.takeAll()
             guard !arrivals.isEmpty else {
-                await inbox.signal.wait()
+                await inbox.signal.wait(timeout: .seconds(1))
                 continue
             }
             let resolution = ledger.plan(arrivals, configuration: configuration)
