@@ -12,9 +12,7 @@ final class RelayMarker {
     private let router: EventRouter
     private let ledger: InFlightLedger
     private let inbox: AcknowledgementInbox
-    /// Woken when rows leave the ledger while the loop waits for room, and when a tenant's
-    /// retry is lifted (its failed row and the rows held back behind it are pending again), so
-    /// the loop claims them without waiting for the next poll.
+    /// Woken when rows leave the ledger, so the loop can claim into the room.
     private let roomFreed: WakeSignal
     private let logger: Logger
     private let metrics = RelayMetrics()
@@ -52,9 +50,8 @@ final class RelayMarker {
                     try? await Task.sleep(for: .seconds(1))
                 }
             }
-            if ledger.remove(resolution.resolvedIDs) {
-                roomFreed.signal()
-            }
+            ledger.remove(resolution.resolvedIDs)
+            roomFreed.signal()
             metrics.record(resolution, retryTopic: configuration.topicTemplate, deadLetterTopic: configuration.deadLetterTopic)
         }
     }
