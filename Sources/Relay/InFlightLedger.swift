@@ -57,9 +57,12 @@ final class InFlightLedger: Sendable {
                 }
                 switch arrival.outcome {
                 case .success(let report) where report.offset < 0:
-                    // librdkafka acknowledges a retried batch the broker had already written (a
-                    // duplicate sequence) without an offset. The event is in Kafka, but a row
-                    // must record where: publish it again and record that copy's position.
+                    // librdkafka acknowledges a batch without an offset when it concludes the
+                    // broker wrote it without saying where: a retry answered as a duplicate, or
+                    // a failed request behind which a later one was accepted. With a broker that
+                    // skips sequence checks (librdkafka's mock) the event may be in no partition
+                    // at all. Either way a row must record where its event is: publish it again
+                    // and record that copy's position.
                     state.retryingTenants[event.tenantKey] = min(state.retryingTenants[event.tenantKey] ?? .max, event.id)
                     resolution.retries.append(OutboxFailure(
                         eventID: event.id,

@@ -25,12 +25,11 @@ good; and no topic/partition/offset is recorded.
     /usr/bin/python3 scripts/peers/article_relay.py --database-url URL --brokers HOST:PORT
 """
 import json
-import select
 import sys
 
 import psycopg2
 
-from common import Stop, listen, parse_arguments, producer
+from common import Stop, listen, parse_arguments, producer, wait_for_notification
 
 NEXT_PENDING = """
     SELECT event_data->>'event_id' FROM platform.schema_changes
@@ -72,9 +71,7 @@ def main():
     while not Stop.requested:
         drain(cursor, kafka, arguments.topic)
         # Block until a notification arrives (or poll again after a second).
-        if select.select([connection], [], [], 1.0) != ([], [], []):
-            connection.poll()
-            connection.notifies.clear()
+        wait_for_notification(connection, 1.0)
     kafka.flush(10)
     connection.close()
     return 0

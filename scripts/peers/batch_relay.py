@@ -12,12 +12,11 @@ Loops until no row is pending, then waits for a notification (LISTEN) or polls e
 
     /usr/bin/python3 scripts/peers/batch_relay.py --database-url URL --brokers HOST:PORT
 """
-import select
 import sys
 
 import psycopg2
 
-from common import Stop, listen, parse_arguments, producer
+from common import Stop, listen, parse_arguments, producer, wait_for_notification
 
 BATCH_SIZE = 1000
 
@@ -77,9 +76,7 @@ def main():
     while not Stop.requested:
         if relay_batch(connection, kafka, arguments.topic) > 0:
             continue
-        if select.select([connection], [], [], 0.05) != ([], [], []):
-            connection.poll()
-            connection.notifies.clear()
+        wait_for_notification(connection, 0.05)
     kafka.flush(10)
     connection.close()
     return 0

@@ -8,6 +8,7 @@ Needs Debian's python3-psycopg2 and python3-confluent-kafka (scripts/install-dep
 run with /usr/bin/python3.
 """
 import argparse
+import select
 import signal
 
 import confluent_kafka
@@ -62,3 +63,11 @@ def listen(connection, channel):
         cursor.execute('LISTEN "%s"' % channel.replace('"', '""'))
     if not connection.autocommit:
         connection.commit()
+
+
+def wait_for_notification(connection, timeout):
+    """Blocks until a notification arrives on the LISTEN connection or `timeout` seconds pass,
+    then discards what arrived: the relays drain the outbox on every wake-up anyway."""
+    if select.select([connection], [], [], timeout) != ([], [], []):
+        connection.poll()
+        connection.notifies.clear()
