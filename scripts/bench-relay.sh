@@ -24,11 +24,5 @@ scripts/install-deps.sh bench
 command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
 swift build -c release --product outbox-bridge
 swift build -c release --product relay-benchmark
-# Services someone already started (a developer's) are used and left running.
-if scripts/dev-services.sh status; then
-    eval "$(scripts/dev-services.sh env)"
-else
-    eval "$(scripts/dev-services.sh start)"
-    trap 'scripts/dev-services.sh stop' EXIT
-fi
+. scripts/use-dev-services.sh
 "$repo_root/.build/release/relay-benchmark" "$repo_root/.build/release/outbox-bridge" "$@"

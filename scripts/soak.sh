@@ -27,12 +27,7 @@ case "$seconds" in ''|*[!0-9]*) echo "soak: --seconds expects a whole number, go
 scripts/install-deps.sh test
 command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
 
-if scripts/dev-services.sh status; then
-    eval "$(scripts/dev-services.sh env)"
-else
-    eval "$(scripts/dev-services.sh start)"
-    trap 'scripts/dev-services.sh stop' EXIT
-fi
+. scripts/use-dev-services.sh
 
 swift build --build-tests
 export SOAK_SECONDS=$seconds

@@ -9,13 +9,7 @@ cd "$repo_root"
 scripts/install-deps.sh test
 command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
 
-# Services someone already started (a developer's) are used and left running.
-if scripts/dev-services.sh status; then
-    eval "$(scripts/dev-services.sh env)"
-else
-    eval "$(scripts/dev-services.sh start)"
-    trap 'scripts/dev-services.sh stop' EXIT
-fi
+. scripts/use-dev-services.sh
 
 build_log=$(mktemp)
 swift build --build-tests 2>&1 | tee "$build_log"
