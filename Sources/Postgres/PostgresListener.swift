@@ -263,7 +263,12 @@ private final class NotificationBuffer: @unchecked Sendable {
             try await withCheckedThrowingContinuation { continuation in
                 condition.lock()
                 defer { condition.unlock() }
-                if head < items.count {
+                if Task.isCancelled {
+                    // Checked first, so a cancelled consumer stops even while notifications
+                    // keep coming (they stay buffered), and one cancelled before this waiter
+                    // is installed, when `onCancel` found nothing to resume, does not wait forever.
+                    continuation.resume(throwing: CancellationError())
+                } else if head < items.count {
                     let notification = items[head]
                     head += 1
                     if head == items.count {

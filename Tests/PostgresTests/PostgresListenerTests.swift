@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import Synchronization
 import TestSupport
 import Testing
 
@@ -75,5 +76,36 @@ struct PostgresListenerTests {
         }()
         listener.close()
         #expect(try await count == 0)
+    }
+
+    @Test("cancelling the iterating task ends iteration, at whatever moment of a burst of notifications it lands")
+    func cancellationEndsIterationMidBurst() async throws {
+        let clusterURL = try TestDatabase.clusterURL()
+        let channel = "cancel_check_\(UInt32.random(in: 0...UInt32.max))"
+        let listener = try await PostgresListener.connect(clusterURL, channels: [channel])
+        defer { listener.close() }
+        let sender = try await PostgresConnection.connect(clusterURL)
+
+        for round in 1...200 {
+            // A burst per round, and the cancel sent from another task once a random number of
+            // them arrived: it lands while the consumer is busy taking the rest, or waiting.
+            try await sender.query("SELECT pg_notify($1, n::text) FROM generate_series(1, 300) AS n", [channel])
+            let cancelAt = Int.random(in: 1...300)
+            let (reached, reachedContinuation) = AsyncStream<Void>.makeStream()
+            let ended = Atomic<Bool>(false)
+            let iteration = Task {
+                defer { ended.store(true, ordering: .sequentiallyConsistent) }
+                var received = 0
+                for try await _ in listener.notifications {
+                    received += 1
+                    if received == cancelAt { reachedContinuation.yield() }
+                }
+            }
+            for await _ in reached { break }
+            iteration.cancel()
+            try await waitUntil("round \(round): the iteration cancelled after \(cancelAt) notifications ended", timeout: .seconds(5)) {
+                ended.load(ordering: .sequentiallyConsistent)
+            }
+        }
     }
 }
