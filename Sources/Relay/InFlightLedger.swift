@@ -19,6 +19,9 @@ final class InFlightLedger: Sendable {
         /// nothing more of such a tenant until all of its rows in flight are resolved; then the
         /// tenant's pending rows are claimed again from its oldest, in order.
         var retryingTenants: [String?: Int64] = [:]
+        /// The loop sleeps until rows leave the ledger (it is out of room, or draining for
+        /// shutdown) and wants to hear of the next removal.
+        var roomWanted = false
     }
 
     private let state = Mutex(State())
@@ -91,19 +94,37 @@ final class InFlightLedger: Sendable {
         }
     }
 
-    /// Forgets rows whose outcome is written, and a tenant's retry once none of its rows is
-    /// left in flight.
-    func remove(_ ids: [Int64]) {
+    /// Asks `remove` to report the next removal, unless fewer than `capacity` rows are in
+    /// flight already. Returns whether the caller should wait for it. Checking and asking under
+    /// one lock means a removal in between cannot go unreported.
+    func requestRoomSignal(below capacity: Int) -> Bool {
         state.withLock { state in
+            guard state.events.count >= capacity else { return false }
+            state.roomWanted = true
+            return true
+        }
+    }
+
+    /// Forgets rows whose outcome is written, and a tenant's retry once none of its rows is
+    /// left in flight. Returns whether the loop asked to hear of it (`requestRoomSignal`) or a
+    /// tenant's retry was lifted (its rows can be claimed again). Only then does a removal
+    /// wake the loop: an idle relay's every ack would otherwise cost a wake-up and an empty
+    /// claim.
+    @discardableResult
+    func remove(_ ids: [Int64]) -> Bool {
+        state.withLock { state in
+            defer { state.roomWanted = false }
+            var retryLifted = false
             for id in ids {
                 state.publishedAt[id] = nil
                 guard let event = state.events.removeValue(forKey: id) else { continue }
                 state.perTenant[event.tenantKey, default: 1] -= 1
                 if state.perTenant[event.tenantKey] == 0 {
                     state.perTenant[event.tenantKey] = nil
-                    state.retryingTenants[event.tenantKey] = nil
+                    retryLifted = state.retryingTenants.removeValue(forKey: event.tenantKey) != nil || retryLifted
                 }
             }
+            return state.roomWanted || retryLifted
         }
     }
 }

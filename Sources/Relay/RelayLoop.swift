@@ -58,10 +58,19 @@ final class RelayLoop {
                     try await leases.rebalance(on: store.connection, busyShards: ledger.busyShards)
                     nextRebalance = clock.now.advanced(by: configuration.leaseDuration / 5)
                 }
-                let moreWaiting = stopping ? false : try await claimAndPublish(store: store)
+                let turn: Turn = stopping ? .outOfRoom : try await claimAndPublish(store: store)
                 health.recordTurn()
-                if !moreWaiting {
+                switch turn {
+                case .moreWaiting:
+                    continue
+                case .idle:
                     try await sleepUntilWoken()
+                case .outOfRoom:
+                    // Wait for the marker to resolve rows: some, to claim into the room; or,
+                    // when stopping, all of them, to return.
+                    if ledger.requestRoomSignal(below: stopping ? 1 : maxInFlight) {
+                        try await sleepUntilWoken()
+                    }
                 }
             } catch is CancellationError {
                 return
@@ -99,22 +108,33 @@ final class RelayLoop {
         if !signalled { metrics.polled() }
     }
 
+    private enum Turn {
+        /// A full batch was claimed and there is room for more: claim again at once.
+        case moreWaiting
+        /// Nothing (more) to claim: sleep until a notification or the poll interval.
+        case idle
+        /// Rows may be waiting but the ledger is full: sleep until the marker frees room.
+        case outOfRoom
+    }
+
     /// Claims as many rows as there is room for and hands them to the producer without waiting
-    /// for acks. Returns whether more rows are probably waiting.
-    private func claimAndPublish(store: OutboxStore) async throws -> Bool {
+    /// for acks.
+    private func claimAndPublish(store: OutboxStore) async throws -> Turn {
         let room = maxInFlight - ledger.count
+        guard room > 0 else { return .outOfRoom }
         let (shards, shardCount) = leases.usableShards
-        guard room > 0, !shards.isEmpty else { return false }
+        guard !shards.isEmpty else { return .idle }
         let limit = min(configuration.batchSize, room)
         let events = try await store.claimPending(
             limit: limit, shards: shards, shardCount: shardCount, excluding: ledger.ids,
             pausedTenants: ledger.retryingTenants)
-        guard !events.isEmpty else { return false }
+        guard !events.isEmpty else { return .idle }
         ledger.add(events)
         let ids = events.map(\.id)
         await producer.send(events.map(router.record(for:))) { [inbox] index, outcome in
             inbox.deliver(id: ids[index], outcome: outcome)
         }
-        return events.count == limit && room > limit
+        guard events.count == limit else { return .idle }
+        return room > limit ? .moreWaiting : .outOfRoom
     }
 }

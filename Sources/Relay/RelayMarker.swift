@@ -12,7 +12,9 @@ final class RelayMarker {
     private let router: EventRouter
     private let ledger: InFlightLedger
     private let inbox: AcknowledgementInbox
-    /// Woken when rows leave the ledger, so the loop can claim into the room.
+    /// Woken when rows leave the ledger while the loop waits for room, and when a tenant's
+    /// retry is lifted (its failed row and the rows held back behind it are pending again), so
+    /// the loop claims them without waiting for the next poll.
     private let roomFreed: WakeSignal
     private let logger: Logger
     private let metrics = RelayMetrics()
@@ -36,7 +38,7 @@ final class RelayMarker {
         while !Task.isCancelled {
             let arrivals = inbox.takeAll()
             guard !arrivals.isEmpty else {
-                await inbox.signal.wait(timeout: .seconds(1))
+                await inbox.signal.wait()
                 continue
             }
             let resolution = ledger.plan(arrivals, configuration: configuration)
@@ -50,8 +52,9 @@ final class RelayMarker {
                     try? await Task.sleep(for: .seconds(1))
                 }
             }
-            ledger.remove(resolution.resolvedIDs)
-            roomFreed.signal()
+            if ledger.remove(resolution.resolvedIDs) {
+                roomFreed.signal()
+            }
             metrics.record(resolution, retryTopic: configuration.topicTemplate, deadLetterTopic: configuration.deadLetterTopic)
         }
     }

@@ -29,7 +29,7 @@ final class WakeSignal: Sendable {
     func wait(timeout: Duration) async -> Bool {
         await withTaskGroup(of: Bool.self) { group in
             group.addTask {
-                await self.waitForSignal()
+                await self.wait()
                 return true
             }
             group.addTask {
@@ -42,7 +42,10 @@ final class WakeSignal: Sendable {
         }
     }
 
-    private func waitForSignal() async {
+    /// Returns when signalled (at once if a signal is pending) or when the task is cancelled.
+    /// Without a timeout there is no timer task to start and cancel: the marker waits like
+    /// this once per group of acks.
+    func wait() async {
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let resumeNow = state.withLock { state -> Bool in

@@ -132,14 +132,13 @@ struct ResolutionTests {
         ledger.add([event(1, tenant: "a"), event(2, tenant: "a"), event(3, tenant: "a"), event(4, tenant: "b")])
         var resolution = ledger.plan([(1, ok(-1001), 0, 0), (2, ok(5), 0, 0)], configuration: configuration)
         #expect(resolution.retries.map(\.eventID) == [1] && resolution.heldBack == 1)
-        ledger.remove(resolution.resolvedIDs)
-        // 3 is still in flight: claiming for "a" now would publish rows that land before 1's new copy.
+        #expect(!ledger.remove(resolution.resolvedIDs), "3 is still in flight: nothing to wake the loop for")
+        // Claiming for "a" now would publish rows that land before 1's new copy.
         #expect(ledger.retryingTenants == ["a"])
 
         resolution = ledger.plan([(3, ok(6), 0, 0), (4, ok(7), 0, 0)], configuration: configuration)
         #expect(resolution.heldBack == 1 && resolution.delivered.map(\.eventID) == [4])
-        ledger.remove(resolution.resolvedIDs)
-        // Now 1, 2 and 3 are claimed again, from the oldest, in order.
+        #expect(ledger.remove(resolution.resolvedIDs), "the loop is woken to claim 1, 2 and 3 again, in order")
         #expect(ledger.retryingTenants.isEmpty)
     }
 }
