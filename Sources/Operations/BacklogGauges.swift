@@ -24,20 +24,13 @@ public struct BacklogGauges: Service {
     }
 
     public func run() async throws {
-        var connection: PostgresConnection?
+        var database = ReconnectingConnection(url: databaseURL, logger: logger)
         var reportedTenants: Set<String> = []
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
-                let current: PostgresConnection
-                if let connection {
-                    current = connection
-                } else {
-                    current = try await PostgresConnection.connect(databaseURL, logger: logger)
-                    connection = current
-                }
-                reportedTenants = try await sample(current, previouslyReported: reportedTenants)
+                let previouslyReported = reportedTenants
+                reportedTenants = try await database.use { try await sample($0, previouslyReported: previouslyReported) }
             } catch {
-                connection = nil
                 logger.debug("backlog sample failed", metadata: ["error": "\(error)"])
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }

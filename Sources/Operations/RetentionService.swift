@@ -22,24 +22,17 @@ public struct RetentionService: Service {
     }
 
     public func run() async throws {
-        var operations: OutboxOperations?
+        var database = ReconnectingConnection(url: databaseURL, logger: logger)
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
-                let current: OutboxOperations
-                if let operations {
-                    current = operations
-                } else {
-                    current = try await OutboxOperations(
-                        connection: try await PostgresConnection.connect(databaseURL, logger: logger), schema: schema)
-                    operations = current
+                let deleted = try await database.use { connection in
+                    try await OutboxOperations(connection: connection, schema: schema).prune(olderThan: keepProcessed)
                 }
-                let deleted = try await current.prune(olderThan: keepProcessed)
                 if deleted > 0 {
                     logger.info("retention deleted processed events", metadata: [
                         "deleted": "\(deleted)", "older-than": "\(keepProcessed)"])
                 }
             } catch {
-                operations = nil
                 logger.warning("retention sweep failed; trying again later", metadata: ["error": "\(error)"])
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }

@@ -103,19 +103,11 @@ public final class RelayService: Service, Sendable {
     }
 
     private func renewLeases(_ leases: ShardLeases, logger: Logger) async {
-        var connection: PostgresConnection?
+        var database = ReconnectingConnection(url: configuration.databaseURL, logger: logger)
         while !Task.isCancelled {
             do {
-                let current: PostgresConnection
-                if let connection {
-                    current = connection
-                } else {
-                    current = try await PostgresConnection.connect(configuration.databaseURL, logger: logger)
-                    connection = current
-                }
-                try await leases.renewInBackground(on: current)
+                try await database.use { try await leases.renewInBackground(on: $0) }
             } catch {
-                connection = nil
                 logger.warning("could not renew shard leases", metadata: ["error": "\(error)"])
             }
             try? await Task.sleep(for: configuration.leaseDuration / 5)
