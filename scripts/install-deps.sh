@@ -16,8 +16,8 @@ if [ "${1:-}" = test ]; then
     # python3-jsonschema checks captured events against sql/event.schema.json; pgbouncer
     # stands in for the connection pooler a relay may sit behind; tsc compiles the generated
     # SDKs; python3-yaml reads docker-compose.yml; curl reads /metrics and /health; gdb prints
-    # the threads of a test run that hangs (scripts/test.sh).
-    packages+=(curl kcat python3-kafka python3-jsonschema pgbouncer node-typescript python3-yaml gdb)
+    # the threads of a test run that hangs, found with procps's pgrep (scripts/test.sh).
+    packages+=(curl kcat python3-kafka python3-jsonschema pgbouncer node-typescript python3-yaml gdb procps)
 fi
 if [ "${1:-}" = bench ]; then
     # The benchmark's peer relays (scripts/peers/) are Python: psycopg2 and confluent-kafka,
