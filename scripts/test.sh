@@ -51,8 +51,8 @@ run_bounded() {
         done
         {
             echo "test: still running after ${limit}s. Started and never finished:"
-            sed -n 's/^◇ Test \(.*\) started\.$/\1/p' "$log" | grep -vx run | sort >"$log.started"
-            sed -n 's/^[✔✘] Test \(.*\) \(passed\|failed\) after .*$/\1/p' "$log" | sort >"$log.ended"
+            sed -n 's/^◇ Test \(.*\) started\.$/\1/p' "$log" | grep -vx run | grep -v '^case passing' | sort >"$log.started"
+            sed -n 's/^[✔✘] Test \(.*\) \(passed\|failed\) after .*$/\1/p' "$log" | sed 's/ with [0-9]* test cases\{0,1\}$//' | sort >"$log.ended"
             comm -23 "$log.started" "$log.ended" | sed 's/^/  /'
             for pid in $(descendants "$run"); do
                 grep -q 'PackageTests.xctest' "/proc/$pid/cmdline" 2>/dev/null || continue

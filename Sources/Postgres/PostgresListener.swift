@@ -209,12 +209,17 @@ private final class WakePipe: Sendable {
 /// Hands notifications from the listening thread to one async consumer, holding at most
 /// `limit`; when full, the thread waits, so a slow consumer leaves work queued in PostgreSQL
 /// instead of in this process's memory. Guarded by `condition`.
+///
+/// No continuation is resumed while `condition` is held: resuming takes the task's status lock,
+/// and a concurrent cancel holds that lock while its handler waits for `condition`.
 private final class NotificationBuffer: @unchecked Sendable {
+    private typealias Waiter = CheckedContinuation<PostgresNotification?, any Error>
+
     private let condition = NSCondition()
     private let limit: Int
     private var items: [PostgresNotification] = []
     private var head = 0
-    private var waiter: CheckedContinuation<PostgresNotification?, any Error>?
+    private var waiter: Waiter?
     private var ending: Result<Void, PostgresError>?
 
     init(limit: Int) {
@@ -224,17 +229,20 @@ private final class NotificationBuffer: @unchecked Sendable {
     /// Delivers one notification, waiting while the buffer is full; `false` once closed.
     func push(_ notification: PostgresNotification) -> Bool {
         condition.lock()
-        defer { condition.unlock() }
         while items.count - head >= limit, ending == nil {
             condition.wait()
         }
-        guard ending == nil else { return false }
-        if let waiter {
-            self.waiter = nil
-            waiter.resume(returning: notification)
-        } else {
+        guard ending == nil else {
+            condition.unlock()
+            return false
+        }
+        let waiter = self.waiter
+        self.waiter = nil
+        if waiter == nil {
             items.append(notification)
         }
+        condition.unlock()
+        waiter?.resume(returning: notification)
         return true
     }
 
@@ -248,52 +256,64 @@ private final class NotificationBuffer: @unchecked Sendable {
 
     private func end(with outcome: Result<Void, PostgresError>) {
         condition.lock()
-        defer { condition.unlock() }
-        guard ending == nil else { return }
+        guard ending == nil else {
+            condition.unlock()
+            return
+        }
         ending = outcome
         condition.broadcast()
-        if let waiter {
-            self.waiter = nil
-            waiter.resume(with: outcome.map { nil })
-        }
+        let waiter = self.waiter
+        self.waiter = nil
+        condition.unlock()
+        waiter?.resume(with: outcome.map { nil })
     }
 
     func next() async throws -> PostgresNotification? {
         try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                condition.lock()
-                defer { condition.unlock() }
-                if Task.isCancelled {
-                    // Checked first, so a cancelled consumer stops even while notifications
-                    // keep coming (they stay buffered), and one cancelled before this waiter
-                    // is installed, when `onCancel` found nothing to resume, does not wait forever.
-                    continuation.resume(throwing: CancellationError())
-                } else if head < items.count {
-                    let notification = items[head]
-                    head += 1
-                    if head == items.count {
-                        items.removeAll(keepingCapacity: true)
-                        head = 0
-                    } else if head >= limit {
-                        // A consumer that never quite catches up must not grow the array.
-                        items.removeFirst(head)
-                        head = 0
-                    }
-                    condition.signal()
-                    continuation.resume(returning: notification)
-                } else if let ending {
-                    continuation.resume(with: ending.map { nil })
-                } else {
-                    waiter = continuation
+            try await withCheckedThrowingContinuation { (continuation: Waiter) in
+                let ready = take(orInstall: continuation)
+                if let ready {
+                    continuation.resume(with: ready)
                 }
             }
         } onCancel: {
             condition.lock()
-            defer { condition.unlock() }
-            if let waiter {
-                self.waiter = nil
-                waiter.resume(throwing: CancellationError())
-            }
+            let waiter = self.waiter
+            self.waiter = nil
+            condition.unlock()
+            waiter?.resume(throwing: CancellationError())
         }
+    }
+
+    /// The next notification, the end, or the cancellation if one of them is ready; otherwise
+    /// installs `waiter` and returns nil.
+    private func take(orInstall waiter: Waiter) -> Result<PostgresNotification?, any Error>? {
+        condition.lock()
+        defer { condition.unlock() }
+        // Cancellation first, so a cancelled consumer stops even while notifications keep
+        // coming (they stay buffered), and one cancelled before its waiter is installed, when
+        // `onCancel` found nothing to resume, does not wait forever.
+        if Task.isCancelled {
+            return .failure(CancellationError())
+        }
+        if head < items.count {
+            let notification = items[head]
+            head += 1
+            if head == items.count {
+                items.removeAll(keepingCapacity: true)
+                head = 0
+            } else if head >= limit {
+                // A consumer that never quite catches up must not grow the array.
+                items.removeFirst(head)
+                head = 0
+            }
+            condition.signal()
+            return .success(notification)
+        }
+        if let ending {
+            return ending.map { nil }.mapError { $0 }
+        }
+        self.waiter = waiter
+        return nil
     }
 }
