@@ -15,7 +15,7 @@ public struct ReconnectingConnection: Sendable {
 
     /// Runs `body` on the open connection, connecting first if there is none. Any error from
     /// connecting or from `body` is rethrown after the connection is dropped.
-    public mutating func use<Result>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
+    public mutating func use<Value>(_ body: (PostgresConnection) async throws -> Value) async throws -> Value {
         do {
             let current: PostgresConnection
             if let connection {

@@ -94,7 +94,10 @@ struct PostgresListenerTests {
             let (reached, reachedContinuation) = AsyncStream<Void>.makeStream()
             let ended = Atomic<Bool>(false)
             let iteration = Task {
-                defer { ended.store(true, ordering: .sequentiallyConsistent) }
+                defer {
+                    ended.store(true, ordering: .sequentiallyConsistent)
+                    reachedContinuation.finish()
+                }
                 var received = 0
                 for try await _ in listener.notifications {
                     received += 1
@@ -106,6 +109,8 @@ struct PostgresListenerTests {
             try await waitUntil("round \(round): the iteration cancelled after \(cancelAt) notifications ended", timeout: .seconds(5)) {
                 ended.load(ordering: .sequentiallyConsistent)
             }
+            // Ended by the cancel, not by a lost connection before it.
+            await #expect(throws: CancellationError.self) { try await iteration.value }
         }
     }
 }
