@@ -6,7 +6,8 @@
 #   scripts/dev-services.sh env     # print the `export ...` lines of the running services
 #   scripts/dev-services.sh status  # exit 0 when they are running
 #
-# The cluster is disposable: fsync is off and every loopback connection is trusted. Its URL is
+# The cluster is disposable: fsync is off and every loopback connection is trusted. It allows 300
+# connections: the budget scripts/test.sh divides among the tests it runs at once. Its URL is
 # written to .dev/env, which `source` or `eval "$(scripts/dev-services.sh env)"` picks up.
 set -euo pipefail
 
@@ -49,7 +50,7 @@ start_postgres() {
         --encoding=UTF8 --locale=C.UTF-8 >"$data_root/initdb.log" 2>&1 \
         || { cat "$data_root/initdb.log" >&2; die "initdb failed"; }
     as_cluster_owner "$pg_bin/pg_ctl" --pgdata="$data_dir" --log="$data_root/server.log" --wait \
-        --options="-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$data_root -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        --options="-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$data_root -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
         start >/dev/null \
         || { cat "$data_root/server.log" >&2; die "PostgreSQL did not start"; }
     echo "$data_root" >"$dev_dir/postgres.path"

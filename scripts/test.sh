@@ -22,24 +22,48 @@ fi
 # that port was taken meanwhile, which a busy parallel run makes likely. The fault-injection
 # soak is one of them; here it runs its short version (SOAK_SECONDS, default 60 s of faults).
 broker_outage_tests='brokerDownThenUp|stopWithBrokerDown|metricsAndHealth|recordProducedWhileTheBrokerIsDownIsDeliveredOnceItIsUp|shutdownFailsWaitersInsteadOfLeavingThemHanging|SoakTests'
-#
-# Each phase runs under a watchdog: a test that hangs would otherwise stall the run until CI's
-# own limit with nothing to show why. Past its limit the watchdog names the tests that started
-# and never finished, prints every thread of the test process, and fails the run.
-descendants() {
-    local child
-    for child in $(pgrep -P "$1"); do
-        echo "$child"
-        descendants "$child"
+
+# The connection budget. The shared cluster allows 300 connections (scripts/dev-services.sh), and
+# the parallel phase runs at most TEST_PARALLEL_WIDTH tests at once. The most one test holds at
+# once is 15: two relay processes of up to 6 sessions each (claim, marker, LISTEN, lease renewal,
+# backlog gauges, retention), the test's own connection and its event writer, and one admin
+# connection while its database is created or dropped (a sampled run peaked at 14 in
+# "two instances"; PgBouncer's pool is 10 server connections). 12 x 15 = 180 stays well under
+# 300, so no test can be refused a connection because of what the others hold, and the cap also
+# keeps 2 cores from being shared by dozens of relays at once. The soak and the other broker-outage
+# tests run alone, on private clusters or databases of their own.
+parallel_width=${TEST_PARALLEL_WIDTH:-12}
+
+# Private clusters (Tests/TestSupport/PrivatePostgresCluster.swift) live below this folder, so a
+# run that dies leaves none of its servers behind: they are stopped when this script exits.
+OUTBOX_BRIDGE_TEST_RUN_DIR=$(mktemp -d /tmp/outbox-bridge-test-run.XXXXXX)
+chmod 755 "$OUTBOX_BRIDGE_TEST_RUN_DIR"
+export OUTBOX_BRIDGE_TEST_RUN_DIR
+stop_private_clusters() {
+    local pid_file
+    for pid_file in "$OUTBOX_BRIDGE_TEST_RUN_DIR"/outbox-bridge-private-pg-*/data/postmaster.pid; do
+        [ -f "$pid_file" ] || continue
+        kill -KILL "$(head -n 1 "$pid_file")" 2>/dev/null || true
     done
+    rm -rf "$OUTBOX_BRIDGE_TEST_RUN_DIR"
 }
+trap 'stop_private_clusters; stop_dev_services_we_started' EXIT
+
+# Each phase runs in a session of its own under a watchdog.
+# - A test that hangs would otherwise stall the run until CI's own limit with nothing to show
+#   why. Past its limit the watchdog names the tests that started and never finished, prints
+#   every thread of the test process, and fails the run.
+# - Every process a test starts (relays, consumers, PgBouncer, tools) stays in that session, so
+#   whatever is still running when the phase ends is something a test left behind: it is listed,
+#   killed, and fails the run, so that no later test ever shares the machine with it.
 run_bounded() {
     local limit=$1
     shift
     local log
     log=$(mktemp)
-    # Line-buffered, so the log is current when the watchdog reads it.
-    stdbuf -oL -eL "$@" >"$log" 2>&1 &
+    # Line-buffered, so the log is current when the watchdog reads it. setsid does not fork
+    # here (a background job of a script leads no process group), so $! is the session's id.
+    stdbuf -oL -eL setsid "$@" >"$log" 2>&1 &
     local run=$!
     tail -n +1 -f --pid="$run" "$log" &
     local printer=$!
@@ -54,20 +78,39 @@ run_bounded() {
             sed -n 's/^◇ Test \(.*\) started\.$/\1/p' "$log" | grep -vx run | grep -v '^case passing' | sort >"$log.started"
             sed -n 's/^[✔✘] Test \(.*\) \(passed\|failed\) after .*$/\1/p' "$log" | sed 's/ with [0-9]* test cases\{0,1\}$//' | sort >"$log.ended"
             comm -23 "$log.started" "$log.ended" | sed 's/^/  /'
-            for pid in $(descendants "$run"); do
+            for pid in $(pgrep -s "$run"); do
                 grep -q 'PackageTests.xctest' "/proc/$pid/cmdline" 2>/dev/null || continue
                 echo "test: threads of the test process $pid:"
                 gdb -p "$pid" -batch -ex 'thread apply all bt' 2>/dev/null | grep -E '^(Thread|#)'
             done
         } >&2
-        kill -KILL $(descendants "$run") 2>/dev/null
+        pkill -KILL -s "$run"
     ) &
     local watchdog=$!
     local status=0
     wait "$run" || status=$?
     wait "$printer" "$watchdog" || true
     rm -f "$log" "$log.started" "$log.ended"
+    # The test process has exited; its children that were killed are reaped by init within
+    # moments, so look twice before calling anything left behind.
+    local left
+    left=$(pgrep -a -s "$run" || true)
+    if [ -n "$left" ]; then
+        sleep 2
+        left=$(pgrep -a -s "$run" || true)
+    fi
+    if [ -n "$left" ]; then
+        echo "test: processes left running by the tests (killed now):" >&2
+        echo "$left" | cut -c1-200 | sed 's/^/  /' >&2
+        pkill -KILL -s "$run" || true
+        [ "$status" -ne 0 ] || status=1
+    fi
     return "$status"
 }
-run_bounded "${TEST_PHASE_LIMIT_SECONDS:-1500}" swift test --skip-build --skip "$broker_outage_tests" "$@"
+phase_started=$SECONDS
+run_bounded "${TEST_PHASE_LIMIT_SECONDS:-1500}" swift test --skip-build --skip "$broker_outage_tests" \
+    --experimental-maximum-parallelization-width "$parallel_width" "$@"
+echo "test: phase 1 (in parallel, at most $parallel_width at once) took $((SECONDS - phase_started)) s"
+phase_started=$SECONDS
 run_bounded "${TEST_PHASE_LIMIT_SECONDS:-1500}" swift test --skip-build --no-parallel --filter "$broker_outage_tests" "$@"
+echo "test: phase 2 (broker outages and the soak, one at a time) took $((SECONDS - phase_started)) s"

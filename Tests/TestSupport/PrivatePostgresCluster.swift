@@ -19,7 +19,10 @@ public final class PrivatePostgresCluster: Sendable {
         guard FileManager.default.isExecutableFile(atPath: binaries + "/initdb") else {
             throw TestEnvironmentError("PostgreSQL 15 server binaries not found in \(binaries)")
         }
-        let dataRoot = "/tmp/outbox-bridge-private-pg-\(UUID().uuidString.prefix(8))"
+        // Below the test run's own folder when scripts/test.sh gives one, which stops every
+        // server left there when the run ends, however the test that started it ended.
+        let runDirectory = ProcessInfo.processInfo.environment["OUTBOX_BRIDGE_TEST_RUN_DIR"] ?? "/tmp"
+        let dataRoot = "\(runDirectory)/outbox-bridge-private-pg-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(
             atPath: dataRoot, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         if getuid() == 0 {
