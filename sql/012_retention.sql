@@ -35,8 +35,9 @@ INSERT INTO :"schema".schema_migrations (version, name) VALUES (12, 'retention')
 --               interval below zero counts as zero
 --   batch_size  the most rows one call deletes, clamped to 0..10000; call again while the
 --               result equals it
--- The condition is checked again on each row the DELETE reaches, so a row replayed (pending
--- again) after the batch was chosen is left alone.
+-- Rows another transaction holds (a replay, a second relay's sweep) are skipped, not waited
+-- for: the next sweep takes them. The condition is checked again on each row the DELETE
+-- reaches, so a row replayed (pending again) after the batch was chosen is left alone.
 CREATE FUNCTION :"schema".prune_processed(older_than interval, batch_size int) RETURNS int
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
@@ -47,7 +48,8 @@ BEGIN ATOMIC
             SELECT o.id FROM :"schema".schema_changes o
             WHERE o.processed AND o.processed_at < pg_catalog.now() - GREATEST(older_than, interval '0')
             ORDER BY o.id
-            LIMIT LEAST(GREATEST(batch_size, 0), 10000))
+            LIMIT LEAST(GREATEST(batch_size, 0), 10000)
+            FOR UPDATE SKIP LOCKED)
         RETURNING 1
     )
     SELECT pg_catalog.count(*)::int FROM deleted;
