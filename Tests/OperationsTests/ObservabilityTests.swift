@@ -21,6 +21,13 @@ struct ObservabilityTests {
         }.flatMap { Double($0.split(separator: " ").last ?? "") }
     }
 
+    /// The port a bridge process serves `/metrics` on, from its start-up log line.
+    private func listeningPort(of process: RelayProcess) async throws -> Int {
+        try await process.waitForStandardError(containing: "observability endpoint listening")
+        let line = try #require(process.standardErrorLines.first { $0.contains("observability endpoint listening") })
+        return try #require(line.split(separator: " ").first { $0.hasPrefix("port=") }.flatMap { Int($0.dropFirst(5)) })
+    }
+
     @Test("after traffic /metrics has the relay's metrics with sane values; ready fails while the broker is down")
     func metricsAndHealth() async throws {
         let environment = try await OutboxTestEnvironment.start("observability")
@@ -30,9 +37,7 @@ struct ObservabilityTests {
              "--poll-interval", "0.2"],
             environment: ["RELAY_LEASE_SECONDS": "2"], label: "observability")
         defer { relay.stop() }
-        try await relay.waitForStandardError(containing: "observability endpoint listening")
-        let line = try #require(relay.standardErrorLines.first { $0.contains("observability endpoint listening") })
-        let port = try #require(line.split(separator: " ").first { $0.hasPrefix("port=") }.flatMap { Int($0.dropFirst(5)) })
+        let port = try await listeningPort(of: relay)
 
         try await waitUntil("the relay is listening for notifications") {
             try await sql.query(
@@ -99,9 +104,7 @@ struct ObservabilityTests {
             ["sdk-sync", "--brokers", environment.broker.bootstrapServers, "--out", output.path, "--http-port", "0"],
             label: "consumer-lag")
         defer { consumer.stop() }
-        try await consumer.waitForStandardError(containing: "observability endpoint listening")
-        let line = try #require(consumer.standardErrorLines.first { $0.contains("observability endpoint listening") })
-        let port = try #require(line.split(separator: " ").first { $0.hasPrefix("port=") }.flatMap { Int($0.dropFirst(5)) })
+        let port = try await listeningPort(of: consumer)
         let partition = try #require(try await environment.outboxRows(sql).first?.partition)
 
         try await waitUntil("the consumer has caught up and says so", timeout: .seconds(60)) {
@@ -131,9 +134,7 @@ struct ObservabilityTests {
              "--brokers", environment.broker.bootstrapServers, "--poll-interval", "0.2"],
             environment: ["RELAY_LEASE_SECONDS": "2", "RELAY_TOPIC": "events.{tenant}"], label: "bounded-metrics")
         defer { relay.stop() }
-        try await relay.waitForStandardError(containing: "observability endpoint listening")
-        let line = try #require(relay.standardErrorLines.first { $0.contains("observability endpoint listening") })
-        let port = try #require(line.split(separator: " ").first { $0.hasPrefix("port=") }.flatMap { Int($0.dropFirst(5)) })
+        let port = try await listeningPort(of: relay)
 
         /// One pending event for each of `tenants` tenants `<prefix>1…`, held back from the relay
         /// for an hour, so the backlog gauges see them all at once.
