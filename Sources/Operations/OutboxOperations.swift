@@ -166,13 +166,25 @@ public struct OutboxOperations: Sendable {
         let batchSize = min(max(batchSize, 1), Self.maximumPruneBatchSize)
         var deleted = 0
         while true {
-            let batch = try await connection.query(
-                "SELECT \(quotedSchema).prune_processed(pg_catalog.make_interval(secs => $1), $2) AS deleted",
-                [age.seconds, batchSize])[0].require(Int.self, column: "deleted")
+            let batch: Int
+            do {
+                batch = try await connection.query(
+                    "SELECT \(quotedSchema).prune_processed(pg_catalog.make_interval(secs => $1), $2) AS deleted",
+                    [age.seconds, batchSize])[0].require(Int.self, column: "deleted")
+            } catch where error.kind == .server && error.sqlState == Self.undefinedFunction {
+                // An outbox installed before retention had its function: say what fixes it.
+                throw PostgresError(
+                    kind: .server, sqlState: error.sqlState,
+                    message: "retention needs prune_processed (migration 12), which this outbox lacks: run `outbox-bridge install`",
+                    detail: error.message)
+            }
             deleted += batch
             if batch < batchSize { return deleted }
         }
     }
+
+    /// SQLSTATE `undefined_function`.
+    private static let undefinedFunction = "42883"
 
     /// Processed rows in id order after `afterID`, for an audit that pages through a range.
     public func deliveredRows(

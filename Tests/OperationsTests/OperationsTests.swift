@@ -249,6 +249,20 @@ struct OperationsTests {
         #expect(bad.errorOutput.contains("--older-than"))
     }
 
+    @Test("retention on an outbox installed before migration 12 says to run `outbox-bridge install`")
+    func pruneWithoutRetentionFunctionNamesTheFix() async throws {
+        let environment = try await OutboxTestEnvironment.start("prune_unmigrated")
+        let sql = try await environment.database.connect()
+        try await sql.execute(script: """
+            DROP FUNCTION platform.prune_processed(interval, int);
+            DELETE FROM platform.schema_migrations WHERE version = 12;
+            """)
+        let operations = try await OutboxOperations(connection: sql, schema: "platform")
+        let error = await #expect(throws: PostgresError.self) { try await operations.prune(olderThan: .seconds(60)) }
+        #expect(error?.description.contains("run `outbox-bridge install`") == true, "\(String(describing: error))")
+        await environment.drop()
+    }
+
     @Test("the running bridge deletes processed events past the retention age, and only those")
     func runningBridgeRetention() async throws {
         let (environment, sql) = try await relayedEnvironment("retention")
