@@ -7,11 +7,16 @@ public import ServiceLifecycle
 /// with the most pending events), the age of the oldest pending event, dead events, and
 /// PostgreSQL's `pg_notification_queue_usage()` (a full notification queue stalls every
 /// transaction that notifies, DDL included).
+///
+/// Per-tenant series stay bounded however many tenants exist: a tenant that leaves the top
+/// `tenantLimit` has its gauge unregistered, not set to 0, since a registry keeps every series
+/// it was ever given and each scrape would carry them all.
 public struct BacklogGauges: Service {
     public let databaseURL: String
     public let schema: String
     public let interval: Duration
-    /// Tenants reported one by one; the rest are in the total only. Default 50.
+    /// Tenants reported one by one (those with the most pending events, ties by name); the rest
+    /// are in the total only. Default 50.
     public let tenantLimit: Int
     public let logger: Logger
 
@@ -25,11 +30,11 @@ public struct BacklogGauges: Service {
 
     public func run() async throws {
         var database = ReconnectingConnection(url: databaseURL, logger: logger)
-        var reportedTenants: Set<String> = []
+        var tenantGauges: [String: Gauge] = [:]
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
-                let previouslyReported = reportedTenants
-                reportedTenants = try await database.use { try await sample($0, previouslyReported: previouslyReported) }
+                let previous = tenantGauges
+                tenantGauges = try await database.use { try await sample($0, previousTenantGauges: previous) }
             } catch {
                 logger.debug("backlog sample failed", metadata: ["error": "\(error)"])
             }
@@ -37,7 +42,10 @@ public struct BacklogGauges: Service {
         }
     }
 
-    private func sample(_ connection: PostgresConnection, previouslyReported: Set<String>) async throws -> Set<String> {
+    /// Records one sample; returns the per-tenant gauges now registered.
+    private func sample(
+        _ connection: PostgresConnection, previousTenantGauges: [String: Gauge]
+    ) async throws -> [String: Gauge] {
         let table = "\(try await connection.quoteIdentifier(schema)).schema_changes"
         let totals = try await connection.query(
             """
@@ -55,18 +63,18 @@ public struct BacklogGauges: Service {
         let perTenant = try await connection.query(
             """
             SELECT coalesce(tenant_key, '') AS tenant, count(*) AS pending FROM \(table)
-            WHERE NOT processed AND NOT dead GROUP BY tenant_key ORDER BY count(*) DESC LIMIT $1
+            WHERE NOT processed AND NOT dead GROUP BY tenant_key ORDER BY count(*) DESC, tenant_key LIMIT $1
             """, [tenantLimit])
-        var reported: Set<String> = []
+        var tenantGauges: [String: Gauge] = [:]
         for row in perTenant {
             let tenant = try row.require(String.self, column: "tenant")
-            Gauge(label: "outbox_pending_events", dimensions: [("tenant", tenant)]).record(try row.require(Int.self, column: "pending"))
-            reported.insert(tenant)
+            let gauge = previousTenantGauges[tenant] ?? Gauge(label: "outbox_pending_events", dimensions: [("tenant", tenant)])
+            gauge.record(try row.require(Int.self, column: "pending"))
+            tenantGauges[tenant] = gauge
         }
-        // A tenant that caught up reads 0 rather than its last backlog.
-        for tenant in previouslyReported.subtracting(reported) {
-            Gauge(label: "outbox_pending_events", dimensions: [("tenant", tenant)]).record(0)
+        for (tenant, gauge) in previousTenantGauges where tenantGauges[tenant] == nil {
+            gauge.destroy()
         }
-        return reported
+        return tenantGauges
     }
 }

@@ -3,27 +3,48 @@ import Postgres
 
 /// The outcome of checking delivered rows against what Kafka holds at their recorded positions.
 public struct AuditReport: Sendable, Encodable {
+    /// What is wrong with one row's recorded position.
+    public enum Kind: String, Sendable, Encodable {
+        /// The offset lies below the partition's log start: the broker's retention removed the
+        /// record, so it can no longer be checked. Expected on an old outbox; it fails an audit
+        /// only when asked to (`--fail-on-expired`).
+        case expired
+        /// No record can be read there: the offset is at or beyond the partition's end (it was
+        /// never written, or the topic was recreated), the partition does not exist, the offset
+        /// is not a valid one, or the record was compacted away. Always a failure: nothing proves
+        /// the event was delivered.
+        case missing
+        /// A record is there but it is not this event: the recorded position is wrong.
+        case mismatched
+    }
+
     public struct Finding: Sendable, Encodable {
         public var id: Int64
         public var eventID: String
         public var topic: String
         public var partition: Int32
         public var offset: Int64
+        public var kind: Kind
         public var problem: String
 
         enum CodingKeys: String, CodingKey {
-            case id, topic, partition, offset, problem
+            case id, topic, partition, offset, kind, problem
             case eventID = "event_id"
         }
     }
 
     public var checked = 0
     public var ok = 0
-    /// The offset no longer exists (retention, a recreated topic) or never did.
+    public var expired = 0
     public var missing = 0
-    /// A record is there but it is not this event: the recorded position is wrong.
     public var mismatched = 0
     public var findings: [Finding] = []
+
+    /// Whether some row's position could not be verified: any missing or mismatched row, and
+    /// expired rows too when `failOnExpired`.
+    public func failed(failOnExpired: Bool) -> Bool {
+        missing > 0 || mismatched > 0 || (failOnExpired && expired > 0)
+    }
 }
 
 /// Proves where each delivered event went: reads the record at the topic, partition and offset
@@ -62,16 +83,18 @@ public struct DeliveryAudit: Sendable {
             // Findings stay in id order, whatever order the partitions were read in.
             for row in page {
                 report.checked += 1
-                switch check(row, against: partitions[PartitionKey(row)]) {
-                case nil:
+                guard let (kind, problem) = check(row, against: partitions[PartitionKey(row)]) else {
                     report.ok += 1
-                case .missing(let problem):
-                    report.missing += 1
-                    report.findings.append(finding(row, problem))
-                case .mismatched(let problem):
-                    report.mismatched += 1
-                    report.findings.append(finding(row, problem))
+                    continue
                 }
+                switch kind {
+                case .expired: report.expired += 1
+                case .missing: report.missing += 1
+                case .mismatched: report.mismatched += 1
+                }
+                report.findings.append(AuditReport.Finding(
+                    id: row.id, eventID: row.eventID, topic: row.topic, partition: row.partition, offset: row.offset,
+                    kind: kind, problem: problem))
             }
             lastID = last.id
             progress(report.checked, total)
@@ -107,31 +130,28 @@ public struct DeliveryAudit: Sendable {
         return reads
     }
 
-    private enum Problem {
-        case missing(String)
-        case mismatched(String)
-    }
+    private typealias Problem = (kind: AuditReport.Kind, description: String)
 
     private func check(_ row: DeliveredRow, against partition: PartitionRead?) -> Problem? {
         let lookup: KafkaRecordLookup?
         switch partition {
         case .success(let lookups)?: lookup = lookups[row.offset]
-        case .failure(let error)?: return .missing("\(error)")
+        case .failure(let error)?: return (.missing, "\(error)")
         case nil: lookup = nil
         }
         switch lookup {
         case .record(let record)?:
             return compare(row, with: record)
         case .deleted(let partitionStart)? where row.offset < 0:
-            return .missing("\(row.offset) is not a valid offset; the partition starts at \(partitionStart)")
+            return (.missing, "\(row.offset) is not a valid offset; the partition starts at \(partitionStart)")
         case .deleted(let partitionStart)?:
-            return .missing("deleted by retention: the partition now starts at \(partitionStart)")
+            return (.expired, "deleted by retention: the partition now starts at \(partitionStart)")
         case .notWritten(let partitionEnd)?:
-            return .missing("beyond the partition's end: its next offset is \(partitionEnd)")
+            return (.missing, "beyond the partition's end: its next offset is \(partitionEnd)")
         case .absent?:
-            return .missing("no record at this offset (removed by compaction, or a transaction marker)")
+            return (.missing, "no record at this offset (removed by compaction, or a transaction marker)")
         case nil:
-            return .missing("the reader returned nothing for this offset")
+            return (.missing, "the reader returned nothing for this offset")
         }
     }
 
@@ -139,17 +159,11 @@ public struct DeliveryAudit: Sendable {
         let eventID = record.headers.first { $0.name == "event_id" }?.value.map { String(decoding: $0, as: UTF8.self) }
         let key = record.key.map { String(decoding: $0, as: UTF8.self) }
         if eventID != row.eventID {
-            return .mismatched("the record there is event \(eventID ?? "without an event_id header")")
+            return (.mismatched, "the record there is event \(eventID ?? "without an event_id header")")
         }
         if key != row.tenantKey {
-            return .mismatched("the record there has key \(key ?? "null"), not \(row.tenantKey ?? "null")")
+            return (.mismatched, "the record there has key \(key ?? "null"), not \(row.tenantKey ?? "null")")
         }
         return nil
-    }
-
-    private func finding(_ row: DeliveredRow, _ problem: String) -> AuditReport.Finding {
-        AuditReport.Finding(
-            id: row.id, eventID: row.eventID, topic: row.topic, partition: row.partition, offset: row.offset,
-            problem: problem)
     }
 }

@@ -16,6 +16,7 @@ public struct OutboxStatus: Sendable, Encodable {
     }
 
     public var pending: Int
+    /// `nil` when nothing is pending.
     public var oldestPendingAgeSeconds: Double?
     public var dead: Int
     public var processed: Int
@@ -24,6 +25,17 @@ public struct OutboxStatus: Sendable, Encodable {
     enum CodingKeys: String, CodingKey {
         case pending, dead, processed, tenants
         case oldestPendingAgeSeconds = "oldest_pending_age_seconds"
+    }
+
+    /// Every key, always: a value that does not apply is `null` rather than left out, so a
+    /// monitoring script can rely on the keys (the synthesized encoding omits `nil`s).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(pending, forKey: .pending)
+        try container.encode(oldestPendingAgeSeconds, forKey: .oldestPendingAgeSeconds)
+        try container.encode(dead, forKey: .dead)
+        try container.encode(processed, forKey: .processed)
+        try container.encode(tenants, forKey: .tenants)
     }
 }
 
@@ -140,24 +152,39 @@ public struct OutboxOperations: Sendable {
         }
     }
 
-    /// Deletes processed events older than `age` in batches of `batchSize`, each its own short
-    /// statement so no lock is held for long. Dead events are never pruned. Returns how many.
+    /// The most rows one retention statement deletes (`prune_processed` clamps to it too).
+    public static let maximumPruneBatchSize = 10_000
+
+    /// Deletes processed events older than `age` in batches of `batchSize` (1 to
+    /// ``maximumPruneBatchSize``), each its own short statement so no lock is held for long.
+    /// Dead and pending events are never pruned. Returns how many.
+    ///
+    /// It goes through `prune_processed` (sql/012_retention.sql), which runs with the outbox
+    /// owner's rights: the relay's role may not delete rows itself, only have delivered ones
+    /// deleted.
     public func prune(olderThan age: Duration, batchSize: Int = 1000) async throws(PostgresError) -> Int {
+        let batchSize = min(max(batchSize, 1), Self.maximumPruneBatchSize)
         var deleted = 0
         while true {
-            let batch = try await connection.query(
-                """
-                DELETE FROM \(quotedSchema).schema_changes
-                WHERE id IN (
-                    SELECT id FROM \(quotedSchema).schema_changes
-                    WHERE processed AND processed_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)
-                    ORDER BY id LIMIT $2)
-                """,
-                [age.seconds, batchSize]).affectedRows
+            let batch: Int
+            do {
+                batch = try await connection.query(
+                    "SELECT \(quotedSchema).prune_processed(pg_catalog.make_interval(secs => $1), $2) AS deleted",
+                    [age.seconds, batchSize])[0].require(Int.self, column: "deleted")
+            } catch where error.kind == .server && error.sqlState == Self.undefinedFunction {
+                // An outbox installed before retention had its function: say what fixes it.
+                throw PostgresError(
+                    kind: .server, sqlState: error.sqlState,
+                    message: "retention needs prune_processed (migration 12), which this outbox lacks: run `outbox-bridge install`",
+                    detail: error.message)
+            }
             deleted += batch
             if batch < batchSize { return deleted }
         }
     }
+
+    /// SQLSTATE `undefined_function`.
+    private static let undefinedFunction = "42883"
 
     /// Processed rows in id order after `afterID`, for an audit that pages through a range.
     public func deliveredRows(

@@ -9,8 +9,10 @@ struct AuditCommand: AsyncParsableCommand {
         commandName: "audit",
         abstract: "Prove where each processed event went: read the record at its recorded offset and compare.",
         discussion: """
-            Reports checked, ok, missing (the offset is gone, e.g. by retention) and mismatched \
-            (a different record sits there). Exits 1 when any is mismatched.
+            Reports checked, ok, missing (no record at the offset: at or beyond the partition's end, \
+            or no such partition), mismatched (a different record sits there) and expired (the \
+            offset fell below the partition's log start: Kafka's retention removed it). Exits 1 \
+            when any row is missing or mismatched, or expired with --fail-on-expired.
             """)
 
     @OptionGroup var outbox: OutboxLocation
@@ -26,6 +28,8 @@ struct AuditCommand: AsyncParsableCommand {
     var tenant: String?
     @Option(help: "Rows read from the outbox per page; each page's records are read one partition at a time, in offset order.")
     var pageSize = DeliveryAudit.defaultPageSize
+    @Flag(help: "Also fail (exit 1) for rows whose record Kafka's retention already removed.")
+    var failOnExpired = false
     @Flag(help: "Print the report as JSON.")
     var json = false
 
@@ -63,11 +67,14 @@ struct AuditCommand: AsyncParsableCommand {
         if json {
             try printJSON(report)
         } else {
-            print("checked: \(report.checked)  ok: \(report.ok)  missing: \(report.missing)  mismatched: \(report.mismatched)")
+            print("""
+                checked: \(report.checked)  ok: \(report.ok)  missing: \(report.missing)  mismatched: \(report.mismatched)  \
+                expired: \(report.expired)
+                """)
             for finding in report.findings {
-                print("  outbox id \(finding.id) (event \(finding.eventID)) at \(finding.topic)[\(finding.partition)]@\(finding.offset): \(finding.problem)")
+                print("  \(finding.kind): outbox id \(finding.id) (event \(finding.eventID)) at \(finding.topic)[\(finding.partition)]@\(finding.offset): \(finding.problem)")
             }
         }
-        if report.mismatched > 0 { throw ExitCode.failure }
+        if report.failed(failOnExpired: failOnExpired) { throw ExitCode.failure }
     }
 }

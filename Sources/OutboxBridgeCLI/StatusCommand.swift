@@ -7,7 +7,7 @@ struct StatusCommand: AsyncParsableCommand {
         commandName: "status", abstract: "Show the outbox backlog and where each tenant's events last landed.")
 
     @OptionGroup var outbox: OutboxLocation
-    @Flag(help: "Print JSON (keys: pending, oldest_pending_age_seconds, dead, processed, tenants).")
+    @Flag(help: "Print JSON, always with the keys pending, oldest_pending_age_seconds (null when nothing is pending), dead, processed, tenants.")
     var json = false
 
     func run() async throws {

@@ -55,7 +55,7 @@ final class RelayMarker {
             if ledger.remove(resolution.resolvedIDs) {
                 roomFreed.signal()
             }
-            metrics.record(resolution, retryTopic: configuration.topicTemplate, deadLetterTopic: configuration.deadLetterTopic)
+            metrics.record(resolution, topicTemplate: configuration.topicTemplate, deadLetterTopic: configuration.deadLetterTopic)
         }
     }
 

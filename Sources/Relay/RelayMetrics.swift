@@ -21,12 +21,12 @@ struct RelayMetrics: Sendable {
     func polled() { polls.increment() }
     func listenReconnected() { listenReconnects.increment() }
 
-    /// Records what one group of acknowledgements came to.
-    func record(_ resolution: Resolution, retryTopic: String, deadLetterTopic: String) {
-        for (topic, deliveries) in Dictionary(grouping: resolution.delivered, by: \.topic) {
-            published(deliveries.count, topic: topic, outcome: "delivered")
-        }
-        published(resolution.retries.count, topic: retryTopic, outcome: "retry")
+    /// Records what one group of acknowledgements came to. Published counts are labelled by
+    /// the topic template, never by the topic it resolved to: a `{tenant}` template would give
+    /// every tenant a series of its own, and the registry never forgets one.
+    func record(_ resolution: Resolution, topicTemplate: String, deadLetterTopic: String) {
+        published(resolution.delivered.count, topic: topicTemplate, outcome: "delivered")
+        published(resolution.retries.count, topic: topicTemplate, outcome: "retry")
         published(resolution.deadLetters.count, topic: deadLetterTopic, outcome: "dead_letter")
         retries.increment(by: resolution.retries.count)
         deadLetters.increment(by: resolution.deadLetters.count)
@@ -36,7 +36,8 @@ struct RelayMetrics: Sendable {
         }
     }
 
-    /// Counts published events by topic and outcome (`delivered`, `retry`, `dead_letter`).
+    /// Counts published events by topic (template or dead-letter topic) and outcome
+    /// (`delivered`, `retry`, `dead_letter`).
     private func published(_ count: Int, topic: String, outcome: String) {
         guard count > 0 else { return }
         Counter(label: "outbox_events_published_total", dimensions: [("topic", topic), ("outcome", outcome)])

@@ -21,6 +21,13 @@ struct ObservabilityTests {
         }.flatMap { Double($0.split(separator: " ").last ?? "") }
     }
 
+    /// The port a bridge process serves `/metrics` on, from its start-up log line.
+    private func listeningPort(of process: RelayProcess) async throws -> Int {
+        try await process.waitForStandardError(containing: "observability endpoint listening")
+        let line = try #require(process.standardErrorLines.first { $0.contains("observability endpoint listening") })
+        return try #require(line.split(separator: " ").first { $0.hasPrefix("port=") }.flatMap { Int($0.dropFirst(5)) })
+    }
+
     @Test("after traffic /metrics has the relay's metrics with sane values; ready fails while the broker is down")
     func metricsAndHealth() async throws {
         let environment = try await OutboxTestEnvironment.start("observability")
@@ -30,9 +37,7 @@ struct ObservabilityTests {
              "--poll-interval", "0.2"],
             environment: ["RELAY_LEASE_SECONDS": "2"], label: "observability")
         defer { relay.stop() }
-        try await relay.waitForStandardError(containing: "observability endpoint listening")
-        let line = try #require(relay.standardErrorLines.first { $0.contains("observability endpoint listening") })
-        let port = try #require(line.split(separator: " ").first { $0.hasPrefix("port=") }.flatMap { Int($0.dropFirst(5)) })
+        let port = try await listeningPort(of: relay)
 
         try await waitUntil("the relay is listening for notifications") {
             try await sql.query(
@@ -99,9 +104,7 @@ struct ObservabilityTests {
             ["sdk-sync", "--brokers", environment.broker.bootstrapServers, "--out", output.path, "--http-port", "0"],
             label: "consumer-lag")
         defer { consumer.stop() }
-        try await consumer.waitForStandardError(containing: "observability endpoint listening")
-        let line = try #require(consumer.standardErrorLines.first { $0.contains("observability endpoint listening") })
-        let port = try #require(line.split(separator: " ").first { $0.hasPrefix("port=") }.flatMap { Int($0.dropFirst(5)) })
+        let port = try await listeningPort(of: consumer)
         let partition = try #require(try await environment.outboxRows(sql).first?.partition)
 
         try await waitUntil("the consumer has caught up and says so", timeout: .seconds(60)) {
@@ -109,6 +112,84 @@ struct ObservabilityTests {
             return sample(metrics, "outbox_consumer_lag", ["group=\"sdk-sync\"", "partition=\"\(partition)\""]) == 0
         }
         #expect(try await get(port, "/health/live").status == 200)
+        await environment.drop()
+    }
+
+    /// Every series of `metric` in a scrape, one line each.
+    private func series(_ metrics: String, _ metric: String) -> [Substring] {
+        metrics.split(separator: "\n").filter { $0.hasPrefix(metric + "{") }
+    }
+
+    @Test("with a {tenant} topic and more tenants than the gauge reports, /metrics keeps a bounded set of series")
+    func metricLabelsStayBounded() async throws {
+        let environment = try await OutboxTestEnvironment.start("bounded_metrics")
+        let sql = try await environment.database.connect()
+        let tenants = 60
+        let reportedTenants = 50  // BacklogGauges' default tenantLimit
+        for tenant in 1...tenants {
+            try environment.broker.createTopic("events.a\(tenant)", partitions: 1)
+        }
+        let relay = try RelayProcess.launch(
+            ["run", "--database-url", try await environment.database.relayLoginURL(),
+             "--brokers", environment.broker.bootstrapServers, "--poll-interval", "0.2"],
+            environment: ["RELAY_LEASE_SECONDS": "2", "RELAY_TOPIC": "events.{tenant}"], label: "bounded-metrics")
+        defer { relay.stop() }
+        let port = try await listeningPort(of: relay)
+
+        /// One pending event for each of `tenants` tenants `<prefix>1…`, held back from the relay
+        /// for an hour, so the backlog gauges see them all at once.
+        func holdBacklog(_ prefix: String, releasing released: String?) async throws {
+            try await sql.execute(script: """
+                BEGIN;
+                \(released.map { "UPDATE platform.schema_changes SET next_attempt_at = NULL WHERE tenant_key LIKE '\($0)%';" } ?? "")
+                SELECT platform.emit('\(prefix)' || n, 'test.event', '{}') FROM generate_series(1, \(tenants)) AS n;
+                UPDATE platform.schema_changes SET next_attempt_at = now() + interval '1 hour'
+                WHERE tenant_key LIKE '\(prefix)%';
+                COMMIT;
+                """)
+        }
+        /// A scrape for a `waitUntil` poll. The gauges change every 5 s, so each scrape first
+        /// waits a quarter of a second: polling at `waitUntil`'s pace would start thousands of
+        /// curl processes a minute.
+        func pacedScrape() async throws -> String {
+            try await Task.sleep(for: .milliseconds(250))
+            return try await get(port, "/metrics").body
+        }
+        func pendingSeries() async throws -> [Substring] {
+            series(try await pacedScrape(), "outbox_pending_events")
+        }
+
+        try await holdBacklog("a", releasing: nil)
+        var reported: [Substring] = []
+        try await waitUntil("the gauges report the first wave's backlog", timeout: .seconds(60)) {
+            reported = try await pendingSeries()
+            return !reported.isEmpty
+        }
+        #expect(reported.count == reportedTenants, "\(reported)")
+
+        // The first wave is delivered while a second wave of other tenants waits: the gauges
+        // of the first wave go away instead of reading 0 forever.
+        try await holdBacklog("b", releasing: "a")
+        try await waitUntil("every first-wave event is delivered", timeout: .seconds(60)) {
+            try await sql.query(
+                "SELECT count(*) AS n FROM platform.schema_changes WHERE processed"
+            )[0].require(Int.self, column: "n") == tenants
+        }
+        // Sixty topics, one counter series: labelled by the template.
+        var published: [Substring] = []
+        try await waitUntil("the first wave's deliveries are counted", timeout: .seconds(60)) {
+            published = series(try await pacedScrape(), "outbox_events_published_total")
+            return published.compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +) == Double(tenants)
+        }
+        #expect(published.count == 1, "\(published)")
+        #expect(published.first?.contains(#"topic="events.{tenant}""#) == true, "\(published)")
+        try await waitUntil("the gauges report only the second wave", timeout: .seconds(60)) {
+            reported = try await pendingSeries()
+            return !reported.isEmpty && reported.allSatisfy { $0.contains("tenant=\"b") }
+        }
+        #expect(reported.count == reportedTenants, "\(reported)")
+
+        relay.stop()
         await environment.drop()
     }
 }

@@ -128,6 +128,51 @@ struct OperationsTests {
         #expect(problems[invalid.id]?.contains("not a valid offset") == true, "\(problems)")
     }
 
+    @Test("a record Kafka's retention removed is expired and fails only with --fail-on-expired; an offset past the end always fails")
+    func auditExpiredAndMissingExitCodes() async throws {
+        let (environment, sql) = try await relayedEnvironment("audit_expired")
+        let rows = try await environment.outboxRows(sql)
+        let partition = try #require(rows.first { $0.tenantKey == "t1" }?.partition)
+        let expiring = rows.filter { $0.partition == partition }
+        // The mock broker keeps about 5 MiB per partition and drops its oldest record batches
+        // beyond that, as a broker's retention does: 7 records of 900 kB, each its own batch,
+        // push every relayed record of t1's partition out.
+        let producer = try KafkaProducer(
+            configuration: KafkaProducerConfiguration(bootstrapServers: environment.broker.bootstrapServers),
+            logger: makeKafkaTestLogger("filler"))
+        for _ in 0..<7 {
+            let report = try await producer.send(
+                KafkaRecord(topic: OutboxTestEnvironment.topic, key: "t1", value: [UInt8](repeating: 0x2E, count: 900_000)))
+            #expect(report.partition == partition)
+        }
+        let reader = try KafkaRecordReader(bootstrapServers: environment.broker.bootstrapServers, logger: makeKafkaTestLogger("audit"))
+        let logStart = try await reader.watermarks(topic: OutboxTestEnvironment.topic, partition: partition).low
+        try #require(expiring.allSatisfy { ($0.offset ?? .max) < logStart }, "the partition starts at \(logStart)")
+
+        let arguments = ["audit", "--database-url", environment.database.url, "--brokers", environment.broker.bootstrapServers]
+        let lenient = try await runBridge(arguments)
+        #expect(lenient.status == 0, "\(lenient.output)\(lenient.errorOutput)")
+        #expect(lenient.output.contains("checked: 12  ok: \(12 - expiring.count)  missing: 0  mismatched: 0  expired: \(expiring.count)"))
+        #expect(lenient.output.contains("expired: outbox id \(expiring[0].id) "))
+        let strict = try await runBridge(arguments + ["--fail-on-expired"])
+        #expect(strict.status == 1, "\(strict.output)\(strict.errorOutput)")
+
+        // A row in another partition claims an offset its partition never reached.
+        let beyond = try #require(rows.first { $0.partition != partition })
+        try await sql.query("UPDATE platform.schema_changes SET kafka_offset = kafka_offset + 1000 WHERE id = $1", [beyond.id])
+        let failing = try await runBridge(arguments + ["--json"])
+        #expect(failing.status == 1, "\(failing.output)\(failing.errorOutput)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(failing.output.utf8)) as? [String: Any])
+        #expect(report["expired"] as? Int == expiring.count)
+        #expect(report["missing"] as? Int == 1)
+        let kinds = (report["findings"] as? [[String: Any]] ?? []).reduce(into: [Int64: String]()) { kinds, finding in
+            if let id = finding["id"] as? Int64 ?? (finding["id"] as? Int).map(Int64.init) { kinds[id] = finding["kind"] as? String }
+        }
+        #expect(kinds[beyond.id] == "missing")
+        #expect(expiring.allSatisfy { kinds[$0.id] == "expired" }, "\(kinds)")
+        await environment.drop()
+    }
+
     @Test("an audit over several pages checks every row exactly once and reports progress per page")
     func auditCountsEveryRowOnceAcrossPages() async throws {
         let (environment, sql) = try await relayedEnvironment("audit_pages")
@@ -204,6 +249,20 @@ struct OperationsTests {
         #expect(bad.errorOutput.contains("--older-than"))
     }
 
+    @Test("retention on an outbox installed before migration 12 says to run `outbox-bridge install`")
+    func pruneWithoutRetentionFunctionNamesTheFix() async throws {
+        let environment = try await OutboxTestEnvironment.start("prune_unmigrated")
+        let sql = try await environment.database.connect()
+        try await sql.execute(script: """
+            DROP FUNCTION platform.prune_processed(interval, int);
+            DELETE FROM platform.schema_migrations WHERE version = 12;
+            """)
+        let operations = try await OutboxOperations(connection: sql, schema: "platform")
+        let error = await #expect(throws: PostgresError.self) { try await operations.prune(olderThan: .seconds(60)) }
+        #expect(error?.description.contains("run `outbox-bridge install`") == true, "\(String(describing: error))")
+        await environment.drop()
+    }
+
     @Test("the running bridge deletes processed events past the retention age, and only those")
     func runningBridgeRetention() async throws {
         let (environment, sql) = try await relayedEnvironment("retention")
@@ -243,5 +302,35 @@ struct OperationsTests {
         let rows = try await environment.outboxRows(sql)
         let lastOfT1 = rows.filter { $0.tenantKey == "t1" }.last
         #expect(tenants?.first?["offset"] as? Int64 == lastOfT1?.offset || tenants?.first?["offset"] as? Int == lastOfT1?.offset.map(Int.init))
+    }
+
+    @Test("status --json prints the same keys for an empty outbox and a busy one, with null where a value does not apply")
+    func statusKeysAreStable() async throws {
+        let environment = try await OutboxTestEnvironment.start("status_keys")
+        let sql = try await environment.database.connect()
+        let arguments = ["status", "--database-url", environment.database.url, "--json"]
+        func status() async throws -> [String: Any] {
+            let result = try await runBridge(arguments)
+            #expect(result.status == 0, "\(result.errorOutput)")
+            return try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any])
+        }
+        let keys: Set = ["pending", "oldest_pending_age_seconds", "dead", "processed", "tenants"]
+
+        let empty = try await status()
+        #expect(Set(empty.keys) == keys)
+        #expect(empty["oldest_pending_age_seconds"] is NSNull)
+
+        try await withRunningRelay(environment.relayConfiguration()) {
+            try await sql.query("SELECT platform.emit('t' || n, 'test.event', '{}') FROM generate_series(1, 3) AS n")
+            try await environment.waitUntilAllDelivered(sql)
+        }
+        try await sql.query("SELECT platform.emit('t9', 'test.pending', '{}')")
+        let busy = try await status()
+        #expect(Set(busy.keys) == keys)
+        #expect((busy["oldest_pending_age_seconds"] as? Double).map { $0 >= 0 } == true)
+        let tenants = try #require(busy["tenants"] as? [[String: Any]])
+        #expect(tenants.count == 3)
+        #expect(tenants.allSatisfy { Set($0.keys) == ["tenant", "topic", "partition", "offset", "delivered_at"] })
+        await environment.drop()
     }
 }
