@@ -10,9 +10,9 @@
 -- statement, so no lock is held for long), and runs with the owner's rights. Dead events and
 -- pending events are never deleted.
 --
--- The body is SQL-standard (BEGIN ATOMIC, PostgreSQL 14 or later): it is parsed when the
--- function is created, so its table is bound to this install's schema by psql's own
--- substitution, and no search_path can redirect it when it runs.
+-- The function names its table by this install's schema, written into its body when it is
+-- created (format's %I), so no search_path can redirect it when it runs. It is plain SQL with a
+-- string body, which PostgreSQL 13 accepts too (BEGIN ATOMIC bodies need 14).
 
 \if :{?schema}
 \else
@@ -38,22 +38,28 @@ INSERT INTO :"schema".schema_migrations (version, name) VALUES (12, 'retention')
 -- Rows another transaction holds (a replay, a second relay's sweep) are skipped, not waited
 -- for: the next sweep takes them. The condition is checked again on each row the DELETE
 -- reaches, so a row replayed (pending again) after the batch was chosen is left alone.
-CREATE FUNCTION :"schema".prune_processed(older_than interval, batch_size int) RETURNS int
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    WITH deleted AS (
-        DELETE FROM :"schema".schema_changes s
-        WHERE s.processed AND s.processed_at < pg_catalog.now() - GREATEST(older_than, interval '0')
-          AND s.id IN (
-            SELECT o.id FROM :"schema".schema_changes o
-            WHERE o.processed AND o.processed_at < pg_catalog.now() - GREATEST(older_than, interval '0')
-            ORDER BY o.id
-            LIMIT LEAST(GREATEST(batch_size, 0), 10000)
-            FOR UPDATE SKIP LOCKED)
-        RETURNING 1
-    )
-    SELECT pg_catalog.count(*)::int FROM deleted;
-END;
+SET LOCAL outbox_bridge.install_schema = :'schema';
+DO $create$
+BEGIN
+    EXECUTE pg_catalog.format($ddl$
+        CREATE FUNCTION %1$I.prune_processed(older_than interval, batch_size int) RETURNS int
+        LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+            WITH deleted AS (
+                DELETE FROM %1$I.schema_changes s
+                WHERE s.processed AND s.processed_at < pg_catalog.now() - GREATEST(older_than, interval '0')
+                  AND s.id IN (
+                    SELECT o.id FROM %1$I.schema_changes o
+                    WHERE o.processed AND o.processed_at < pg_catalog.now() - GREATEST(older_than, interval '0')
+                    ORDER BY o.id
+                    LIMIT LEAST(GREATEST(batch_size, 0), 10000)
+                    FOR UPDATE SKIP LOCKED)
+                RETURNING 1
+            )
+            SELECT pg_catalog.count(*)::int FROM deleted
+        $fn$
+        $ddl$, pg_catalog.current_setting('outbox_bridge.install_schema'));
+END
+$create$;
 
 REVOKE ALL ON FUNCTION :"schema".prune_processed(interval, int) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION :"schema".prune_processed(interval, int) TO outbox_relay;
