@@ -50,7 +50,7 @@ struct SDKSyncCommand: AsyncParsableCommand {
             settings = try validatedSettings()
         } catch let error as ConfigurationError {
             printError(error.description)
-            throw ExitCode(2)
+            throw ExitStatus.badSettings
         }
         let (runtimeConfiguration, outputDirectory, level) = settings
         LoggingSystem.bootstrap { label in
@@ -66,7 +66,7 @@ struct SDKSyncCommand: AsyncParsableCommand {
                 logger: logger)
         } catch {
             printError("cannot start sdk-sync: \(error)")
-            throw ExitCode.failure
+            throw ExitStatus.status(for: error)
         }
         let observability = try await ConsumerObservability.services(for: runtime, port: httpPort, logger: logger)
         var groupConfiguration = ServiceGroupConfiguration(
@@ -100,22 +100,10 @@ struct SDKSyncCommand: AsyncParsableCommand {
         configuration.topics = [topic]
         configuration.deadLetterTopic = deadLetterTopic
         configuration.maxAttempts = maxAttempts
-        configuration.kafkaProperties = try Self.properties(kafkaProperties, option: "kafka-property")
-        configuration.consumerProperties = try Self.properties(consumerProperties, option: "consumer-property")
-        if let problem = configuration.problems.first {
-            throw ConfigurationError(key: "sdk-sync", problem: problem)
-        }
+        configuration.shutdownTimeout = .seconds(shutdownTimeout)
+        configuration.kafkaProperties = try ConsumerOptions.properties(kafkaProperties, option: "kafka-property")
+        configuration.consumerProperties = try ConsumerOptions.properties(consumerProperties, option: "consumer-property")
+        try ConsumerOptions.check(configuration, httpPort: httpPort)
         return (configuration, URL(fileURLWithPath: out, isDirectory: true), level)
-    }
-
-    private static func properties(_ entries: [String], option: String) throws -> [String: String] {
-        var properties: [String: String] = [:]
-        for entry in entries {
-            guard let separator = entry.firstIndex(of: "="), separator != entry.startIndex else {
-                throw ConfigurationError(key: option, problem: "expected name=value, got \(entry)")
-            }
-            properties[String(entry[..<separator])] = String(entry[entry.index(after: separator)...])
-        }
-        return properties
     }
 }
