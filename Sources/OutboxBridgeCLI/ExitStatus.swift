@@ -66,6 +66,7 @@ extension OutboxBridgeCommand {
     /// swift-argument-parser reports as a usage error (its status 64) exits with 2, and every
     /// error is one line on standard error, secrets masked.
     public static func main() async {
+        SecretRedaction.register(arguments: CommandLine.arguments)
         let error: any Error
         do {
             var command = try parseAsRoot()

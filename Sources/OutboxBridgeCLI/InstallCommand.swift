@@ -21,16 +21,10 @@ struct InstallCommand: AsyncParsableCommand {
     @Option(help: "Folder holding the NNN_name.sql migrations (default: found beside the executable).")
     var sqlDir: String?
 
-    private var effectiveDatabaseURL: String {
-        databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"] ?? ""
-    }
+    private var effectiveDatabaseURL: String { resolvedDatabaseURL(databaseURL) }
 
     func validate() throws {
-        SecretRedaction.register(connectionString: effectiveDatabaseURL)
-        if let problem = ConnectionString(effectiveDatabaseURL).problem {
-            throw ValidationError("--database-url: \(problem)")
-        }
-        guard !schema.isEmpty else { throw ValidationError("--schema must not be empty") }
+        try validateDatabaseOptions(url: effectiveDatabaseURL, schema: schema)
     }
 
     func run() async throws {

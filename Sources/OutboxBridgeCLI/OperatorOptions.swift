@@ -10,23 +10,30 @@ struct OutboxLocation: ParsableArguments {
     @Option(help: "Schema the outbox is installed in.")
     var schema = "platform"
 
-    /// The URL given, else `DATABASE_URL`, else empty (libpq's `PG*` variables).
-    var effectiveDatabaseURL: String {
-        databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"] ?? ""
-    }
+    var effectiveDatabaseURL: String { resolvedDatabaseURL(databaseURL) }
 
-    /// Checked before anything connects; the password is registered for redaction.
     func validate() throws {
-        SecretRedaction.register(connectionString: effectiveDatabaseURL)
-        if let problem = ConnectionString(effectiveDatabaseURL).problem {
-            throw ValidationError("--database-url: \(problem)")
-        }
-        guard !schema.isEmpty else { throw ValidationError("--schema must not be empty") }
+        try validateDatabaseOptions(url: effectiveDatabaseURL, schema: schema)
     }
 
     func connect() async throws -> OutboxOperations {
         try await connectToInstalledOutbox(databaseURL: effectiveDatabaseURL, schema: schema)
     }
+}
+
+/// The URL given, else `DATABASE_URL`, else empty (libpq's `PG*` variables).
+func resolvedDatabaseURL(_ given: String?) -> String {
+    given ?? ProcessInfo.processInfo.environment["DATABASE_URL"] ?? ""
+}
+
+/// Checks a command's database options before anything connects, and registers the password
+/// for redaction.
+func validateDatabaseOptions(url: String, schema: String) throws {
+    SecretRedaction.register(connectionString: url)
+    if let problem = ConnectionString(url).problem {
+        throw ValidationError("--database-url: \(problem)")
+    }
+    guard !schema.isEmpty else { throw ValidationError("--schema must not be empty") }
 }
 
 /// Connects and checks that the outbox is installed in `schema`. Exits 3 when PostgreSQL cannot

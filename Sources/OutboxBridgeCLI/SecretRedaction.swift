@@ -48,6 +48,20 @@ enum SecretRedaction {
         }
     }
 
+    /// Registers every secret the command line holds, before any command reads its options: a
+    /// connection string's password and the value of a secret `name=value` property, given as
+    /// an argument of its own or as `--option=value`.
+    static func register(arguments: [String]) {
+        for argument in arguments {
+            let value = argument.hasPrefix("--") ? argument.split(separator: "=", maxSplits: 1).dropFirst().first.map(String.init) : argument
+            guard let value else { continue }
+            register(connectionString: value)
+            if let separator = value.firstIndex(of: "="), isSecretKafkaProperty(String(value[..<separator])) {
+                register(String(value[value.index(after: separator)...]))
+            }
+        }
+    }
+
     /// librdkafka properties whose value is a password, a client secret or key material
     /// (`sasl.password`, `ssl.key.password`, `ssl.keystore.password`,
     /// `sasl.oauthbearer.client.secret`, `ssl.key.pem`, `sasl.oauthbearer.config`, …).

@@ -102,6 +102,10 @@ struct SettingsValidationTests {
             #expect(!redacted.contains(secret), "\(line) → \(redacted)")
             #expect(redacted.contains(SecretRedaction.mask), "\(line) → \(redacted)")
         }
+        SecretRedaction.register(arguments: [
+            "audit", "--kafka-property", "ssl.keystore.password=arg-secret-1", "--database-url=postgresql://u:arg-secret-2@h/db",
+        ])
+        #expect(SecretRedaction.redact("librdkafka: \"arg-secret-1\" libpq: arg-secret-2") == "librdkafka: \"***\" libpq: ***")
         let harmless = "password authentication failed for user \"relay\"; 3 rows at schema-changes[2]@17"
         #expect(SecretRedaction.redact(harmless) == harmless)
     }
