@@ -5,17 +5,23 @@ import Kafka
 enum ConsumerOptions {
     /// Registers the secrets among the properties for redaction, then refuses a configuration
     /// with a problem, a property librdkafka rejects, or an HTTP port that cannot be bound.
-    static func check(_ configuration: ConsumerRuntimeConfiguration, httpPort: UInt16?) throws(ConfigurationError) {
+    static func check(_ configuration: ConsumerRuntimeConfiguration, httpPort: UInt16?) async throws(ConfigurationError) {
         SecretRedaction.register(kafkaProperties: configuration.kafkaProperties)
         SecretRedaction.register(kafkaProperties: configuration.consumerProperties)
         if let problem = configuration.problems.first {
             throw ConfigurationError(key: "consumer", problem: problem)
         }
-        if let problem = KafkaPropertyCheck.problem(with: configuration.kafkaProperties) {
+        // As the runtime builds its clients: the consumer with both sets, the dead-letter
+        // producer with the shared one.
+        let consumer = KafkaConsumerConfiguration.defaultProperties
+            .merging(configuration.kafkaProperties) { _, user in user }
+            .merging(configuration.consumerProperties) { _, user in user }
+        if let problem = await KafkaPropertyCheck.problem(with: consumer, for: .consumer) {
             throw ConfigurationError(key: "kafka-property", problem: problem)
         }
-        if let problem = KafkaPropertyCheck.problem(with: configuration.consumerProperties) {
-            throw ConfigurationError(key: "consumer-property", problem: problem)
+        let producer = KafkaProducerConfiguration.defaultProperties.merging(configuration.kafkaProperties) { _, user in user }
+        if let problem = await KafkaPropertyCheck.problem(with: producer, for: .producer) {
+            throw ConfigurationError(key: "kafka-property", problem: problem)
         }
         if let httpPort, let problem = PortCheck.bindProblem(host: "0.0.0.0", port: httpPort) {
             throw ConfigurationError(key: "http-port", problem: problem)

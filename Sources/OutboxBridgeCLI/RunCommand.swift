@@ -93,7 +93,8 @@ struct RunCommand: AsyncParsableCommand {
                 configuration: settings.relay, shutdownTimeout: settings.shutdownTimeout, retention: settings.retention,
                 observability: settings.observability, logger: logger)
             if let broker = assembly.developmentBroker {
-                print("development broker: \(broker.bootstrapServers)")
+                // Unbuffered, so a script reading our output sees the line at once.
+                FileHandle.standardOutput.write(Data("development broker: \(broker.bootstrapServers)\n".utf8))
             }
             try await assembly.serviceGroup.run()
             withExtendedLifetime(assembly.developmentBroker) {}
@@ -224,14 +225,17 @@ struct RunCommand: AsyncParsableCommand {
             throw ConfigurationError(
                 key: "kafka.allowUnsafeProperties", problem: "\(unguarded) is not a property that breaks a guarantee")
         }
-        if let problem = KafkaPropertyCheck.problem(with: relay.kafkaProperties) {
-            throw ConfigurationError(key: "kafka.properties", problem: problem)
-        }
         let violations = ProducerGuarantees.violations(in: relay.kafkaProperties)
         if let refused = violations.first(where: { !$0.isAllowed(by: allowed) }) {
             throw ConfigurationError(
                 key: "kafka.properties",
                 problem: "\(refused); allow it with --allow-unsafe-kafka-property \(refused.property) if you accept that")
+        }
+        let producer = KafkaProducerConfiguration.defaultProperties
+            .merging(RelayApplication.producerDefaults) { _, relay in relay }
+            .merging(relay.kafkaProperties) { _, user in user }
+        if let problem = await KafkaPropertyCheck.problem(with: producer, for: .producer) {
+            throw ConfigurationError(key: "kafka.properties", problem: problem)
         }
         return violations
     }

@@ -47,7 +47,7 @@ struct SDKSyncCommand: AsyncParsableCommand {
     func run() async throws {
         let settings: (ConsumerRuntimeConfiguration, URL, Logger.Level)
         do {
-            settings = try validatedSettings()
+            settings = try await validatedSettings()
         } catch let error as ConfigurationError {
             printError(error.description)
             throw ExitStatus.badSettings
@@ -77,7 +77,7 @@ struct SDKSyncCommand: AsyncParsableCommand {
         try await ServiceGroup(configuration: groupConfiguration).run()
     }
 
-    private func validatedSettings() throws -> (ConsumerRuntimeConfiguration, URL, Logger.Level) {
+    private func validatedSettings() async throws -> (ConsumerRuntimeConfiguration, URL, Logger.Level) {
         let environment = ProcessInfo.processInfo.environment
         guard let brokers = brokers ?? environment["KAFKA_BROKERS"], !brokers.isEmpty else {
             throw ConfigurationError(key: "brokers", problem: "required (--brokers or KAFKA_BROKERS)")
@@ -103,7 +103,7 @@ struct SDKSyncCommand: AsyncParsableCommand {
         configuration.shutdownTimeout = .seconds(shutdownTimeout)
         configuration.kafkaProperties = try ConsumerOptions.properties(kafkaProperties, option: "kafka-property")
         configuration.consumerProperties = try ConsumerOptions.properties(consumerProperties, option: "consumer-property")
-        try ConsumerOptions.check(configuration, httpPort: httpPort)
+        try await ConsumerOptions.check(configuration, httpPort: httpPort)
         return (configuration, URL(fileURLWithPath: out, isDirectory: true), level)
     }
 }

@@ -42,7 +42,7 @@ struct WarehouseSyncCommand: AsyncParsableCommand {
     func run() async throws {
         let assembly: WarehouseSyncAssembly
         do {
-            assembly = try WarehouseSyncAssembly(
+            assembly = try await WarehouseSyncAssembly(
                 brokers: brokers, warehouseURL: warehouseURL, group: group, dropPolicy: dropPolicy, topic: topic,
                 kafkaProperties: kafkaProperties, logLevel: logLevel, shutdownTimeout: shutdownTimeout, httpPort: httpPort)
         } catch {
@@ -85,7 +85,7 @@ struct WarehouseSyncAssembly {
     init(
         brokers: String, warehouseURL: String, group: String, dropPolicy: String, topic: String,
         kafkaProperties: [String] = [], logLevel: String, shutdownTimeout: Int = 15, httpPort: UInt16? = nil
-    ) throws(InvalidOption) {
+    ) async throws(InvalidOption) {
         guard let policy = WarehouseSyncConfiguration.DropPolicy(rawValue: dropPolicy) else {
             throw InvalidOption(
                 description: "--drop-policy must be keep or drop, not '\(dropPolicy)'")
@@ -108,7 +108,7 @@ struct WarehouseSyncAssembly {
         runtime.shutdownTimeout = .seconds(shutdownTimeout)
         do {
             runtime.kafkaProperties = try ConsumerOptions.properties(kafkaProperties, option: "kafka-property")
-            try ConsumerOptions.check(runtime, httpPort: httpPort)
+            try await ConsumerOptions.check(runtime, httpPort: httpPort)
         } catch {
             throw InvalidOption(description: error.description)
         }

@@ -45,6 +45,7 @@ struct ExitStatusTests {
              ["sdk-sync", "--brokers", brokers, "--out", "/tmp/never", "--kafka-property", "nope.nope=1"], "nope.nope"),
             ("warehouse-sync with a zero shutdown timeout",
              ["warehouse-sync", "--brokers", brokers, "--warehouse-url", url, "--shutdown-timeout", "0"], "--shutdown-timeout"),
+            ("dev-broker with no brokers", ["dev-broker", "--brokers", "0"], "--brokers must be at least 1, not 0"),
             ("status on a database without the install", ["status", "--database-url", empty.url],
              "the outbox schema platform is not installed in this database; run `outbox-bridge install` first"),
             ("run on a database without the install", ["run", "--database-url", empty.url, "--brokers", brokers],

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import OutboxBridgeCLI
 import Postgres
 import Relay
@@ -167,6 +170,9 @@ struct RunSettingsProcessTests {
                  mentions: "kafka.properties: partitioner=random breaks a guarantee"),
             Case(name: "max.in.flight=10", arguments: base + ["--kafka-property", "max.in.flight=10"],
                  mentions: "kafka.properties: max.in.flight=10 breaks a guarantee"),
+            Case(name: "a combination librdkafka refuses",
+                 arguments: base + ["--kafka-property", "acks=1", "--allow-unsafe-kafka-property", "acks"],
+                 mentions: "kafka.properties: librdkafka refuses these properties together"),
             Case(name: "allowing one does not allow another",
                  arguments: base + ["--kafka-property", "acks=1", "--kafka-property", "partitioner=random",
                                     "--allow-unsafe-kafka-property", "acks"],
@@ -200,6 +206,43 @@ struct RunSettingsProcessTests {
                 }
             }
             try await group.waitForAll()
+        }
+    }
+}
+
+@Suite("Explicit choices: the development broker and unsafe Kafka properties")
+struct ExplicitChoiceTests {
+    @Test("--dev-broker (or KAFKA_DEV_BROKER) relays to an in-memory broker, saying so; an allowed unsafe property is warned about at start")
+    func explicitChoices() async throws {
+        try await withEnvironment("explicit_choices") { environment, sql in
+            for (arguments, variables) in [(["--dev-broker"], [String: String]()), ([], ["KAFKA_DEV_BROKER": "true"])] {
+                let relay = try RelayProcess.launch(
+                    ["run", "--database-url", environment.database.url, "--poll-interval", "0.2"] + arguments,
+                    environment: variables, label: "dev-broker")
+                defer { relay.stop() }
+                try await relay.waitForStandardError(containing: "relay started", timeout: .seconds(60))
+                #expect(relay.standardOutput.hasPrefix("development broker: 127.0.0.1:"), "\(relay.standardOutput)")
+                #expect(relay.standardError.contains("relaying to an in-memory development broker"))
+                try await sql.query("SELECT platform.emit('t1', 'test.dev', '{}')")
+                try await waitUntil("the event is marked processed") { try await processedCount(sql) >= 1 }
+                relay.kill(SIGTERM)
+                #expect(try await relay.waitForExit(timeout: .seconds(60)) == 0)
+            }
+
+            // librdkafka refuses acks=1 with idempotence, so accepting one means accepting both.
+            let relay = try RelayProcess.launch(
+                relayArguments(environment, ["--kafka-property", "acks=1", "--kafka-property", "enable.idempotence=false",
+                                             "--allow-unsafe-kafka-property", "acks",
+                                             "--allow-unsafe-kafka-property", "enable.idempotence"]),
+                label: "unsafe-allowed")
+            defer { relay.stop() }
+            try await relay.waitForStandardError(containing: "relay started", timeout: .seconds(60))
+            let warnings = relay.standardErrorLines.filter { $0.contains("UNSAFE KAFKA PROPERTY ACCEPTED") }
+            #expect(warnings.count == 2 && warnings.allSatisfy { $0.contains("level=warning") }, "\(relay.standardError)")
+            #expect(warnings.first?.contains("acks=1 breaks a guarantee") == true, "\(warnings)")
+            #expect(warnings.last?.contains("enable.idempotence=false breaks a guarantee") == true, "\(warnings)")
+            relay.kill(SIGTERM)
+            #expect(try await relay.waitForExit(timeout: .seconds(60)) == 0)
         }
     }
 }
