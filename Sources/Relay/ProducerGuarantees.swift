@@ -11,9 +11,9 @@
 /// - the partitioner is `murmur2_random`: a tenant's key lands on the partition a Java client
 ///   (and every earlier record of that tenant) uses.
 ///
-/// The relay sets these itself; a user property that contradicts one is refused at start unless
-/// it is named in an explicit allowance, so a guarantee is never switched off by a copied
-/// snippet or a typo.
+/// The producer's defaults (`KafkaProducerConfiguration.defaultProperties`) set these; a
+/// pass-through property that contradicts one is refused at start unless it is named in an
+/// explicit allowance, so a guarantee is never switched off by a copied snippet or a typo.
 public enum ProducerGuarantees {
     /// One pass-through property that breaks a guarantee.
     public struct Violation: Sendable, Hashable, CustomStringConvertible {
