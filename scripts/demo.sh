@@ -41,6 +41,9 @@ for _ in $(seq 100); do [ -s "$bootstrap_file" ] && break; sleep 0.1; done
 brokers=$(cat "$bootstrap_file")
 echo "== development broker at $brokers"
 
+# `run` needs brokers: without them it exits 2. (`run --dev-broker` would start the same mock
+# cluster inside the relay instead, lost when the relay exits; a separate process lets kcat read
+# what the relay wrote.)
 "$bridge" run --database-url "$database_url" --brokers "$brokers" --http-port 0 2>"$repo_root/.dev/relay.log" &
 pids+=($!)
 

@@ -19,8 +19,12 @@ public import ServiceLifecycle
 ///   is committed. A dead letter that cannot be produced is retried until it is, or until
 ///   shutdown; the offset is never committed past a record that went nowhere.
 /// - Shutdown: on graceful shutdown the runtime stops polling, lets the handler finish the
-///   current record, commits it, leaves the group and flushes the dead-letter producer. A record
-///   waiting for a retry is abandoned uncommitted (it is delivered again to whoever takes over).
+///   current record, commits it, leaves the group and flushes the dead-letter producer, all
+///   within ``ConsumerRuntimeConfiguration/shutdownTimeout`` whatever state Kafka is in: a call
+///   still blocked on an unreachable broker when shutdown starts (a poll, a lag query, a commit)
+///   is no longer waited for, and leaving the group and flushing get what is left of the bound.
+///   A record waiting for a retry, or whose commit did not finish, is left uncommitted (it is
+///   delivered again to whoever takes over).
 /// - Lag: ``lag`` is a snapshot per partition, for the metrics endpoint.
 ///
 /// A new consumer is one handler in one file, plus the lines of its command that build this:
@@ -86,8 +90,10 @@ public final class ConsumerRuntime: Service, Sendable {
             "dead-letter-topic": "\(configuration.effectiveDeadLetterTopic)",
         ])
         do {
-            try await consumer.subscribe(topics: configuration.topics)
+            try await untilShutdown { [consumer, configuration] in try await consumer.subscribe(topics: configuration.topics) }
             try await consumeUntilShutdown()
+        } catch is AbandonedWait {
+            // Shutdown came while subscribing.
         } catch {
             logger.error("consumer failed", metadata: ["error": "\(error)"])
             await close()
@@ -95,6 +101,16 @@ public final class ConsumerRuntime: Service, Sendable {
         }
         await close()
         logger.info("consumer stopped")
+    }
+
+    /// Waits for `operation` unless graceful shutdown (or cancellation) comes first, then throws
+    /// ``AbandonedWait`` and leaves the call to finish on its own.
+    private func untilShutdown<Value: Sendable>(
+        _ operation: @escaping @Sendable () async throws -> Value
+    ) async throws -> Value {
+        try await cancelWhenGracefulShutdown {
+            try await abandonable(operation)
+        }
     }
 
     private var shouldStop: Bool {
@@ -111,9 +127,13 @@ public final class ConsumerRuntime: Service, Sendable {
             }
             let message: KafkaMessage?
             do {
-                message = try await consumer.poll(timeout: configuration.pollTimeout)
+                message = try await untilShutdown { [consumer, configuration] in
+                    try await consumer.poll(timeout: configuration.pollTimeout)
+                }
+            } catch is AbandonedWait {
+                break
             } catch {
-                if error.isFatal { throw error }
+                if (error as? KafkaError)?.isFatal == true { throw error }
                 // Broker down, partition errors: librdkafka recovers by itself; keep polling,
                 // but not in a tight loop when the error comes back at once.
                 logger.warning("poll reported an error; continuing", metadata: ["error": "\(error)"])
@@ -149,25 +169,37 @@ public final class ConsumerRuntime: Service, Sendable {
         var attempts = 0
         while true {
             attempts += 1
+            // Finishes even during a graceful shutdown; only the shutdown bound's cancellation
+            // abandons it, uncommitted.
+            let outcome: Result<Void, EventHandlerError>
             do {
-                try await handler.handle(consumed)
-                return true
-            } catch {
-                switch error {
-                case .permanent(let reason):
-                    return await deadLetter(message, reason: reason, attempts: attempts, eventID: event.eventID)
-                case .retriable(let reason):
-                    guard attempts < configuration.maxAttempts else {
-                        return await deadLetter(
-                            message, reason: "gave up after \(attempts) attempts: \(reason)", attempts: attempts,
-                            eventID: event.eventID)
+                outcome = try await abandonable { [handler] () async -> Result<Void, EventHandlerError> in
+                    do throws(EventHandlerError) {
+                        try await handler.handle(consumed)
+                        return .success(())
+                    } catch {
+                        return .failure(error)
                     }
-                    let delay = configuration.retryDelay(afterFailedAttempts: attempts)
-                    logger.warning("handler failed; retrying", metadata: [
-                        "event-id": "\(event.eventID)", "attempt": "\(attempts)", "retry-in": "\(delay)",
-                        "reason": "\(reason)"])
-                    guard await pause(for: delay) else { return false }
                 }
+            } catch {
+                return false
+            }
+            switch outcome {
+            case .success:
+                return true
+            case .failure(.permanent(let reason)):
+                return await deadLetter(message, reason: reason, attempts: attempts, eventID: event.eventID)
+            case .failure(.retriable(let reason)):
+                guard attempts < configuration.maxAttempts else {
+                    return await deadLetter(
+                        message, reason: "gave up after \(attempts) attempts: \(reason)", attempts: attempts,
+                        eventID: event.eventID)
+                }
+                let delay = configuration.retryDelay(afterFailedAttempts: attempts)
+                logger.warning("handler failed; retrying", metadata: [
+                    "event-id": "\(event.eventID)", "attempt": "\(attempts)", "retry-in": "\(delay)",
+                    "reason": "\(reason)"])
+                guard await pause(for: delay) else { return false }
             }
         }
     }
@@ -190,11 +222,13 @@ public final class ConsumerRuntime: Service, Sendable {
         var failures = 0
         while true {
             do {
-                let report = try await deadLetters.send(record)
+                let report = try await untilShutdown { [deadLetters] in try await deadLetters.send(record) }
                 logger.error("record dead-lettered", metadata: [
                     "event-id": "\(eventID ?? "-")", "partition": "\(message.partition)", "offset": "\(message.offset)",
                     "reason": "\(reason)", "dead-letter": "\(report.topic)[\(report.partition)]@\(report.offset)"])
                 return true
+            } catch is AbandonedWait {
+                return false
             } catch {
                 failures += 1
                 logger.warning("could not produce a dead letter; retrying", metadata: ["error": "\(error)"])
@@ -203,9 +237,11 @@ public final class ConsumerRuntime: Service, Sendable {
         }
     }
 
+    /// Commits `message`, the last thing done for a record, even when shutdown has begun; a
+    /// commit still blocked when the shutdown bound's cancellation comes is abandoned.
     private func commit(_ message: KafkaMessage) async {
         do {
-            try await consumer.commit(message)
+            try await abandonable { [consumer] in try await consumer.commit(message) }
             lagTracker.committed(topic: message.topic, partition: message.partition, nextOffset: message.offset + 1)
         } catch {
             // The next commit on this partition covers this one; if none comes (a rebalance
@@ -218,8 +254,12 @@ public final class ConsumerRuntime: Service, Sendable {
     private func refreshLag() async {
         for (topic, partition) in lagTracker.partitions {
             do {
-                let marks = try await consumer.watermarks(topic: topic, partition: partition, timeout: .seconds(2))
+                let marks = try await untilShutdown { [consumer] in
+                    try await consumer.watermarks(topic: topic, partition: partition, timeout: .seconds(2))
+                }
                 lagTracker.updateHighWatermark(topic: topic, partition: partition, high: marks.high)
+            } catch is AbandonedWait {
+                return
             } catch {
                 logger.debug("could not refresh the high watermark", metadata: [
                     "partition": "\(partition)", "error": "\(error)"])
@@ -235,14 +275,21 @@ public final class ConsumerRuntime: Service, Sendable {
         return !shouldStop
     }
 
+    /// Leaves the group and flushes the dead-letter producer, each given at most half the
+    /// shutdown bound, so the runtime returns within it even when Kafka does not answer.
     private func close() async {
+        let share = configuration.shutdownTimeout / 2
         do {
-            try await consumer.close()
+            try await abandonable(within: share) { [consumer] in try await consumer.close() }
         } catch {
             logger.warning("leaving the consumer group failed; partitions move after the session timeout", metadata: [
                 "error": "\(error)"])
         }
-        await deadLetters.shutdown(flushTimeout: .seconds(5))
+        do {
+            try await abandonable(within: share) { [deadLetters] in await deadLetters.shutdown(flushTimeout: share) }
+        } catch {
+            logger.warning("dead-letter producer not flushed in time", metadata: ["error": "\(error)"])
+        }
     }
 }
 

@@ -25,6 +25,11 @@ public struct ConsumerRuntimeConfiguration: Sendable {
     /// poll at once, so this only bounds how quickly shutdown and lag refreshes are noticed.
     /// Default: 250 ms.
     public var pollTimeout: Duration = .milliseconds(250)
+    /// How long a graceful shutdown may take: finishing the current record, committing it,
+    /// leaving the group and flushing dead letters. Waits on Kafka that are still blocked when
+    /// shutdown starts are abandoned at once; leaving and flushing get half of this each.
+    /// Default: 15 s.
+    public var shutdownTimeout: Duration = .seconds(15)
     /// How often the high watermarks behind ``ConsumerRuntime/lag`` are fetched from the broker.
     /// Default: 5 s.
     public var lagRefreshInterval: Duration = .seconds(5)
@@ -71,6 +76,7 @@ public struct ConsumerRuntimeConfiguration: Sendable {
         }
         if pollTimeout <= .zero { problems.append("the poll timeout must be positive") }
         if lagRefreshInterval <= .zero { problems.append("the lag refresh interval must be positive") }
+        if shutdownTimeout <= .zero { problems.append("the shutdown timeout must be positive") }
         return problems
     }
 }

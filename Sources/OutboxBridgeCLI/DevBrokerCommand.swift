@@ -30,12 +30,18 @@ struct DevBrokerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger(label: "outbox-bridge.dev-broker")
-        let service = try DevBrokerService(
-            options: DevBrokerService.Options(
-                brokers: brokers, partitions: partitions, topics: topics, bootstrapFile: bootstrapFile
-            ),
-            logger: logger
-        )
+        let service: DevBrokerService
+        do {
+            service = try DevBrokerService(
+                options: DevBrokerService.Options(
+                    brokers: brokers, partitions: partitions, topics: topics, bootstrapFile: bootstrapFile
+                ),
+                logger: logger
+            )
+        } catch {
+            printError(error.description)
+            throw error.status
+        }
         let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }
@@ -73,7 +79,7 @@ struct DevBrokerService: Service {
                 try broker.createTopic(topic, partitions: options.partitions, replicationFactor: min(options.brokers, 3))
             }
         } catch {
-            throw DevBrokerError("could not start the development broker: \(error)")
+            throw DevBrokerError("could not start the development broker: \(error)", status: ExitStatus.problemFound)
         }
         self.logger = logger
         let bootstrapServers = broker.bootstrapServers
@@ -81,7 +87,8 @@ struct DevBrokerService: Service {
             do {
                 try Data((bootstrapServers + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
             } catch {
-                throw DevBrokerError("could not write --bootstrap-file \(path): \(error.localizedDescription)")
+                throw DevBrokerError(
+                    "could not write --bootstrap-file \(path): \(error.localizedDescription)", status: ExitStatus.problemFound)
             }
         }
         logger.warning(
@@ -106,8 +113,11 @@ struct DevBrokerService: Service {
 
 struct DevBrokerError: Error, CustomStringConvertible {
     let description: String
+    /// ``ExitStatus/badSettings`` for an invalid option, the default.
+    let status: ExitCode
 
-    init(_ description: String) {
+    init(_ description: String, status: ExitCode = ExitStatus.badSettings) {
         self.description = description
+        self.status = status
     }
 }

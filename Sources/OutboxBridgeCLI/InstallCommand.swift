@@ -21,12 +21,17 @@ struct InstallCommand: AsyncParsableCommand {
     @Option(help: "Folder holding the NNN_name.sql migrations (default: found beside the executable).")
     var sqlDir: String?
 
+    private var effectiveDatabaseURL: String { resolvedDatabaseURL(databaseURL) }
+
+    func validate() throws {
+        try validateDatabaseOptions(url: effectiveDatabaseURL, schema: schema)
+    }
+
     func run() async throws {
         let logger = Logger(label: "outbox-bridge.install")
         do {
             let migrations = try OutboxMigration.load(from: try Self.locateSQL(sqlDir))
-            let url = databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"] ?? ""
-            let connection = try await PostgresConnection.connect(url, logger: logger)
+            let connection = try await PostgresConnection.connect(effectiveDatabaseURL, logger: logger)
             let installer = OutboxInstaller(connection: connection, schema: schema, logger: logger)
             let applied = try await installer.install(migrations)
             if applied.isEmpty {
@@ -36,10 +41,10 @@ struct InstallCommand: AsyncParsableCommand {
             }
         } catch let error as PostgresError {
             printError(error.description)
-            throw ExitCode.failure
+            throw ExitStatus.status(for: error)
         } catch let error as InstallError {
             printError(error.description)
-            throw ExitCode.failure
+            throw ExitStatus.badSettings
         }
     }
 

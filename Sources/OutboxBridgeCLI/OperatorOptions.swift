@@ -10,15 +10,50 @@ struct OutboxLocation: ParsableArguments {
     @Option(help: "Schema the outbox is installed in.")
     var schema = "platform"
 
+    var effectiveDatabaseURL: String { resolvedDatabaseURL(databaseURL) }
+
+    func validate() throws {
+        try validateDatabaseOptions(url: effectiveDatabaseURL, schema: schema)
+    }
+
     func connect() async throws -> OutboxOperations {
-        let url = databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"] ?? ""
-        do {
-            let connection = try await PostgresConnection.connect(url)
-            return try await OutboxOperations(connection: connection, schema: schema)
-        } catch {
-            printError("\(error)")
-            throw ExitCode.failure
+        try await connectToInstalledOutbox(databaseURL: effectiveDatabaseURL, schema: schema)
+    }
+}
+
+/// The URL given, else `DATABASE_URL`, else empty (libpq's `PG*` variables).
+func resolvedDatabaseURL(_ given: String?) -> String {
+    given ?? ProcessInfo.processInfo.environment["DATABASE_URL"] ?? ""
+}
+
+/// Checks a command's database options before anything connects, and registers the password
+/// for redaction.
+func validateDatabaseOptions(url: String, schema: String) throws {
+    SecretRedaction.register(connectionString: url)
+    if let problem = ConnectionString(url).problem {
+        throw ValidationError("--database-url: \(problem)")
+    }
+    guard !schema.isEmpty else { throw ValidationError("--schema must not be empty") }
+}
+
+/// Connects and checks that the outbox is installed in `schema`. Exits 3 when PostgreSQL cannot
+/// be reached, and 2 when the schema lacks the install, saying to run `install`.
+func connectToInstalledOutbox(databaseURL: String, schema: String) async throws -> OutboxOperations {
+    let connection: PostgresConnection
+    do {
+        connection = try await PostgresConnection.connect(databaseURL)
+    } catch {
+        printError(error.description)
+        throw ExitStatus.status(for: error)
+    }
+    return try await reportingFailures(schema: schema) {
+        let installed = try await connection.query(
+            "SELECT pg_catalog.to_regclass(pg_catalog.format('%I.schema_changes', $1::text)) IS NOT NULL AS installed",
+            [schema])
+        guard try installed[0].require(Bool.self, column: "installed") else {
+            throw PostgresError(kind: .server, sqlState: PostgresError.SQLState.undefinedTable, message: "not installed")
         }
+        return try await OutboxOperations(connection: connection, schema: schema)
     }
 }
 
@@ -29,12 +64,13 @@ func printJSON(_ value: some Encodable) throws {
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
-/// Runs an operator action, turning database failures into one line and a non-zero exit.
-func reportingFailures<T>(_ action: () async throws -> T) async throws -> T {
+/// Runs an operator action, turning a database failure into one line and the exit status its
+/// kind calls for (``ExitStatus``); a missing outbox table says to run `install`.
+func reportingFailures<T>(schema: String? = nil, _ action: () async throws -> T) async throws -> T {
     do {
         return try await action()
     } catch let error as PostgresError {
-        printError("\(error)")
-        throw ExitCode.failure
+        printError(ExitStatus.explanation(of: error, schema: schema))
+        throw ExitStatus.status(for: error)
     }
 }

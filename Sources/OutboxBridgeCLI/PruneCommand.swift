@@ -1,36 +1,75 @@
 import ArgumentParser
+import Foundation
 import Operations
 
 struct PruneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune",
-        abstract: "Delete processed events older than an age, in small batches; dead events are kept.")
+        abstract: "Delete processed events older than an age, in small batches; dead events are kept.",
+        discussion: """
+            The age means what retention.keepProcessed means to the running bridge, except that \
+            0 (keep everything there) is refused. Shows how many events that is and asks before \
+            deleting unless --yes is given; --dry-run only shows the count.
+            """)
 
     @OptionGroup var outbox: OutboxLocation
-    @Option(help: "Age of the processed events to delete: a number with s, m, h or d (e.g. 7d, 12h).",
+    @Option(help: "Age of the processed events to delete: a whole number with s, m, h or d (e.g. 7d, 12h, 30m, 45s).",
             transform: { text in
-                guard let age = parseAge(text) else { throw ValidationError("--older-than expects e.g. 7d, 12h, 30m or 90s, got \(text)") }
+                guard let age = parseDuration(text) else {
+                    throw ValidationError("--older-than expects a number with a unit (7d, 12h, 30m or 45s), got \(text)")
+                }
                 return age
             })
     var olderThan: Duration = .seconds(7 * 86_400)
     @Option(help: "Rows deleted per statement.")
     var batchSize = 1000
+    @Flag(help: "Do not ask for confirmation.")
+    var yes = false
+    @Flag(help: "Only print how many events would be deleted.")
+    var dryRun = false
 
     func validate() throws {
+        guard olderThan > .zero else {
+            throw ValidationError("--older-than 0 would delete every processed event (retention.keepProcessed 0 means keep everything); give an age such as 7d")
+        }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
     }
 
     func run() async throws {
         let operations = try await outbox.connect()
+        let age = formatDuration(olderThan)
+        let count = try await reportingFailures { try await operations.pruneCount(olderThan: olderThan) }
+        print("\(count) processed events are older than \(age)")
+        guard count > 0, !dryRun else { return }
+        if !yes {
+            print("Delete them? [y/N] ", terminator: "")
+            guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
+                printError("prune cancelled; nothing deleted (use --yes to skip the question)")
+                throw ExitStatus.problemFound
+            }
+        }
         let deleted = try await reportingFailures { try await operations.prune(olderThan: olderThan, batchSize: batchSize) }
-        print("deleted \(deleted) processed events older than \(olderThan)")
+        print("deleted \(deleted) processed events older than \(age)")
     }
 }
 
-/// `7d`, `12h`, `30m`, `90s` (or a bare number of seconds).
-func parseAge(_ text: String) -> Duration? {
+/// `7d`, `12h`, `30m` or `45s`: a whole number and a unit, as `prune --older-than` and
+/// `retention.keepProcessed` both take it. A bare number is refused, so nobody deletes a week's
+/// worth thinking in days while the bridge counts seconds.
+func parseDuration(_ text: String) -> Duration? {
     let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
-    let (number, unit) = text.last.flatMap { units[$0] }.map { (text.dropLast(), $0) } ?? (Substring(text), 1)
-    guard let value = Int64(number), value >= 0 else { return nil }
+    let trimmed = text.trimmingCharacters(in: .whitespaces)
+    guard let unit = trimmed.last.flatMap({ units[$0] }), let value = Int64(trimmed.dropLast()), value >= 0,
+          value <= Int64.max / unit
+    else { return nil }
     return .seconds(value * unit)
+}
+
+/// The largest whole unit that says `duration` exactly: 604800 s is `7d`.
+func formatDuration(_ duration: Duration) -> String {
+    let seconds = duration.components.seconds
+    for (unit, size) in [("d", Int64(86_400)), ("h", 3600), ("m", 60)] where seconds > 0 && seconds % size == 0 {
+        return "\(seconds / size)\(unit)"
+    }
+    return "\(seconds)s"
 }

@@ -28,8 +28,10 @@ struct RunCommand: AsyncParsableCommand {
     var listenURL: String?
     @Flag(help: "Never LISTEN; poll only (listen.pollOnly).")
     var pollOnly = false
-    @Option(help: "Kafka bootstrap servers (kafka.brokers, KAFKA_BROKERS); none starts an in-memory dev broker.")
+    @Option(help: "Kafka bootstrap servers (kafka.brokers, KAFKA_BROKERS); required unless --dev-broker.")
     var brokers: String?
+    @Flag(help: "Relay to an in-memory development broker in this process instead of Kafka; everything it holds is lost on exit (kafka.devBroker, KAFKA_DEV_BROKER).")
+    var devBroker = false
     @Option(help: "Topic template with {tenant}, {schema}, {command} (relay.topic).")
     var topic: String?
     @Option(help: "Dead-letter topic (relay.deadLetterTopic).")
@@ -44,6 +46,9 @@ struct RunCommand: AsyncParsableCommand {
     var maxAttempts: String?
     @Option(name: .customLong("kafka-property"), help: "A librdkafka property as name=value, repeatable (kafka.properties).")
     var kafkaProperties: [String] = []
+    @Option(name: .customLong("allow-unsafe-kafka-property"),
+            help: "Accept this guarantee-breaking librdkafka property (acks, enable.idempotence, partitioner, max.in.flight…), with a warning at every start; repeatable (kafka.allowUnsafeProperties).")
+    var allowedUnsafeKafkaProperties: [String] = []
     @Option(help: "trace, debug, info, notice, warning, error or critical (log.level).")
     var logLevel: String?
     @Option(help: "logfmt or json (log.format).")
@@ -59,6 +64,8 @@ struct RunCommand: AsyncParsableCommand {
         var observability: ObservabilityEndpoint?
         var logLevel: Logger.Level
         var logFormat: LogFormat
+        /// Guarantee-breaking properties the settings explicitly allow; warned about at start.
+        var acceptedUnsafeProperties: [ProducerGuarantees.Violation]
     }
 
     func run() async throws {
@@ -67,12 +74,17 @@ struct RunCommand: AsyncParsableCommand {
             settings = try await loadSettings()
         } catch let error as ConfigurationError {
             printError(error.description)
-            throw ExitCode(2)
+            throw ExitStatus.badSettings
         }
         LoggingSystem.bootstrap { label in
             StructuredLogHandler(label: label, format: settings.logFormat, level: settings.logLevel)
         }
         let logger = Logger(label: "outbox-bridge")
+        for accepted in settings.acceptedUnsafeProperties {
+            logger.warning("UNSAFE KAFKA PROPERTY ACCEPTED (kafka.allowUnsafeProperties): \(accepted)")
+        }
+        // Reachable and installed, or exit 3 or 2 with one line, before the relay is assembled.
+        _ = try await connectToInstalledOutbox(databaseURL: settings.relay.databaseURL, schema: settings.relay.schema)
         do {
             if let observability = settings.observability {
                 MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: observability.registry))
@@ -81,13 +93,16 @@ struct RunCommand: AsyncParsableCommand {
                 configuration: settings.relay, shutdownTimeout: settings.shutdownTimeout, retention: settings.retention,
                 observability: settings.observability, logger: logger)
             if let broker = assembly.developmentBroker {
-                print("development broker: \(broker.bootstrapServers)")
+                // Unbuffered, so a script reading our output sees the line at once.
+                FileHandle.standardOutput.write(Data("development broker: \(broker.bootstrapServers)\n".utf8))
             }
             try await assembly.serviceGroup.run()
             withExtendedLifetime(assembly.developmentBroker) {}
         } catch let error as RelayApplication.StartupError {
+            // The database was checked above and the settings before it: what is left is a
+            // dependency that cannot be reached or used.
             printError(error.description)
-            throw ExitCode.failure
+            throw ExitStatus.unreachable
         }
     }
 
@@ -120,6 +135,11 @@ struct RunCommand: AsyncParsableCommand {
         set("listen.url", listenURL)
         if pollOnly { commandLine[AbsoluteConfigKey(["listen", "pollOnly"])] = ConfigValue(.bool(true), isSecret: false) }
         set("kafka.brokers", brokers)
+        if devBroker { commandLine[AbsoluteConfigKey(["kafka", "devBroker"])] = ConfigValue(.bool(true), isSecret: false) }
+        if !allowedUnsafeKafkaProperties.isEmpty {
+            commandLine[AbsoluteConfigKey(["kafka", "allowUnsafeProperties"])] =
+                ConfigValue(.stringArray(allowedUnsafeKafkaProperties), isSecret: false)
+        }
         set("relay.topic", topic)
         set("relay.deadLetterTopic", deadLetterTopic)
         set("outbox.schema", schema)
@@ -146,27 +166,78 @@ struct RunCommand: AsyncParsableCommand {
         guard let format = LogFormat(rawValue: formatName.lowercased()) else {
             throw ConfigurationError(key: "log.format", problem: "expected logfmt or json, got \(formatName)")
         }
-        var retention: RetentionPolicy? = RetentionPolicy()
-        let keepText = try await settings.string("retention.keepProcessed", default: "7d")
-        guard let keep = parseAge(keepText) else {
-            throw ConfigurationError(key: "retention.keepProcessed", problem: "expected e.g. 7d, 12h, 30m or 0 to keep forever, got \(keepText)")
-        }
-        if keep == .zero {
-            retention = nil
-        } else {
-            retention?.keepProcessed = keep
-            retention?.interval = try await settings.seconds("retention.intervalSeconds", default: .seconds(600), in: 1...86_400)
-        }
-        var observability: ObservabilityEndpoint?
-        if try await settings.bool("http.enabled", default: true) {
-            var endpoint = ObservabilityEndpoint(registry: PrometheusCollectorRegistry())
-            endpoint.host = try await settings.string("http.host", default: endpoint.host)
-            endpoint.port = UInt16(try await settings.int("http.port", default: Int(endpoint.port), in: 0...65_535))
-            observability = endpoint
-        }
+        let retention = try await Self.retention(from: settings)
+        let observability = try await Self.observability(from: settings)
+        let accepted = try await Self.checkKafka(relay, settings: settings)
+        try settings.checkFileHasNoUnknownKeys()
         return Settings(
             relay: relay, shutdownTimeout: shutdownTimeout, retention: retention, observability: observability,
-            logLevel: level, logFormat: format)
+            logLevel: level, logFormat: format, acceptedUnsafeProperties: accepted)
+    }
+
+    /// `retention.keepProcessed` in the units `prune --older-than` takes; `0` keeps everything.
+    private static func retention(from settings: SettingsReader) async throws -> RetentionPolicy? {
+        let keepText = try await settings.string("retention.keepProcessed", default: "7d")
+        let interval = try await settings.seconds("retention.intervalSeconds", default: .seconds(600), in: 1...86_400)
+        if keepText.trimmingCharacters(in: .whitespaces) == "0" { return nil }
+        guard let keep = parseDuration(keepText) else {
+            throw ConfigurationError(
+                key: "retention.keepProcessed",
+                problem: "expected a number with a unit (7d, 12h, 30m, 45s) or 0 to keep everything, got \(keepText)")
+        }
+        guard keep > .zero else { return nil }
+        var retention = RetentionPolicy()
+        retention.keepProcessed = keep
+        retention.interval = interval
+        return retention
+    }
+
+    /// The HTTP endpoint, checked to be bindable now rather than failing (or warning) later.
+    private static func observability(from settings: SettingsReader) async throws -> ObservabilityEndpoint? {
+        let enabled = try await settings.bool("http.enabled", default: true)
+        var endpoint = ObservabilityEndpoint(registry: PrometheusCollectorRegistry())
+        endpoint.host = try await settings.string("http.host", default: endpoint.host)
+        endpoint.port = UInt16(try await settings.int("http.port", default: Int(endpoint.port), in: 0...65_535))
+        guard enabled else { return nil }
+        if let problem = PortCheck.bindProblem(host: endpoint.host, port: endpoint.port) {
+            throw ConfigurationError(key: "http.port", problem: problem)
+        }
+        return endpoint
+    }
+
+    /// Brokers or an explicit development broker, properties librdkafka accepts, and no
+    /// guarantee-breaking property unless allowed by name.
+    /// - Returns: the guarantee-breaking properties that are allowed, to be warned about.
+    private static func checkKafka(
+        _ relay: RelayConfiguration, settings: SettingsReader
+    ) async throws -> [ProducerGuarantees.Violation] {
+        let devBroker = try await settings.bool("kafka.devBroker", default: false)
+        if relay.brokers.isEmpty, !devBroker {
+            throw ConfigurationError(
+                key: "kafka.brokers",
+                problem: "no Kafka brokers: set --brokers or KAFKA_BROKERS (or pass --dev-broker to relay to an in-memory broker that loses everything on exit)")
+        }
+        if !relay.brokers.isEmpty, devBroker {
+            throw ConfigurationError(key: "kafka.devBroker", problem: "set together with brokers \(relay.brokers); choose one")
+        }
+        let allowed = Set(try await settings.strings("kafka.allowUnsafeProperties"))
+        if let unguarded = allowed.sorted().first(where: { !ProducerGuarantees.isGuarded($0) }) {
+            throw ConfigurationError(
+                key: "kafka.allowUnsafeProperties", problem: "\(unguarded) is not a property that breaks a guarantee")
+        }
+        let violations = ProducerGuarantees.violations(in: relay.kafkaProperties)
+        if let refused = violations.first(where: { !$0.isAllowed(by: allowed) }) {
+            throw ConfigurationError(
+                key: "kafka.properties",
+                problem: "\(refused); allow it with --allow-unsafe-kafka-property \(refused.property) if you accept that")
+        }
+        let producer = KafkaProducerConfiguration.defaultProperties
+            .merging(RelayApplication.producerDefaults) { _, relay in relay }
+            .merging(relay.kafkaProperties) { _, user in user }
+        if let problem = await KafkaPropertyCheck.problem(with: producer, for: .producer) {
+            throw ConfigurationError(key: "kafka.properties", problem: problem)
+        }
+        return violations
     }
 }
 
@@ -199,11 +270,19 @@ extension RelayConfiguration {
         configuration.leaseDuration = try await settings.seconds(
             "relay.leaseSeconds", default: defaults.leaseDuration, in: 1...600)
         configuration.brokers = try await settings.string("kafka.brokers", default: defaults.brokers)
-        for entry in try await settings.strings("kafka.properties") {
-            guard let separator = entry.firstIndex(of: "="), separator != entry.startIndex else {
-                throw ConfigurationError(key: "kafka.properties", problem: "expected name=value, got \(entry)")
+        configuration.kafkaProperties = try ConsumerOptions.properties(
+            try await settings.strings("kafka.properties"), option: "kafka.properties")
+        SecretRedaction.register(connectionString: configuration.databaseURL)
+        SecretRedaction.register(connectionString: configuration.listenURL)
+        SecretRedaction.register(kafkaProperties: configuration.kafkaProperties)
+        for (key, url) in [("database.url", configuration.databaseURL), ("listen.url", configuration.listenURL ?? "")] {
+            if let problem = ConnectionString(url).problem { throw ConfigurationError(key: key, problem: problem) }
+        }
+        for (key, template, placeholders) in [("relay.topic", configuration.topicTemplate, topicPlaceholders),
+                                              ("relay.deadLetterTopic", configuration.deadLetterTopic, [])] {
+            if let problem = topicProblem(template, placeholders: placeholders) {
+                throw ConfigurationError(key: key, problem: problem)
             }
-            configuration.kafkaProperties[String(entry[..<separator])] = String(entry[entry.index(after: separator)...])
         }
         for (key, value) in [("outbox.schema", configuration.schema), ("outbox.channel", configuration.channel),
                              ("relay.topic", configuration.topicTemplate),
@@ -214,10 +293,21 @@ extension RelayConfiguration {
     }
 }
 
-/// Writes `message` to standard error as one line: multi-line messages (libpq's hints such as
-/// "Is the server running on that host…") are joined with spaces.
-func printError(_ message: String) {
-    let line = message.split(whereSeparator: \.isNewline)
-        .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
-    FileHandle.standardError.write(Data("outbox-bridge: \(line)\n".utf8))
+/// What `EventRouter` fills in per event.
+private let topicPlaceholders = ["{tenant}", "{schema}", "{command}"]
+
+/// Why `template` cannot name Kafka topics, or `nil`: an unknown `{placeholder}` would otherwise
+/// be published literally, and Kafka allows only ASCII letters, digits, `.`, `_` and `-`.
+private func topicProblem(_ template: String, placeholders: [String]) -> String? {
+    var literal = template
+    for placeholder in placeholders { literal = literal.replacingOccurrences(of: placeholder, with: "") }
+    if let open = literal.firstIndex(of: "{") {
+        let unknown = literal[open...].prefix { $0 != "}" } + (literal[open...].contains("}") ? "}" : "")
+        let allowed = placeholders.isEmpty ? "none are filled in here" : "known: \(placeholders.joined(separator: ", "))"
+        return "unknown placeholder \(unknown) (\(allowed))"
+    }
+    if let bad = literal.first(where: { !($0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0))) }) {
+        return "\"\(bad)\" is not allowed in a Kafka topic name (letters, digits, '.', '_' and '-' only)"
+    }
+    return nil
 }

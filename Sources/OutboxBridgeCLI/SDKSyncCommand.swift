@@ -47,10 +47,10 @@ struct SDKSyncCommand: AsyncParsableCommand {
     func run() async throws {
         let settings: (ConsumerRuntimeConfiguration, URL, Logger.Level)
         do {
-            settings = try validatedSettings()
+            settings = try await validatedSettings()
         } catch let error as ConfigurationError {
             printError(error.description)
-            throw ExitCode(2)
+            throw ExitStatus.badSettings
         }
         let (runtimeConfiguration, outputDirectory, level) = settings
         LoggingSystem.bootstrap { label in
@@ -66,7 +66,7 @@ struct SDKSyncCommand: AsyncParsableCommand {
                 logger: logger)
         } catch {
             printError("cannot start sdk-sync: \(error)")
-            throw ExitCode.failure
+            throw ExitStatus.status(for: error)
         }
         let observability = try await ConsumerObservability.services(for: runtime, port: httpPort, logger: logger)
         var groupConfiguration = ServiceGroupConfiguration(
@@ -77,7 +77,7 @@ struct SDKSyncCommand: AsyncParsableCommand {
         try await ServiceGroup(configuration: groupConfiguration).run()
     }
 
-    private func validatedSettings() throws -> (ConsumerRuntimeConfiguration, URL, Logger.Level) {
+    private func validatedSettings() async throws -> (ConsumerRuntimeConfiguration, URL, Logger.Level) {
         let environment = ProcessInfo.processInfo.environment
         guard let brokers = brokers ?? environment["KAFKA_BROKERS"], !brokers.isEmpty else {
             throw ConfigurationError(key: "brokers", problem: "required (--brokers or KAFKA_BROKERS)")
@@ -100,22 +100,10 @@ struct SDKSyncCommand: AsyncParsableCommand {
         configuration.topics = [topic]
         configuration.deadLetterTopic = deadLetterTopic
         configuration.maxAttempts = maxAttempts
-        configuration.kafkaProperties = try Self.properties(kafkaProperties, option: "kafka-property")
-        configuration.consumerProperties = try Self.properties(consumerProperties, option: "consumer-property")
-        if let problem = configuration.problems.first {
-            throw ConfigurationError(key: "sdk-sync", problem: problem)
-        }
+        configuration.shutdownTimeout = .seconds(shutdownTimeout)
+        configuration.kafkaProperties = try ConsumerOptions.properties(kafkaProperties, option: "kafka-property")
+        configuration.consumerProperties = try ConsumerOptions.properties(consumerProperties, option: "consumer-property")
+        try await ConsumerOptions.check(configuration, httpPort: httpPort)
         return (configuration, URL(fileURLWithPath: out, isDirectory: true), level)
-    }
-
-    private static func properties(_ entries: [String], option: String) throws -> [String: String] {
-        var properties: [String: String] = [:]
-        for entry in entries {
-            guard let separator = entry.firstIndex(of: "="), separator != entry.startIndex else {
-                throw ConfigurationError(key: option, problem: "expected name=value, got \(entry)")
-            }
-            properties[String(entry[..<separator])] = String(entry[entry.index(after: separator)...])
-        }
-        return properties
     }
 }

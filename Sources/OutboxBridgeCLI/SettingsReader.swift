@@ -1,13 +1,25 @@
 import Configuration
 import Foundation
 import Postgres
+import Synchronization
 import SystemPackage
 
 /// Reads settings through swift-configuration, turning every unreadable or out-of-range value
 /// into one `ConfigurationError` that names the key, so `run` can exit with status 2 and one
 /// clear line instead of starting with a silently substituted default.
+///
+/// It remembers every key it was asked for, so that once everything is read
+/// ``checkFileHasNoUnknownKeys()`` can refuse a key in the YAML file that nothing reads: a typo
+/// such as `relay.batchSzie` must not leave the relay running on the default.
 struct SettingsReader {
     let reader: ConfigReader
+    /// The keys the YAML file sets (parents included), or empty without a file.
+    private let fileKeys: [String]
+    private let requestedKeys = RequestedKeys()
+
+    private final class RequestedKeys: Sendable {
+        let keys = Mutex<Set<String>>([])
+    }
 
     /// Layers the sources from lowest to highest precedence: the YAML file, environment
     /// variables (`relay.batchSize` is `RELAY_BATCH_SIZE`), then options given on the command
@@ -21,14 +33,39 @@ struct SettingsReader {
             InMemoryProvider(name: "command line", values: commandLine),
             EnvironmentVariablesProvider(environmentVariables: environment),
         ]
+        var fileKeys: [String] = []
         if let yamlFile {
             do {
                 providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(yamlFile)))
+                fileKeys = try YAMLKeys.keys(in: String(contentsOfFile: yamlFile, encoding: .utf8))
+            } catch let error as ConfigurationError {
+                throw error
             } catch {
                 throw ConfigurationError(key: "config", problem: "cannot read \(yamlFile): \(error)")
             }
         }
-        return SettingsReader(reader: ConfigReader(providers: providers))
+        return SettingsReader(reader: ConfigReader(providers: providers), fileKeys: fileKeys)
+    }
+
+    /// Throws for the first key in the YAML file that is neither a key read so far nor a parent
+    /// of one. Call it after reading every setting.
+    func checkFileHasNoUnknownKeys() throws {
+        let requested = requestedKeys.keys.withLock { $0 }
+        var known = requested
+        for key in requested {
+            var components = key.split(separator: ".")
+            while components.count > 1 {
+                components.removeLast()
+                known.insert(components.joined(separator: "."))
+            }
+        }
+        if let unknown = fileKeys.first(where: { !known.contains($0) }) {
+            let section = unknown.split(separator: ".").dropLast().joined(separator: ".")
+            let siblings = requested.sorted().filter { section.isEmpty || $0.hasPrefix(section + ".") }
+            throw ConfigurationError(
+                key: unknown,
+                problem: "unknown key in the settings file; known keys here: \(siblings.prefix(16).joined(separator: ", "))")
+        }
     }
 
     func string(_ key: String, default defaultValue: String) async throws -> String {
@@ -70,6 +107,7 @@ struct SettingsReader {
     }
 
     private func read<T>(_ key: String, _ fetch: () async throws -> T) async throws -> T {
+        _ = requestedKeys.keys.withLock { $0.insert(key) }
         do {
             return try await fetch()
         } catch let error as ConfigurationError {

@@ -9,7 +9,8 @@ enum LogFormat: String, CaseIterable, Sendable, ExpressibleByArgument {
 }
 
 /// Writes one line per log event to standard error, as logfmt or JSON, with the metadata as
-/// fields. Lines are written whole under a lock, so concurrent threads never interleave.
+/// fields. Lines are written whole under a lock, so concurrent threads never interleave, and
+/// with secrets masked (``SecretRedaction``), whoever composed the text.
 struct StructuredLogHandler: LogHandler {
     let label: String
     let format: LogFormat
@@ -38,7 +39,7 @@ struct StructuredLogHandler: LogHandler {
         ]
         let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
         fields += merged.sorted { $0.key < $1.key }.map { ($0.key, "\($0.value)") }
-        let line = format == .json ? Self.json(fields) : Self.logfmt(fields)
+        let line = SecretRedaction.redact(format == .json ? Self.json(fields) : Self.logfmt(fields))
         Self.output.withLock { _ in
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }

@@ -15,7 +15,7 @@ struct WarehouseSyncCommand: AsyncParsableCommand {
             so a redelivered event changes nothing. Unsafe type changes are dead-lettered to \
             <group>.dead-letter. If the warehouse is in the same PostgreSQL cluster as a captured \
             database, connect as a role granted outbox_automation. Invalid options exit with status 2; \
-            a warehouse that cannot be reached or used at start exits with status 1.
+            a warehouse or Kafka that cannot be reached at start exits with status 3.
             """)
 
     @Option(help: "Kafka bootstrap servers.")
@@ -32,6 +32,8 @@ struct WarehouseSyncCommand: AsyncParsableCommand {
     var kafkaProperties: [String] = []
     @Option(help: "Serve /metrics (consumer lag) and /health on this port; 0 picks a free one. Default: none.")
     var httpPort: UInt16?
+    @Option(help: "Seconds a graceful shutdown may take before the current event is abandoned (it is delivered again).")
+    var shutdownTimeout = 15
     @Option(help: "logfmt or json.")
     var logFormat: LogFormat = .logfmt
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
@@ -40,12 +42,12 @@ struct WarehouseSyncCommand: AsyncParsableCommand {
     func run() async throws {
         let assembly: WarehouseSyncAssembly
         do {
-            assembly = try WarehouseSyncAssembly(
+            assembly = try await WarehouseSyncAssembly(
                 brokers: brokers, warehouseURL: warehouseURL, group: group, dropPolicy: dropPolicy, topic: topic,
-                kafkaProperties: kafkaProperties, logLevel: logLevel)
+                kafkaProperties: kafkaProperties, logLevel: logLevel, shutdownTimeout: shutdownTimeout, httpPort: httpPort)
         } catch {
             printError(error.description)
-            throw ExitCode(2)
+            throw ExitStatus.badSettings
         }
         let level = assembly.logLevel
         LoggingSystem.bootstrap { label in
@@ -57,7 +59,7 @@ struct WarehouseSyncCommand: AsyncParsableCommand {
             services = try await assembly.build(httpPort: httpPort, logger: logger)
         } catch {
             printError(error.description)
-            throw ExitCode.failure
+            throw error.status
         }
         try await services.0.run()
     }
@@ -72,6 +74,8 @@ struct WarehouseSyncAssembly {
 
     struct StartupError: Error, CustomStringConvertible {
         let description: String
+        /// ``ExitStatus/unreachable`` unless the failure is one of the settings.
+        var status = ExitStatus.unreachable
     }
 
     var runtime: ConsumerRuntimeConfiguration
@@ -80,8 +84,8 @@ struct WarehouseSyncAssembly {
 
     init(
         brokers: String, warehouseURL: String, group: String, dropPolicy: String, topic: String,
-        kafkaProperties: [String] = [], logLevel: String
-    ) throws(InvalidOption) {
+        kafkaProperties: [String] = [], logLevel: String, shutdownTimeout: Int = 15, httpPort: UInt16? = nil
+    ) async throws(InvalidOption) {
         guard let policy = WarehouseSyncConfiguration.DropPolicy(rawValue: dropPolicy) else {
             throw InvalidOption(
                 description: "--drop-policy must be keep or drop, not '\(dropPolicy)'")
@@ -92,16 +96,21 @@ struct WarehouseSyncAssembly {
         guard !warehouseURL.trimmingCharacters(in: .whitespaces).isEmpty else {
             throw InvalidOption(description: "--warehouse-url must not be empty")
         }
+        SecretRedaction.register(connectionString: warehouseURL)
+        if let problem = ConnectionString(warehouseURL).problem {
+            throw InvalidOption(description: "--warehouse-url: \(problem)")
+        }
+        guard (1...600).contains(shutdownTimeout) else {
+            throw InvalidOption(description: "--shutdown-timeout must be between 1 and 600 seconds, got \(shutdownTimeout)")
+        }
         var runtime = ConsumerRuntimeConfiguration(brokers: brokers, groupID: group)
         runtime.topics = [topic]
-        for property in kafkaProperties {
-            guard let equals = property.firstIndex(of: "="), equals != property.startIndex else {
-                throw InvalidOption(description: "--kafka-property must be name=value, not '\(property)'")
-            }
-            runtime.kafkaProperties[String(property[..<equals])] = String(property[property.index(after: equals)...])
-        }
-        if let problem = runtime.problems.first {
-            throw InvalidOption(description: "invalid consumer options: \(problem)")
+        runtime.shutdownTimeout = .seconds(shutdownTimeout)
+        do {
+            runtime.kafkaProperties = try ConsumerOptions.properties(kafkaProperties, option: "kafka-property")
+            try await ConsumerOptions.check(runtime, httpPort: httpPort)
+        } catch {
+            throw InvalidOption(description: error.description)
         }
         var warehouse = WarehouseSyncConfiguration(warehouseURL: warehouseURL)
         warehouse.dropPolicy = policy
@@ -117,7 +126,8 @@ struct WarehouseSyncAssembly {
         do {
             try await handler.prepare()
         } catch {
-            throw StartupError(description: "warehouse-sync: \(error)")
+            let status = if case .postgres(let cause) = error { ExitStatus.status(for: cause) } else { ExitStatus.badSettings }
+            throw StartupError(description: "warehouse-sync: \(error)", status: status)
         }
         let consumer: ConsumerRuntime
         do {
@@ -131,10 +141,10 @@ struct WarehouseSyncAssembly {
         } catch {
             throw StartupError(description: "warehouse-sync: cannot serve /metrics: \(error)")
         }
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: observability + [.init(service: consumer)], gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-        return (group, handler)
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: observability + [.init(service: consumer)], gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = runtime.shutdownTimeout
+        return (ServiceGroup(configuration: groupConfiguration), handler)
     }
 }

@@ -57,7 +57,7 @@ struct WarehouseSyncClusterTests {
         #expect(try await outboxRowsInWarehouse() == 2)
     }
 
-    @Test("warehouse-sync command: an invalid --drop-policy exits 2 naming the option; a bad warehouse URL exits 1 with one line")
+    @Test("warehouse-sync command: an invalid --drop-policy exits 2 naming the option; an unreachable warehouse exits 3 with one line")
     func commandValidation() async throws {
         let badPolicy = try RelayProcess.launch(
             ["warehouse-sync", "--brokers", "127.0.0.1:9", "--warehouse-url", "postgresql://127.0.0.1:1/x",
@@ -68,7 +68,7 @@ struct WarehouseSyncClusterTests {
         let badURL = try RelayProcess.launch(
             ["warehouse-sync", "--brokers", "127.0.0.1:9", "--warehouse-url", "postgresql://nobody@127.0.0.1:1/nowhere"],
             label: "warehouse-sync")
-        #expect(try await badURL.waitForExit(timeout: .seconds(30)) == 1)
+        #expect(try await badURL.waitForExit(timeout: .seconds(30)) == 3)
         let lines = badURL.standardErrorLines
         #expect(lines.count == 1, "\(lines)")
         #expect(lines.first?.hasPrefix("outbox-bridge: warehouse-sync: warehouse: PostgreSQL connection failed:") == true)

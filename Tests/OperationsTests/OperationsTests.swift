@@ -236,7 +236,7 @@ struct OperationsTests {
                    processed_at = now() - interval '10 days' WHERE id = (SELECT min(id) FROM platform.schema_changes WHERE tenant_key = 't1');
             """)
         let result = try await runTool(
-            try RelayProcess.executableURL().path, ["prune", "--database-url", environment.database.url, "--older-than", "7d", "--batch-size", "2"])
+            try RelayProcess.executableURL().path, ["prune", "--database-url", environment.database.url, "--older-than", "7d", "--batch-size", "2", "--yes"])
         #expect(result.status == 0, "\(result.errorOutput)")
         #expect(result.output.contains("deleted 7 processed events"))
         let left = try await environment.outboxRows(sql)
