@@ -56,7 +56,7 @@ struct AuditCommand: AsyncParsableCommand {
                 logger: Logger(label: "outbox-bridge.audit", factory: { _ in SwiftLogNoOpLogHandler() }))
         } catch {
             printError("Kafka brokers \(brokers) unusable: \(error)")
-            throw ExitCode.failure
+            throw ExitStatus.unreachable
         }
         let audit = DeliveryAudit(operations: operations, reader: reader)
         let report = try await reportingFailures {
@@ -75,6 +75,6 @@ struct AuditCommand: AsyncParsableCommand {
                 print("  \(finding.kind): outbox id \(finding.id) (event \(finding.eventID)) at \(finding.topic)[\(finding.partition)]@\(finding.offset): \(finding.problem)")
             }
         }
-        if report.failed(failOnExpired: failOnExpired) { throw ExitCode.failure }
+        if report.failed(failOnExpired: failOnExpired) { throw ExitStatus.problemFound }
     }
 }

@@ -11,7 +11,7 @@ struct LeastPrivilegeTests {
     func relayAndRetentionAsRelayLogin() async throws {
         let environment = try await OutboxTestEnvironment.start("least_privilege")
         let sql = try await environment.database.connect()
-        let loginURL = try await environment.database.relayLoginURL()
+        let loginURL = environment.relayURL
 
         // The login really is least-privileged: it may not delete outbox rows itself.
         let login = try await PostgresConnection.connect(loginURL)

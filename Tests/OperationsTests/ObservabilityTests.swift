@@ -33,7 +33,7 @@ struct ObservabilityTests {
         let environment = try await OutboxTestEnvironment.start("observability")
         let sql = try await environment.database.connect()
         let relay = try RelayProcess.launch(
-            ["run", "--database-url", environment.database.url, "--brokers", environment.broker.bootstrapServers,
+            ["run", "--database-url", environment.relayURL, "--brokers", environment.broker.bootstrapServers,
              "--poll-interval", "0.2"],
             environment: ["RELAY_LEASE_SECONDS": "2"], label: "observability")
         defer { relay.stop() }
@@ -130,7 +130,7 @@ struct ObservabilityTests {
             try environment.broker.createTopic("events.a\(tenant)", partitions: 1)
         }
         let relay = try RelayProcess.launch(
-            ["run", "--database-url", try await environment.database.relayLoginURL(),
+            ["run", "--database-url", environment.relayURL,
              "--brokers", environment.broker.bootstrapServers, "--poll-interval", "0.2"],
             environment: ["RELAY_LEASE_SECONDS": "2", "RELAY_TOPIC": "events.{tenant}"], label: "bounded-metrics")
         defer { relay.stop() }

@@ -34,11 +34,12 @@ let fastLeases = [
     "RELAY_MAX_RETRY_BACKOFF_SECONDS": "1",
 ]
 
-/// `outbox-bridge run` aimed at the environment's database and broker.
+/// `outbox-bridge run` aimed at the environment's database, as its least-privilege relay login,
+/// and its broker.
 func relayArguments(
     _ environment: OutboxTestEnvironment, _ extra: [String], databaseURL: String? = nil
 ) -> [String] {
-    ["run", "--database-url", databaseURL ?? environment.database.url, "--brokers", environment.broker.bootstrapServers,
+    ["run", "--database-url", databaseURL ?? environment.relayURL, "--brokers", environment.broker.bootstrapServers,
      "--poll-interval", "0.2", "--log-level", "info"] + extra
 }
 

@@ -142,7 +142,7 @@ struct RelayProcessTests {
             let batchSize = 50
             let cuts = 5
             // The relay's sessions carry their own application_name, so only they are cut.
-            let relayURL = environment.database.url + "?application_name=relay-under-test"
+            let relayURL = environment.relayURL + "?application_name=relay-under-test"
             let writer = try await EventWriter.start(environment.database.url, tenants: 10, eventsPerTenant: 2)
             let relay = try RelayProcess.launch(
                 relayArguments(environment, ["--batch-size", String(batchSize), "--listen-url", relayURL], databaseURL: relayURL),
@@ -186,12 +186,12 @@ struct RelayProcessTests {
     @Test("behind PgBouncer in transaction mode: claims through the pooler with LISTEN direct, and poll-only with the pooler alone")
     func behindPooler() async throws {
         try await withEnvironment("process_pooler") { environment, sql in
-            let bouncer = try await PgBouncer.start(database: environment.database)
+            let bouncer = try await PgBouncer.start(database: environment.database, admitting: [environment.relayURL])
             defer { bouncer.stop() }
 
             // Claims, marks and leases through the pooler; LISTEN on a direct connection.
             let pooled = try RelayProcess.launch(
-                relayArguments(environment, ["--listen-url", environment.database.url], databaseURL: bouncer.url),
+                relayArguments(environment, ["--listen-url", environment.relayURL], databaseURL: bouncer.url(as: environment.relayURL)),
                 environment: fastLeases, label: "pooled")
             defer { pooled.stop() }
             try await pooled.waitForStandardError(containing: "relay started")
@@ -207,7 +207,8 @@ struct RelayProcessTests {
 
             // Poll-only, with nothing but the pooler's URL.
             let pollOnly = try RelayProcess.launch(
-                relayArguments(environment, ["--poll-only"], databaseURL: bouncer.url), environment: fastLeases, label: "poll-only")
+                relayArguments(environment, ["--poll-only"], databaseURL: bouncer.url(as: environment.relayURL)),
+                environment: fastLeases, label: "poll-only")
             defer { pollOnly.stop() }
             try await pollOnly.waitForStandardError(containing: "relay started")
             let startLines = pollOnly.standardErrorLines
@@ -334,19 +335,19 @@ struct RelayProcessTests {
                      status: 2, mentions: "invalid configuration: kafka.properties: "),
                 Case(name: "nobody listens at the database URL",
                      arguments: relayArguments(environment, [], databaseURL: "postgresql://postgres@127.0.0.1:\(unusedPort)/nope"),
-                     status: nil, mentions: "\(unusedPort)"),
+                     status: 3, mentions: "\(unusedPort)"),
                 Case(name: "the database accepts connections but never answers",
                      arguments: relayArguments(environment, [], databaseURL: "postgresql://postgres@127.0.0.1:\(silent.port)/nope"),
-                     status: nil, mentions: "\(silent.port)"),
+                     status: 3, mentions: "\(silent.port)"),
                 Case(name: "the database does not exist",
                      arguments: relayArguments(environment, [], databaseURL: environment.database.url(ofDatabase: "no_such_db")),
-                     status: nil, mentions: "no_such_db"),
+                     status: 3, mentions: "no_such_db"),
                 Case(name: "unreachable brokers",
                      arguments: relayArguments(environment, ["--brokers", "127.0.0.1:1"]),
-                     status: nil, mentions: "Kafka brokers 127.0.0.1:1 unusable", alone: false),
+                     status: 3, mentions: "Kafka brokers 127.0.0.1:1 unusable", alone: false),
                 Case(name: "unknown librdkafka property",
                      arguments: relayArguments(environment, ["--kafka-property", "nope.nope=1"]),
-                     status: nil, mentions: "nope.nope"),
+                     status: 2, mentions: "nope.nope"),
             ]
             let clock = ContinuousClock()
             try await withThrowingTaskGroup(of: Void.self) { group in

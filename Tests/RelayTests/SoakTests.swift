@@ -74,7 +74,7 @@ private func runSoak(
     random: inout SplitMix64
 ) async throws {
     var sql = try await environment.database.connect()
-    let relayURL = environment.database.url + "?application_name=\(relayApplicationName)"
+    let relayURL = environment.relayURL + "?application_name=\(relayApplicationName)"
     let relayArguments = [
         "run", "--database-url", relayURL, "--listen-url", relayURL,
         "--brokers", environment.broker.bootstrapServers, "--poll-interval", "0.2", "--log-level", "info",

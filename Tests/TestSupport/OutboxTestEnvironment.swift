@@ -9,6 +9,10 @@ public import Relay
 /// with the relay's topics, for tests that follow events from DDL to Kafka.
 public struct OutboxTestEnvironment: Sendable {
     public let database: TestDatabase
+    /// The database as a login that has only `outbox_relay`, the one role the README tells users
+    /// to grant the bridge: relays under test run as it, never as the superuser, so a privilege
+    /// the documented deployment lacks fails the tests.
+    public let relayURL: String
     public let broker: KafkaDevelopmentBroker
     public let kafka: IndependentKafkaClient
     /// Partitions of the main topic.
@@ -29,18 +33,19 @@ public struct OutboxTestEnvironment: Sendable {
         let connection = try await database.connect()
         try await OutboxInstaller(connection: connection, schema: "platform", logger: Logger(label: "test.install"))
             .install(try OutboxMigration.load(from: sqlDirectory))
+        let relayURL = try await database.relayLoginURL()
         let broker = try KafkaDevelopmentBroker(brokers: brokers, logger: makeKafkaTestLogger("test.broker"))
         try broker.createTopic(topic, partitions: partitions)
         try broker.createTopic(deadLetterTopic, partitions: 1)
         return OutboxTestEnvironment(
-            database: database, broker: broker,
+            database: database, relayURL: relayURL, broker: broker,
             kafka: IndependentKafkaClient(bootstrapServers: broker.bootstrapServers), partitions: partitions)
     }
 
     /// A relay configuration aimed at this environment, tuned to react quickly in tests.
     public func relayConfiguration() -> RelayConfiguration {
         var configuration = RelayConfiguration()
-        configuration.databaseURL = database.url
+        configuration.databaseURL = relayURL
         configuration.brokers = broker.bootstrapServers
         configuration.pollInterval = .milliseconds(200)
         configuration.retryBackoff = .milliseconds(200)

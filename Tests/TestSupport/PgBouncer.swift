@@ -13,17 +13,19 @@ import Darwin
 /// and `LISTEN` through it hears nothing.
 ///
 /// Its configuration lives in a fresh temporary directory; clients are trusted. Started by
-/// ``start(database:)``; stop it with ``stop()`` (deinit stops it too).
+/// ``start(database:admitting:)``; stop it with ``stop()`` (deinit stops it too).
 public final class PgBouncer: Sendable {
     public static let executable = "/usr/sbin/pgbouncer"
 
-    /// The URL of the test database through the pooler.
+    /// The URL of the test database through the pooler, as the database's own (superuser) user.
     public let url: String
     public let port: Int
     private let process: Process
     private let directory: URL
 
-    public static func start(database: TestDatabase) async throws -> PgBouncer {
+    /// Starts a pooler for `database` that admits its superuser and the users of `logins`
+    /// (URLs of other logins of the same database, such as the relay's).
+    public static func start(database: TestDatabase, admitting logins: [String] = []) async throws -> PgBouncer {
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             throw TestEnvironmentError("\(executable) not found: install it with `scripts/install-deps.sh test`")
         }
@@ -55,7 +57,8 @@ public final class PgBouncer: Sendable {
             pidfile =
 
             """.write(to: ini, atomically: true, encoding: .utf8)
-        try "\"\(user)\" \"\"\n".write(to: userlist, atomically: true, encoding: .utf8)
+        let users = [user] + logins.compactMap { URLComponents(string: $0)?.user }
+        try users.map { "\"\($0)\" \"\"\n" }.joined().write(to: userlist, atomically: true, encoding: .utf8)
 
         var arguments = [ini.path]
         if getuid() == 0 {
@@ -102,6 +105,15 @@ public final class PgBouncer: Sendable {
         self.port = port
         self.process = process
         self.directory = directory
+    }
+
+    /// `login`, a URL of the same database as another user, through the pooler; the user must
+    /// have been admitted at start.
+    public func url(as login: String) -> String {
+        var components = URLComponents(string: login)!
+        components.host = "127.0.0.1"
+        components.port = port
+        return components.string!
     }
 
     deinit {
