@@ -33,6 +33,12 @@ DO $validate$
 DECLARE
     s text := pg_catalog.current_setting('outbox_bridge.install_schema');
 BEGIN
+    -- 11 and 12 would accept the install and then fail every captured DDL (no attgenerated on
+    -- 11, no built-in gen_random_uuid() before 13). Same check as OutboxInstaller.
+    IF pg_catalog.current_setting('server_version_num')::int < 130000 THEN
+        RAISE EXCEPTION 'outbox-bridge: PostgreSQL % is not supported: the minimum is 13; nothing was changed',
+            pg_catalog.split_part(pg_catalog.current_setting('server_version'), ' ', 1);
+    END IF;
     -- Refuse clearly instead of letting PostgreSQL silently truncate or reject later.
     IF s IS NULL OR s = '' THEN
         RAISE EXCEPTION 'outbox-bridge: schema name must not be empty';

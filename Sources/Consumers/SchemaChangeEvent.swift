@@ -3,7 +3,9 @@ import Foundation
 /// An outbox event as consumers receive it: the JSON document `sql/event.schema.json`
 /// describes, decoded. Schema changes (`kind == "ddl"`) carry the table's shape after the
 /// change and, for `ALTER TABLE`, what changed, so a consumer never has to query the source
-/// database. Domain events (`kind == "domain"`) carry their application's `payload`.
+/// database. Domain events (`kind == "domain"`) carry their application's `payload`. Drift
+/// events (`kind == "drift"`, command `DRIFT`) report DDL the event triggers never saw, with the
+/// same table shape and changes; `drift` says whether the table was created, altered or dropped.
 public struct SchemaChangeEvent: Sendable, Hashable, Decodable {
     public var version: Int
     public var kind: String
@@ -32,9 +34,11 @@ public struct SchemaChangeEvent: Sendable, Hashable, Decodable {
     public var droppedTables: [String]?
     /// `CREATE TYPE … AS ENUM` / `ALTER TYPE … ADD VALUE`: every label after the change.
     public var enumType: EnumType?
+    /// Drift events: `created`, `altered` or `dropped`.
+    public var drift: String?
 
     enum CodingKeys: String, CodingKey {
-        case version, kind, command, actor, table, changes, cascade, schema
+        case version, kind, command, actor, table, changes, cascade, schema, drift
         case eventID = "event_id"
         case objectType = "object_type"
         case objectIdentity = "object_identity"
@@ -77,9 +81,14 @@ public struct Column: Sendable, Hashable, Decodable {
     public var name: String
     /// `format_type` output: `integer`, `numeric(12,2)`, `character varying(20)`, `text[]`.
     public var type: String
+    /// `false` only while a validated NOT NULL holds; a NOT VALID one leaves room for NULL rows.
     public var nullable: Bool
+    /// `validated`, `not valid` (PostgreSQL 18+), or `nil` (no NOT NULL).
+    public var notNull: String?
     public var `default`: String?
     public var generated: String?
+    /// `stored`, `virtual` (PostgreSQL 18+: computed on read, never stored), or `nil`.
+    public var generatedKind: String?
     /// `always`, `by default`, or `nil`.
     public var identity: String?
     /// 1-based ordinal among live columns.
@@ -87,6 +96,12 @@ public struct Column: Sendable, Hashable, Decodable {
     /// PostgreSQL's attnum: stable across renames, with gaps after drops.
     public var attnum: Int
     public var comment: String?
+
+    enum CodingKeys: String, CodingKey {
+        case name, type, nullable, `default`, generated, identity, position, attnum, comment
+        case notNull = "not_null"
+        case generatedKind = "generated_kind"
+    }
 }
 
 public struct Rename: Sendable, Hashable, Decodable {
@@ -158,6 +173,21 @@ public struct TableChanges: Sendable, Hashable, Decodable {
         public var new: [String]
     }
 
+    public struct GeneratedChange: Sendable, Hashable, Decodable {
+        public var column: String
+        public var oldExpression: String?
+        public var newExpression: String?
+        public var oldKind: String?
+        public var newKind: String?
+        enum CodingKeys: String, CodingKey {
+            case column
+            case oldExpression = "old_expression"
+            case newExpression = "new_expression"
+            case oldKind = "old_kind"
+            case newKind = "new_kind"
+        }
+    }
+
     public var tableRenamed: Rename?
     public var schemaChanged: Rename?
     public var columnsAdded: [Column]
@@ -169,6 +199,9 @@ public struct TableChanges: Sendable, Hashable, Decodable {
     public var columnCommentsChanged: [CommentChange]
     public var commentChanged: CommentChange?
     public var primaryKeyChanged: KeyChange?
+    /// SET / DROP EXPRESSION and generated columns added or dropped; `nil` in events captured
+    /// before migration 14.
+    public var generatedChanged: [GeneratedChange]?
 
     enum CodingKeys: String, CodingKey {
         case tableRenamed = "table_renamed"
@@ -182,6 +215,7 @@ public struct TableChanges: Sendable, Hashable, Decodable {
         case columnCommentsChanged = "column_comments_changed"
         case commentChanged = "comment_changed"
         case primaryKeyChanged = "primary_key_changed"
+        case generatedChanged = "generated_changed"
     }
 }
 

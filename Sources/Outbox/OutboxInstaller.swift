@@ -85,9 +85,29 @@ public struct OutboxInstaller: Sendable {
         return Set(try versions.map { row throws(PostgresError) in try row.require(Int.self, column: "version") })
     }
 
+    /// The oldest PostgreSQL major the capture runs on. 11 and 12 accept the install, then fail
+    /// every captured DDL (no `pg_attribute.attgenerated` on 11, no built-in
+    /// `gen_random_uuid()` before 13): installing must never break a customer's migrations.
+    public static let minimumServerMajor = 13
+
+    /// Why the server cannot run the capture (one line naming its version and the minimum), or
+    /// nil when it can. `sql/001_outbox_tables.sql` refuses the same servers on the psql path.
+    public static func unsupportedServerVersion(_ connection: PostgresConnection) async throws -> String? {
+        let rows = try await connection.query(
+            """
+            SELECT pg_catalog.current_setting('server_version_num')::int / 10000 AS major,
+                   pg_catalog.split_part(pg_catalog.current_setting('server_version'), ' ', 1) AS version
+            """)
+        guard try rows[0].require(Int.self, column: "major") < minimumServerMajor else { return nil }
+        return "PostgreSQL \(rows[0]["version"] ?? "?") is not supported: the minimum is \(minimumServerMajor)"
+    }
+
     /// Installs or upgrades; returns the migrations it applied.
     @discardableResult
     public func install(_ migrations: [OutboxMigration]) async throws -> [OutboxMigration] {
+        if let refusal = try await Self.unsupportedServerVersion(connection) {
+            throw InstallError(description: "\(refusal); nothing was changed")
+        }
         try await checkPrivileges()
         let applied = try await appliedVersions()
         let pending = migrations.filter { !applied.contains($0.version) }

@@ -9,6 +9,7 @@ public struct OutboxBridgeCommand: AsyncParsableCommand {
         subcommands: [
             RunCommand.self,
             InstallCommand.self,
+            CheckCommand.self,
             StatusCommand.self,
             AuditCommand.self,
             ReplayCommand.self,

@@ -67,3 +67,31 @@ struct CaptureInstallTests {
         #expect(try await refusedConnection.query("SELECT count(*) AS n FROM pg_namespace WHERE nspname = 'bad$name'")[0]["n"] == "0")
     }
 }
+
+@Suite("Drift: tables that predate the install are announced once by reconcile()", .tags(.capture))
+struct PreInstallDriftTests {
+    @Test("tables created before the install give one created drift event each, once; tables outside the capture give none")
+    func tablesBeforeInstall() async throws {
+        let database = try await TestDatabase.create("drift_preinstall")
+        let connection = try await database.connect()
+        try await connection.execute(script: """
+            CREATE SCHEMA tenant_old; CREATE TABLE tenant_old.a (id int PRIMARY KEY); CREATE TABLE tenant_old.b (v text);
+            CREATE TABLE public.legacy (id int);
+            """)
+        try await OutboxInstaller(connection: connection, schema: "platform", logger: Logger(label: "test"))
+            .install(try OutboxMigration.load(from: OutboxTestEnvironment.sqlDirectory))
+        try await connection.execute(script: "UPDATE platform.settings SET capture_schemas = '{tenants}'")
+
+        #expect(try await connection.query("SELECT platform.reconcile() AS n")[0]["n"] == "2")
+        let events = try await connection.query(
+            """
+            SELECT event_data->>'drift' AS drift, event_data->>'object_identity' AS identity, tenant_key,
+                   event_data->'table'->'columns'->0->>'name' AS first_column
+            FROM platform.schema_changes WHERE event_data->>'kind' = 'drift' ORDER BY id
+            """)
+        #expect(events.map { [$0["drift"], $0["identity"], $0["tenant_key"], $0["first_column"]] } == [
+            ["created", "tenant_old.a", "old", "id"], ["created", "tenant_old.b", "old", "v"],
+        ])
+        #expect(try await connection.query("SELECT platform.reconcile() AS n")[0]["n"] == "0")
+    }
+}

@@ -13,11 +13,12 @@ public final class PrivatePostgresCluster: Sendable {
 
     private var dataDirectory: String { dataRoot + "/data" }
 
-    /// initdb's and starts a new cluster; ``stop()`` removes it.
-    public static func start() async throws -> PrivatePostgresCluster {
-        let binaries = ProcessInfo.processInfo.environment["OUTBOX_BRIDGE_PG_BIN"] ?? "/usr/lib/postgresql/15/bin"
+    /// initdb's and starts a new cluster; ``stop()`` removes it. `binaries` runs another
+    /// PostgreSQL major (``PostgresVersions``) instead of the dev services' one.
+    public static func start(binaries: String? = nil) async throws -> PrivatePostgresCluster {
+        let binaries = binaries ?? ProcessInfo.processInfo.environment["OUTBOX_BRIDGE_PG_BIN"] ?? "/usr/lib/postgresql/15/bin"
         guard FileManager.default.isExecutableFile(atPath: binaries + "/initdb") else {
-            throw TestEnvironmentError("PostgreSQL 15 server binaries not found in \(binaries)")
+            throw TestEnvironmentError("PostgreSQL server binaries not found in \(binaries)")
         }
         // Below the test run's own folder when scripts/test.sh gives one, which stops every
         // server left there when the run ends, however the test that started it ended.

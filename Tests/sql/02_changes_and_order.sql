@@ -42,11 +42,11 @@ SELECT public.check((SELECT count(DISTINCT e->>'event_id') = 13 FROM ev), 'disti
 
 -- CREATE: full shape.
 SELECT public.check_eq((SELECT e->'table' FROM ev WHERE n = 1) - 'columns',
-    '{"schema": "tenant_42", "name": "orders", "comment": null, "partitioned": false, "primary_key": ["id"]}'::jsonb,
+    '{"schema": "tenant_42", "name": "orders", "comment": null, "partitioned": false, "primary_key": ["id"], "constraints": []}'::jsonb,
     'create: table shape');
 SELECT public.check_eq((SELECT jsonb_path_query_array(e, '$.table.columns[*] ? (@.name == "amount")') FROM ev WHERE n = 1),
-    '[{"name": "amount", "type": "numeric(10,2)", "nullable": false, "default": "0", "generated": null,
-       "identity": null, "position": 2, "attnum": 2, "comment": null}]'::jsonb, 'create: amount column');
+    '[{"name": "amount", "type": "numeric(10,2)", "nullable": false, "not_null": "validated", "default": "0", "generated": null,
+       "generated_kind": null, "identity": null, "position": 2, "attnum": 2, "comment": null}]'::jsonb, 'create: amount column');
 SELECT public.check_eq((SELECT e->'table'->'columns'->0->>'default' FROM ev WHERE n = 1),
     'nextval(''tenant_42.orders_id_seq''::regclass)', 'create: serial default via pg_get_expr');
 SELECT public.check_eq((SELECT e->'changes' FROM ev WHERE n = 1), 'null'::jsonb, 'create: changes null');
@@ -113,7 +113,8 @@ SELECT public.check_eq((SELECT e->'changes'->'schema_changed' FROM public.events
 SELECT public.check_eq((SELECT e->>'tenant_id' FROM public.events_after(:w3) WHERE e->>'command' = 'ALTER TABLE' OFFSET 1 LIMIT 1),
     '42', 'set schema: tenant of the new schema');
 SELECT public.check_eq((SELECT (e->'table'->'columns'->2) - 'comment' - 'position' - 'attnum' - 'nullable' FROM public.events_after(:w3) LIMIT 1),
-    '{"name": "g", "type": "integer", "default": null, "generated": "(a * 2)", "identity": null}'::jsonb, 'generated column');
+    '{"name": "g", "type": "integer", "default": null, "generated": "(a * 2)", "generated_kind": "stored", "identity": null,
+      "not_null": null}'::jsonb, 'generated column');
 SELECT public.check_eq((SELECT e->'table'->'columns'->3->>'identity' FROM public.events_after(:w3) LIMIT 1), 'by default', 'identity column');
 SELECT public.check((SELECT (e->'table'->>'partitioned')::boolean FROM public.events_after(:w3) WHERE e->'table'->>'name' = 'parted'),
     'partitioned table captured');

@@ -23,7 +23,7 @@ enum WarehousePlan: Sendable, Equatable {
     }
 
     init(_ event: SchemaChangeEvent, configuration: WarehouseSyncConfiguration) {
-        guard event.kind == "ddl" else {
+        guard event.kind == "ddl" || event.kind == "drift" else {
             self = .ignore(reason: "\(event.kind) event")
             return
         }
@@ -34,6 +34,13 @@ enum WarehousePlan: Sendable, Equatable {
         let plan: WarehousePlan
         let objectType = event.objectType ?? ""
         switch event.command {
+        case "DRIFT" where event.drift == "dropped":
+            plan = event.table.map { .dropTable(schema: $0.schema, name: $0.name) }
+                ?? .refuse(reason: "DRIFT event for a dropped table without its name")
+        case "DRIFT":
+            // DDL the source's triggers missed: the table's shape now, and what changed if known.
+            plan = event.table.flatMap { $0.columns == nil ? nil : .syncTable($0.withoutVirtualColumns, event.changes) }
+                ?? .refuse(reason: "DRIFT event without the table's shape")
         case "CREATE SCHEMA":
             plan = event.schema.map { .createSchema($0.name) } ?? .refuse(reason: "CREATE SCHEMA event without schema")
         case "DROP SCHEMA" where objectType == "schema":
@@ -45,7 +52,7 @@ enum WarehousePlan: Sendable, Equatable {
             if objectType != "table" && objectType != "table column" {
                 plan = .ignore(reason: "\(event.command) of a \(objectType) is not mirrored")
             } else if let table = event.table, table.columns != nil {
-                plan = .syncTable(table, event.changes)
+                plan = .syncTable(table.withoutVirtualColumns, event.changes)
             } else {
                 plan = .refuse(reason: "\(event.command) event without the table's shape")
             }
@@ -71,5 +78,15 @@ enum WarehousePlan: Sendable, Equatable {
         case .dropTable(let schema, _): schema
         case .syncTable(let table, _): table.schema
         }
+    }
+}
+
+extension TableShape {
+    /// The shape without its virtual generated columns: the source computes them on read and
+    /// stores nothing, so the warehouse gets no column a loader would fill as if it were data.
+    fileprivate var withoutVirtualColumns: TableShape {
+        var shape = self
+        shape.columns = columns?.filter { $0.generatedKind != "virtual" }
+        return shape
     }
 }
