@@ -82,11 +82,13 @@ final class DeliveryTracker: Sendable {
         }
     }
 
-    func complete(_ delivery: RDKafkaDelivery) {
+    /// - Returns: whether the record was still waiting for its report.
+    @discardableResult
+    func complete(_ delivery: RDKafkaDelivery) -> Bool {
         let pending = state.withLock { $0.pending.removeValue(forKey: delivery.token) }
-        if let pending {
-            pending.batch.resolve(pending.index, delivery.result)
-        }
+        guard let pending else { return false }
+        pending.batch.resolve(pending.index, delivery.result)
+        return true
     }
 
     /// Refuses further registrations; records already registered still get their reports.

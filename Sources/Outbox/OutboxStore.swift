@@ -69,56 +69,72 @@ public struct OutboxStore: Sendable {
         }
     }
 
-    /// Marks acknowledged rows processed with where they landed, in one statement. A row that
-    /// is already processed keeps its first recorded position.
+    /// Marks acknowledged rows processed with where they landed. A row that is already
+    /// processed keeps its first recorded position.
     public func markDelivered(_ deliveries: [OutboxDelivery]) async throws(PostgresError) {
-        guard !deliveries.isEmpty else { return }
-        try await connection.query(
-            """
-            UPDATE \(quotedSchema).schema_changes s
-            SET processed = true, processed_at = pg_catalog.now(),
-                kafka_topic = d.topic, kafka_partition = d.kafka_partition, kafka_offset = d.kafka_offset,
-                next_attempt_at = NULL
-            FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[])
-                 AS d(id, topic, kafka_partition, kafka_offset)
-            WHERE s.id = d.id AND NOT s.processed
-            """,
-            [
-                PostgresInt64Array(deliveries.map(\.eventID)),
-                PostgresTextArray(deliveries.map(\.topic)),
-                PostgresInt64Array(deliveries.map { Int64($0.partition) }),
-                PostgresInt64Array(deliveries.map(\.offset)),
-            ])
+        try await record(OutboxOutcomes(delivered: deliveries))
     }
 
-    /// Leaves rows pending with one more attempt, the error, and the earliest retry time.
-    public func recordFailures(_ failures: [OutboxFailure]) async throws(PostgresError) {
-        guard !failures.isEmpty else { return }
+    /// Writes a group of outcomes in one statement, so the group is recorded whole or not at
+    /// all, and a write that is repeated after its first try committed unseen (the connection
+    /// dropped before the answer arrived) changes nothing: delivered and dead rows are skipped
+    /// once settled, and a failure counts only while the row shows the attempts it was claimed
+    /// with.
+    ///
+    /// - Delivered rows become processed with their Kafka position.
+    /// - Failed rows stay pending with one more attempt, the error, and the earliest retry time.
+    /// - Dead rows record the reason and where their dead letter landed.
+    public func record(_ outcomes: OutboxOutcomes) async throws(PostgresError) {
+        guard !outcomes.isEmpty else { return }
+        let delivered = outcomes.delivered
+        let failures = outcomes.failures
+        let dead = outcomes.deadLetters
         try await connection.query(
             """
-            UPDATE \(quotedSchema).schema_changes s
-            SET attempts = s.attempts + 1, last_error = f.error,
-                next_attempt_at = pg_catalog.now() + pg_catalog.make_interval(secs => f.retry_after)
-            FROM unnest($1::bigint[], $2::text[], $3::float8[]) AS f(id, error, retry_after)
-            WHERE s.id = f.id AND NOT s.processed AND NOT s.dead
+            WITH delivered AS (
+                UPDATE \(quotedSchema).schema_changes s
+                SET processed = true, processed_at = pg_catalog.now(),
+                    kafka_topic = d.topic, kafka_partition = d.kafka_partition, kafka_offset = d.kafka_offset,
+                    next_attempt_at = NULL
+                FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[])
+                     AS d(id, topic, kafka_partition, kafka_offset)
+                WHERE s.id = d.id AND NOT s.processed AND NOT s.dead
+                RETURNING s.id),
+            failed AS (
+                UPDATE \(quotedSchema).schema_changes s
+                SET attempts = f.attempts + 1, last_error = f.error,
+                    next_attempt_at = pg_catalog.now() + pg_catalog.make_interval(secs => f.retry_after)
+                FROM unnest($5::bigint[], $6::int[], $7::text[], $8::float8[]) AS f(id, attempts, error, retry_after)
+                WHERE s.id = f.id AND s.attempts = f.attempts AND NOT s.processed AND NOT s.dead
+                RETURNING s.id),
+            dead AS (
+                UPDATE \(quotedSchema).schema_changes s
+                SET dead = true, dead_reason = x.reason, attempts = x.attempts + 1, last_error = x.reason,
+                    kafka_topic = x.topic, kafka_partition = x.kafka_partition, kafka_offset = x.kafka_offset,
+                    next_attempt_at = NULL
+                FROM unnest($9::bigint[], $10::int[], $11::text[], $12::text[], $13::int[], $14::bigint[])
+                     AS x(id, attempts, reason, topic, kafka_partition, kafka_offset)
+                WHERE s.id = x.id AND s.attempts = x.attempts AND NOT s.processed AND NOT s.dead
+                RETURNING s.id)
+            SELECT (SELECT count(*) FROM delivered) + (SELECT count(*) FROM failed) + (SELECT count(*) FROM dead)
+                   AS written
             """,
             [
+                PostgresInt64Array(delivered.map(\.eventID)),
+                PostgresTextArray(delivered.map(\.topic)),
+                PostgresInt64Array(delivered.map { Int64($0.partition) }),
+                PostgresInt64Array(delivered.map(\.offset)),
                 PostgresInt64Array(failures.map(\.eventID)),
+                PostgresInt64Array(failures.map { Int64($0.previousAttempts) }),
                 PostgresTextArray(failures.map(\.error)),
                 PostgresTextArray(failures.map { String($0.retryAfterSeconds) }),
+                PostgresInt64Array(dead.map(\.deadLetter.eventID)),
+                PostgresInt64Array(dead.map { Int64($0.previousAttempts) }),
+                PostgresTextArray(dead.map(\.reason)),
+                PostgresTextArray(dead.map(\.deadLetter.topic)),
+                PostgresInt64Array(dead.map { Int64($0.deadLetter.partition) }),
+                PostgresInt64Array(dead.map(\.deadLetter.offset)),
             ])
-    }
-
-    /// Marks a row dead after its event reached the dead-letter topic at `deadLetter`.
-    public func markDead(_ eventID: Int64, reason: String, deadLetter: OutboxDelivery) async throws(PostgresError) {
-        try await connection.query(
-            """
-            UPDATE \(quotedSchema).schema_changes
-            SET dead = true, dead_reason = $2, attempts = attempts + 1, last_error = $2,
-                kafka_topic = $3, kafka_partition = $4, kafka_offset = $5, next_attempt_at = NULL
-            WHERE id = $1 AND NOT processed
-            """,
-            [eventID, reason, deadLetter.topic, deadLetter.partition, deadLetter.offset])
     }
 
     /// The SQL that maps a tenant key to its shard. Shards split tenants between relay

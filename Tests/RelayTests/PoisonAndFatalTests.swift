@@ -1,0 +1,229 @@
+import Foundation
+@testable import Kafka
+import Outbox
+import OutboxBridgeCLI
+import Postgres
+import Relay
+import ServiceLifecycle
+import TestSupport
+import Testing
+
+@Suite("Fatal producer errors and poison events: the relay goes on, and other tenants never wait")
+struct PoisonAndFatalTests {
+    @Test("a fatal producer error: not ready, nothing marked on the failed instance's word, a new instance delivers everything")
+    func fatalProducerErrorIsSurvived() async throws {
+        let environment = try await OutboxTestEnvironment.start("fatal_producer")
+        let sql = try await environment.database.connect()
+
+        let firstCopies = try await withAssembledRelay(environment.relayConfiguration()) { producer in
+            try await sql.query("SELECT platform.emit('t1', 'test.warmup', '{}')")
+            try await environment.waitUntilAllDelivered(sql)
+            // The broker stores the events at once and acknowledges them 10 s later, so they
+            // are in Kafka and unacknowledged when the producer fails. The new instance's first
+            // produce requests are answered as late, so nothing is acknowledged before the test
+            // has seen the relay report the failure.
+            try environment.broker.delayResponses(broker: 1, apiKey: .produce, count: 4, milliseconds: 10_000)
+            try await emit(sql, tenants: 3, eventsPerTenant: 3)
+            try await waitUntil("the broker has written the events", timeout: .seconds(60)) {
+                try await environment.kafka.consume(topic: OutboxTestEnvironment.topic).count == 10
+            }
+            let firstCopies = try await environment.kafka.consume(topic: OutboxTestEnvironment.topic)
+            #expect(producer.instance.client.raiseFatalErrorForTesting(.outOfOrderSequenceNumber, reason: "test"))
+            try await waitUntil("the relay reports the fatal error") { producer.unrecoveredFatalError != nil }
+            try await environment.waitUntilAllDelivered(sql, timeout: .seconds(120))
+            #expect(producer.unrecoveredFatalError == nil, "ready again once the new instance delivered")
+            return firstCopies
+        }
+
+        let rows = try await environment.outboxRows(sql)
+        #expect(rows.count == 10 && rows.allSatisfy { $0.processed && !$0.dead })
+        let records = try await environment.kafka.consume(topic: OutboxTestEnvironment.topic)
+        for row in rows.dropFirst() {
+            #expect(!firstCopies.contains { $0.partition == row.partition && $0.offset == row.offset },
+                    "row \(row.id) was marked at the copy the failed instance sent")
+            let record = records.first { $0.partition == row.partition && $0.offset == row.offset }
+            #expect(record?.header("event_id") == row.eventID, "row \(row.id)")
+        }
+    }
+
+    @Test("an oversized event: its dead letter is a small summary that fits, and the row is marked dead")
+    func oversizedEventIsSummarised() async throws {
+        let environment = try await OutboxTestEnvironment.start("oversized")
+        let sql = try await environment.database.connect()
+
+        try await withAssembledRelay(environment.relayConfiguration()) { _ in
+            // Larger than librdkafka's message.max.bytes (1 MB).
+            try await sql.query("SELECT platform.emit('big', 'test.too_large', jsonb_build_object('blob', repeat('x', 2000000)))")
+            try await environment.waitUntilAllDelivered(sql)
+        }
+
+        let row = try #require(try await environment.outboxRows(sql).first)
+        #expect(row.dead && row.attempts == 1 && row.deadReason?.contains("MSG_SIZE_TOO_LARGE") == true)
+        let deadLetters = try await environment.kafka.consume(topic: OutboxTestEnvironment.deadLetterTopic)
+        #expect(deadLetters.count == 1)
+        let record = try #require(deadLetters.first)
+        #expect(row.topic == OutboxTestEnvironment.deadLetterTopic && row.offset == record.offset)
+        let summary = try #require(
+            try JSONSerialization.jsonObject(with: Data((record.payload ?? "").utf8)) as? [String: Any])
+        #expect(summary["event_id"] as? String == row.eventID)
+        #expect(summary["outbox_id"] as? Int == Int(row.id))
+        #expect(summary["tenant"] as? String == "big")
+        #expect((summary["size_bytes"] as? Int ?? 0) > 2_000_000)
+        #expect((summary["reason"] as? String)?.contains("MSG_SIZE_TOO_LARGE") == true)
+        #expect((record.payload ?? "").utf8.count < 2_000)
+    }
+
+    @Test("a dead-letter topic that refuses the record: the row stays pending with the error; other tenants flow on")
+    func refusingDeadLetterTopic() async throws {
+        let environment = try await OutboxTestEnvironment.start("dlq_refuses")
+        let sql = try await environment.database.connect()
+        environment.broker.setTopicError(OutboxTestEnvironment.deadLetterTopic, error: .topicAuthorizationFailed)
+
+        try await withAssembledRelay(environment.relayConfiguration()) { _ in
+            try await sql.query("SELECT platform.emit('poison', 'test.too_large', jsonb_build_object('blob', repeat('x', 2000000)))")
+            try await emit(sql, tenants: 3, eventsPerTenant: 3)
+            try await waitUntil("the poison event's dead letter has failed", timeout: .seconds(60)) {
+                try await environment.outboxRows(sql).contains {
+                    $0.tenantKey == "poison" && $0.lastError?.contains("dead-letter publish failed") == true
+                }
+            }
+            let poison = try #require(try await environment.outboxRows(sql).first { $0.tenantKey == "poison" })
+            #expect(!poison.processed && !poison.dead && poison.attempts >= 1)
+            try await waitUntil("the other tenants are delivered") {
+                try await environment.outboxRows(sql).filter { $0.tenantKey != "poison" }.allSatisfy(\.processed)
+            }
+            // Once the topic takes records, the retry dead-letters the event.
+            environment.broker.setTopicError(OutboxTestEnvironment.deadLetterTopic, error: .noError)
+            try await environment.waitUntilAllDelivered(sql)
+        }
+        let poison = try #require(try await environment.outboxRows(sql).first { $0.tenantKey == "poison" })
+        #expect(poison.dead)
+        #expect(try await environment.kafka.consume(topic: OutboxTestEnvironment.deadLetterTopic).count == 1)
+    }
+
+    @Test("a dead-letter topic that does not exist: other tenants are marked while the dead letter waits, then the row stays pending with the error")
+    func missingDeadLetterTopicBlocksNobody() async throws {
+        let environment = try await OutboxTestEnvironment.start("dlq_missing")
+        let sql = try await environment.database.connect()
+        var configuration = environment.relayConfiguration()
+        configuration.deadLetterTopic = "no-such-topic"
+        // The dead letter waits this long for its topic before it fails.
+        configuration.kafkaProperties["message.timeout.ms"] = "30000"
+        environment.broker.setTopicError("no-such-topic", error: .unknownTopicOrPartition)
+
+        try await withAssembledRelay(configuration) { producer in
+            try await sql.query("SELECT platform.emit('warm', 'test.warmup', '{}')")
+            try await environment.waitUntilAllDelivered(sql)
+            try await sql.query("SELECT platform.emit('poison', 'test.too_large', jsonb_build_object('blob', repeat('x', 2000000)))")
+            try await waitUntil("the dead letter waits in the producer") { producer.instance.client.outstandingCount > 0 }
+            try await emit(sql, tenants: 3, eventsPerTenant: 3)
+            try await waitUntil("the other tenants are delivered while the dead letter waits", timeout: .seconds(20)) {
+                try await environment.outboxRows(sql).filter { $0.tenantKey != "poison" }.allSatisfy(\.processed)
+            }
+            let poison = try #require(try await environment.outboxRows(sql).first { $0.tenantKey == "poison" })
+            #expect(poison.attempts == 0 && poison.lastError == nil, "the dead letter failed before the others were marked")
+            try await waitUntil("the poison event's dead letter has failed", timeout: .seconds(120)) {
+                try await environment.outboxRows(sql).contains {
+                    $0.tenantKey == "poison" && $0.lastError?.contains("dead-letter publish failed") == true
+                }
+            }
+        }
+        let poison = try #require(try await environment.outboxRows(sql).first { $0.tenantKey == "poison" })
+        #expect(!poison.processed && !poison.dead && poison.attempts >= 1)
+    }
+
+    @Test("a marker write that fails after its dead letter landed is retried without publishing the dead letter again")
+    func retriedWriteDoesNotRepublishTheDeadLetter() async throws {
+        let environment = try await OutboxTestEnvironment.start("retried_dead_write")
+        let sql = try await environment.database.connect()
+        try await failFirstDeadMark(sql)
+
+        try await withAssembledRelay(environment.relayConfiguration()) { _ in
+            try await sql.query("SELECT platform.emit('big', 'test.too_large', jsonb_build_object('blob', repeat('x', 2000000)))")
+            try await environment.waitUntilAllDelivered(sql)
+        }
+        #expect(try await sql.query("SELECT last_value FROM platform.dead_mark_attempts")[0].require(Int.self, column: "last_value") >= 2,
+                "the injected failure never happened")
+        let row = try #require(try await environment.outboxRows(sql).first)
+        #expect(row.dead && row.attempts == 1)
+        let deadLetters = try await environment.kafka.consume(topic: OutboxTestEnvironment.deadLetterTopic)
+        #expect(deadLetters.count == 1)
+        #expect(row.offset == deadLetters.first?.offset)
+    }
+
+    @Test("a write of outcomes is all or nothing, and writing it again changes nothing")
+    func outcomesAreWrittenAtomicallyAndIdempotently() async throws {
+        let environment = try await OutboxTestEnvironment.start("idempotent_write")
+        let sql = try await environment.database.connect()
+        try await sql.query("SELECT platform.emit('a', 'test.one', '{}'), platform.emit('b', 'test.two', '{}'), platform.emit('c', 'test.three', '{}')")
+        let ids = try await environment.outboxRows(sql).map(\.id)
+        try await failFirstDeadMark(sql)
+        let store = try await OutboxStore(connection: sql, schema: "platform")
+        let outcomes = OutboxOutcomes(
+            delivered: [OutboxDelivery(eventID: ids[0], topic: "t", partition: 0, offset: 7)],
+            failures: [OutboxFailure(eventID: ids[1], previousAttempts: 0, error: "retriable", retryAfterSeconds: 60)],
+            deadLetters: [OutboxDeadLetter(
+                previousAttempts: 0, reason: "permanent",
+                deadLetter: OutboxDelivery(eventID: ids[2], topic: "dlq", partition: 0, offset: 3))])
+
+        await #expect(throws: PostgresError.self) { try await store.record(outcomes) }
+        let afterFailure = try await environment.outboxRows(sql)
+        #expect(afterFailure.allSatisfy { !$0.processed && !$0.dead && $0.attempts == 0 }, "part of a failed write stayed")
+
+        // The retry, and a repeat as after a commit whose answer was lost.
+        try await store.record(outcomes)
+        try await store.record(outcomes)
+        let rows = try await environment.outboxRows(sql)
+        #expect(rows[0].processed && rows[0].offset == 7 && rows[0].attempts == 0)
+        #expect(!rows[1].processed && rows[1].attempts == 1 && rows[1].lastError == "retriable")
+        #expect(rows[2].dead && rows[2].attempts == 1 && rows[2].offset == 3)
+    }
+
+    /// Makes the first update that marks a row dead fail. A sequence counts the tries: unlike
+    /// a table, it keeps counting when the failing transaction rolls back.
+    private func failFirstDeadMark(_ sql: PostgresConnection) async throws {
+        try await sql.execute(script: """
+            CREATE SEQUENCE platform.dead_mark_attempts;
+            CREATE FUNCTION platform.fail_first_dead_mark() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.dead AND NOT OLD.dead AND pg_catalog.nextval('platform.dead_mark_attempts') = 1 THEN
+                    RAISE EXCEPTION 'injected: the first write marking a row dead fails';
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER fail_first_dead_mark BEFORE UPDATE ON platform.schema_changes
+                FOR EACH ROW EXECUTE FUNCTION platform.fail_first_dead_mark();
+            """)
+    }
+
+    private func emit(_ sql: PostgresConnection, tenants: Int, eventsPerTenant: Int) async throws {
+        try await sql.query(
+            """
+            SELECT platform.emit('t' || tenant, 'test.sequence', jsonb_build_object('seq', step))
+            FROM generate_series(0, $2::int - 1) AS step, generate_series(1, $1::int) AS tenant
+            ORDER BY step, tenant
+            """, [tenants, eventsPerTenant])
+    }
+
+    /// Runs the relay as `outbox-bridge run` assembles it, handing `body` its producer, so a
+    /// test can reach into the producer's librdkafka instance.
+    private func withAssembledRelay<T: Sendable>(
+        _ configuration: RelayConfiguration, _ body: (KafkaProducer) async throws -> T
+    ) async throws -> T {
+        let assembly = try await RelayApplication.assemble(
+            configuration: configuration, shutdownTimeout: .seconds(10), logger: makeKafkaTestLogger("test.relay"))
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await assembly.serviceGroup.run() }
+            defer { group.cancelAll() }
+            let result: Result<T, any Error>
+            do {
+                result = .success(try await body(assembly.producer))
+            } catch {
+                result = .failure(error)
+            }
+            await assembly.serviceGroup.triggerGracefulShutdown()
+            try await group.waitForAll()
+            return try result.get()
+        }
+    }
+}
