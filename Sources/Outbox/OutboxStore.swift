@@ -22,33 +22,71 @@ public struct OutboxStore: Sendable {
     /// whose earliest pending row waits for a retry, so that a tenant's later events never
     /// overtake an earlier one. Rows of other tenants flow on.
     ///
-    /// The scan always starts from the oldest pending row rather than after the last one
+    /// The search always starts from the oldest pending row rather than after the last one
     /// claimed: a retry coming due, a shard taken over from another instance, or a transaction
     /// committing late can each put a tenant's earliest pending row below that point.
+    ///
+    /// It reads the head of the queue first: the oldest pending rows, as many as the limit
+    /// plus the rows in flight. When those hold enough claimable rows (the usual case), that is
+    /// all it reads. Otherwise rows it may not claim crowd the head (a tenant waiting for a
+    /// retry with a backlog behind it, say), and it looks past the head tenant by tenant
+    /// through `schema_changes_pending_tenant_idx`, reading only the tenants it may claim for:
+    /// a waiting tenant's backlog is never walked, whatever its size.
     public func claimPending(
         limit: Int, shards: [Int], shardCount: Int, excluding inFlight: [Int64] = [], pausedTenants: [String?] = []
     ) async throws(PostgresError) -> [OutboxEvent] {
+        let table = "\(quotedSchema).schema_changes"
         let rows = try await connection.query(
             """
+            WITH RECURSIVE
+            blocked AS MATERIALIZED (
+                SELECT DISTINCT w.tenant_key FROM \(table) w
+                WHERE NOT w.processed AND NOT w.dead AND w.next_attempt_at > pg_catalog.now()),
+            head AS MATERIALIZED (
+                SELECT p.id, p.tenant_key FROM \(table) p
+                WHERE NOT p.processed AND NOT p.dead
+                ORDER BY p.id LIMIT $1 + pg_catalog.cardinality($4::bigint[])),
+            claimable_in_head AS MATERIALIZED (
+                SELECT h.id FROM head h WHERE NOT (h.id = ANY($4::bigint[])) AND \(Self.claimable("h.tenant_key"))),
+            tenants(tenant_key) AS (
+                (SELECT p.tenant_key FROM \(table) p
+                 WHERE NOT p.processed AND NOT p.dead AND p.tenant_key IS NOT NULL
+                 ORDER BY p.tenant_key LIMIT 1)
+                UNION ALL
+                SELECT (SELECT p.tenant_key FROM \(table) p
+                        WHERE NOT p.processed AND NOT p.dead AND p.tenant_key > t.tenant_key
+                        ORDER BY p.tenant_key LIMIT 1)
+                FROM tenants t WHERE t.tenant_key IS NOT NULL),
+            claimable_tenants AS MATERIALIZED (
+                SELECT k.tenant_key FROM (SELECT tenant_key FROM tenants WHERE tenant_key IS NOT NULL UNION ALL SELECT NULL) k
+                WHERE \(Self.claimable("k.tenant_key"))),
+            beyond_head AS (
+                SELECT later.id FROM claimable_tenants c CROSS JOIN LATERAL (
+                    SELECT s.id FROM \(table) s
+                    WHERE NOT s.processed AND NOT s.dead AND s.tenant_key = c.tenant_key
+                      AND (s.tenant_key, s.id) > (c.tenant_key, (SELECT max(id) FROM head))
+                      AND NOT (s.id = ANY($4::bigint[]))
+                    ORDER BY s.tenant_key, s.id LIMIT $1) later
+                UNION ALL
+                SELECT s.id FROM \(table) s
+                WHERE NOT s.processed AND NOT s.dead AND s.tenant_key IS NULL
+                  AND EXISTS (SELECT 1 FROM claimable_tenants c WHERE c.tenant_key IS NULL)
+                  AND s.id > (SELECT max(id) FROM head) AND NOT (s.id = ANY($4::bigint[]))),
+            picked AS (
+                SELECT id FROM claimable_in_head
+                UNION ALL
+                SELECT id FROM beyond_head
+                WHERE (SELECT count(*) FROM claimable_in_head) < $1
+                  AND (SELECT count(*) FROM head) = $1 + pg_catalog.cardinality($4::bigint[])
+                ORDER BY id LIMIT $1)
             SELECT s.id, s.tenant_key, s.attempts, s.event_data::text AS payload,
                    extract(epoch FROM s.created_at) AS created_at,
                    \(Self.shardExpression("s.tenant_key", shardCount: "$2")) AS shard,
                    s.event_data->>'event_id' AS event_id, s.event_data->>'kind' AS kind,
                    s.event_data->>'command' AS command, s.event_data->>'schema_name' AS schema_name,
                    s.event_data->>'tenant_id' AS tenant_id, s.event_data->>'occurred_at' AS occurred_at
-            FROM \(quotedSchema).schema_changes s
-            WHERE NOT s.processed AND NOT s.dead
-              AND NOT (s.id = ANY($4::bigint[]))
-              AND (s.tenant_key IS NULL OR s.tenant_key <> ALL($5::text[]))
-              AND (s.tenant_key IS NOT NULL OR NOT $6::boolean)
-              AND \(Self.shardExpression("s.tenant_key", shardCount: "$2")) = ANY($3::int[])
-              AND NOT EXISTS (
-                  SELECT 1 FROM \(quotedSchema).schema_changes waiting
-                  WHERE NOT waiting.processed AND NOT waiting.dead
-                    AND waiting.next_attempt_at > pg_catalog.now()
-                    AND waiting.tenant_key IS NOT DISTINCT FROM s.tenant_key)
+            FROM \(table) s JOIN picked USING (id)
             ORDER BY s.id
-            LIMIT $1
             """,
             [limit, shardCount, PostgresTextArray(shards.map(String.init)), PostgresInt64Array(inFlight),
              PostgresTextArray(pausedTenants.compactMap { $0 }), pausedTenants.contains(nil)])
@@ -135,6 +173,16 @@ public struct OutboxStore: Sendable {
                 PostgresInt64Array(dead.map { Int64($0.deadLetter.partition) }),
                 PostgresInt64Array(dead.map(\.deadLetter.offset)),
             ])
+    }
+
+    /// The claim's test of a tenant: in one of the caller's shards, not paused by the caller
+    /// (`$3`, `$5`, `$6`), and not waiting for a retry (`blocked`).
+    private static func claimable(_ tenantKey: String) -> String {
+        """
+        (\(tenantKey) IS NULL OR \(tenantKey) <> ALL($5::text[])) AND (\(tenantKey) IS NOT NULL OR NOT $6::boolean)
+        AND \(shardExpression(tenantKey, shardCount: "$2")) = ANY($3::int[])
+        AND NOT EXISTS (SELECT 1 FROM blocked b WHERE b.tenant_key IS NOT DISTINCT FROM \(tenantKey))
+        """
     }
 
     /// The SQL that maps a tenant key to its shard. Shards split tenants between relay

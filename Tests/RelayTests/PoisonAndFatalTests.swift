@@ -179,6 +179,94 @@ struct PoisonAndFatalTests {
         #expect(rows[2].dead && rows[2].attempts == 1 && rows[2].offset == 3)
     }
 
+    @Test("a tenant waiting for a retry with 100,000 events behind it: claims return the other tenants' events without reading its backlog")
+    func claimSkipsAWaitingTenantsBacklog() async throws {
+        let environment = try await OutboxTestEnvironment.start("claim_skips_backlog")
+        let sql = try await environment.database.connect()
+        try await insertBacklog(sql, poisonedRows: 100_000, otherTenants: 20, rowsPerOtherTenant: 100)
+        let store = try await OutboxStore(connection: sql, schema: "platform")
+
+        let before = try await rowsRead(sql)
+        let claimed = try await store.claimPending(limit: 1000, shards: Array(0..<16), shardCount: 16)
+        let read = try await rowsRead(sql) - before
+
+        #expect(claimed.count == 1000)
+        #expect(!claimed.contains { $0.tenantKey == "poisoned" })
+        #expect(claimed.map(\.id) == claimed.map(\.id).sorted())
+        let firstOthers = try await sql.query(
+            "SELECT id FROM platform.schema_changes WHERE tenant_key <> 'poisoned' ORDER BY id LIMIT 1000"
+        ).map { try $0.require(Int64.self, column: "id") }
+        #expect(claimed.map(\.id) == firstOthers, "the oldest claimable events, in order")
+        #expect(read < 20_000, "the claim read \(read) rows: it walked the waiting tenant's backlog")
+    }
+
+    /// The figure for issue 12: one claim with a waiting tenant holding 100,000 pending events
+    /// against one with none. A measurement, not a test of timing: it asserts nothing about
+    /// time and runs only through `scripts/bench-claim.sh`.
+    @Test("measure: claim time with and without a waiting tenant's 100,000-event backlog",
+          .enabled(if: ProcessInfo.processInfo.environment["OUTBOX_BRIDGE_MEASURE_CLAIM"] == "1"))
+    func measureClaimWithAWaitingBacklog() async throws {
+        var medians: [String: Duration] = [:]
+        for (label, poisonedRows) in [("none", 0), ("poisoned", 100_000)] {
+            let environment = try await OutboxTestEnvironment.start("claim_measure")
+            let sql = try await environment.database.connect()
+            try await insertBacklog(sql, poisonedRows: poisonedRows, otherTenants: 20, rowsPerOtherTenant: 100)
+            let store = try await OutboxStore(connection: sql, schema: "platform")
+            var times: [Duration] = []
+            for _ in 0..<25 {
+                let started = ContinuousClock.now
+                let claimed = try await store.claimPending(limit: 1000, shards: Array(0..<16), shardCount: 16)
+                times.append(ContinuousClock.now - started)
+                #expect(claimed.count == 1000)
+            }
+            medians[label] = times.sorted()[times.count / 2]
+            await environment.drop()
+        }
+        let none = medians["none"]!, poisoned = medians["poisoned"]!
+        print("claim of 1000 among 20 tenants x 100 events: median \(none) with no waiting tenant, \(poisoned) with a waiting tenant holding 100,000 events: \(String(format: "%.2f", poisoned / none))x")
+    }
+
+    /// A tenant whose oldest event waits an hour for a retry, with `poisonedRows - 1` events
+    /// behind it, all older than the other tenants' events: the worst case for a claim that
+    /// walks pending rows in id order.
+    private func insertBacklog(
+        _ sql: PostgresConnection, poisonedRows: Int, otherTenants: Int, rowsPerOtherTenant: Int
+    ) async throws {
+        try await sql.query(
+            """
+            INSERT INTO platform.schema_changes (event_data, tenant_key, attempts, next_attempt_at)
+            SELECT jsonb_build_object('event_id', gen_random_uuid(), 'command', 'test.poisoned', 'kind', 'domain',
+                                      'tenant_id', 'poisoned'),
+                   'poisoned', CASE WHEN g = 1 THEN 1 ELSE 0 END,
+                   CASE WHEN g = 1 THEN pg_catalog.now() + interval '1 hour' END
+            FROM generate_series(1, $1::int) AS g
+            """, [poisonedRows])
+        try await sql.query(
+            """
+            INSERT INTO platform.schema_changes (event_data, tenant_key)
+            SELECT jsonb_build_object('event_id', gen_random_uuid(), 'command', 'test.other', 'kind', 'domain',
+                                      'tenant_id', 't' || (g % $1::int)),
+                   't' || (g % $1::int)
+            FROM generate_series(1, $1::int * $2::int) AS g
+            """, [otherTenants, rowsPerOtherTenant])
+        try await sql.query("VACUUM ANALYZE platform.schema_changes")
+    }
+
+    /// Rows of the outbox table this session's statements have read so far, by index or scan.
+    /// PostgreSQL publishes a session's counters when its transaction ends, at most once a
+    /// second unless asked to publish the next ones at once.
+    private func rowsRead(_ sql: PostgresConnection) async throws -> Int {
+        try await sql.query("SELECT pg_catalog.pg_stat_force_next_flush()")
+        try await sql.query("SELECT pg_catalog.pg_stat_clear_snapshot()")
+        return try await sql.query(
+            """
+            SELECT coalesce(t.seq_tup_read, 0)
+                   + (SELECT coalesce(sum(i.idx_tup_read), 0) FROM pg_catalog.pg_stat_user_indexes i WHERE i.relid = t.relid)
+                   AS read
+            FROM pg_catalog.pg_stat_user_tables t WHERE t.relid = 'platform.schema_changes'::regclass
+            """)[0].require(Int.self, column: "read")
+    }
+
     /// Makes the first update that marks a row dead fail. A sequence counts the tries: unlike
     /// a table, it keeps counting when the failing transaction rolls back.
     private func failFirstDeadMark(_ sql: PostgresConnection) async throws {
