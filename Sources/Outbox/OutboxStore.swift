@@ -85,7 +85,8 @@ public struct OutboxStore: Sendable {
                    s.event_data->>'event_id' AS event_id, s.event_data->>'kind' AS kind,
                    s.event_data->>'command' AS command, s.event_data->>'schema_name' AS schema_name,
                    s.event_data->>'tenant_id' AS tenant_id, s.event_data->>'occurred_at' AS occurred_at
-            FROM \(table) s JOIN picked USING (id)
+            FROM \(table) s
+            WHERE s.id = ANY (ARRAY(SELECT id FROM picked))
             ORDER BY s.id
             """,
             [limit, shardCount, PostgresTextArray(shards.map(String.init)), PostgresInt64Array(inFlight),
