@@ -60,8 +60,8 @@ public final class KafkaProducer: Sendable {
             properties: configuration.librdkafkaProperties,
             logger: logger,
             onDelivery: { [weak self] delivery in
-                if deliveries.complete(delivery), case .success = delivery.result {
-                    self?.noteAcknowledged()
+                deliveries.complete(delivery) {
+                    if case .success = delivery.result { self?.noteAcknowledged() }
                 }
             },
             onFatalError: { [weak self] error in self?.replaceInstance(after: error) }

@@ -17,7 +17,11 @@ extension KafkaIntegrationTests {
                 let broker = try KafkaDevelopmentBroker(brokers: 1, logger: logger)
                 try broker.createTopic("fatal", partitions: 1)
                 let producer = try KafkaProducer(
-                    configuration: KafkaProducerConfiguration(bootstrapServers: broker.bootstrapServers), logger: logger)
+                    // One produce request carries the records below: the mock broker handles a
+                    // connection's next request only after answering the one before.
+                    configuration: KafkaProducerConfiguration(
+                        bootstrapServers: broker.bootstrapServers, properties: ["linger.ms": "200"]),
+                    logger: logger)
                 _ = try await producer.send(KafkaRecord(topic: "fatal", key: "k", value: "warm-up"))
                 // Mock cluster, its host, the producer's first instance.
                 #expect(RDKafkaHandleCounter.live(in: scope) == 3)

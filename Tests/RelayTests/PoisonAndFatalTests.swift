@@ -15,14 +15,19 @@ struct PoisonAndFatalTests {
         let environment = try await OutboxTestEnvironment.start("fatal_producer")
         let sql = try await environment.database.connect()
 
-        let firstCopies = try await withAssembledRelay(environment.relayConfiguration()) { producer in
+        var configuration = environment.relayConfiguration()
+        // One produce request carries all the events below: the mock broker handles a
+        // connection's next request only after answering the one before.
+        configuration.kafkaProperties["linger.ms"] = "200"
+
+        let firstCopies = try await withAssembledRelay(configuration) { producer in
             try await sql.query("SELECT platform.emit('t1', 'test.warmup', '{}')")
             try await environment.waitUntilAllDelivered(sql)
             // The broker stores the events at once and acknowledges them 10 s later, so they
             // are in Kafka and unacknowledged when the producer fails. The new instance's first
-            // produce requests are answered as late, so nothing is acknowledged before the test
+            // produce request is answered as late, so nothing is acknowledged before the test
             // has seen the relay report the failure.
-            try environment.broker.delayResponses(broker: 1, apiKey: .produce, count: 4, milliseconds: 10_000)
+            try environment.broker.delayResponses(broker: 1, apiKey: .produce, count: 2, milliseconds: 10_000)
             try await emit(sql, tenants: 3, eventsPerTenant: 3)
             try await waitUntil("the broker has written the events", timeout: .seconds(60)) {
                 try await environment.kafka.consume(topic: OutboxTestEnvironment.topic).count == 10
@@ -73,43 +78,18 @@ struct PoisonAndFatalTests {
         #expect((record.payload ?? "").utf8.count < 2_000)
     }
 
-    @Test("a dead-letter topic that refuses the record: the row stays pending with the error; other tenants flow on")
-    func refusingDeadLetterTopic() async throws {
-        let environment = try await OutboxTestEnvironment.start("dlq_refuses")
-        let sql = try await environment.database.connect()
-        environment.broker.setTopicError(OutboxTestEnvironment.deadLetterTopic, error: .topicAuthorizationFailed)
-
-        try await withAssembledRelay(environment.relayConfiguration()) { _ in
-            try await sql.query("SELECT platform.emit('poison', 'test.too_large', jsonb_build_object('blob', repeat('x', 2000000)))")
-            try await emit(sql, tenants: 3, eventsPerTenant: 3)
-            try await waitUntil("the poison event's dead letter has failed", timeout: .seconds(60)) {
-                try await environment.outboxRows(sql).contains {
-                    $0.tenantKey == "poison" && $0.lastError?.contains("dead-letter publish failed") == true
-                }
-            }
-            let poison = try #require(try await environment.outboxRows(sql).first { $0.tenantKey == "poison" })
-            #expect(!poison.processed && !poison.dead && poison.attempts >= 1)
-            try await waitUntil("the other tenants are delivered") {
-                try await environment.outboxRows(sql).filter { $0.tenantKey != "poison" }.allSatisfy(\.processed)
-            }
-            // Once the topic takes records, the retry dead-letters the event.
-            environment.broker.setTopicError(OutboxTestEnvironment.deadLetterTopic, error: .noError)
-            try await environment.waitUntilAllDelivered(sql)
-        }
-        let poison = try #require(try await environment.outboxRows(sql).first { $0.tenantKey == "poison" })
-        #expect(poison.dead)
-        #expect(try await environment.kafka.consume(topic: OutboxTestEnvironment.deadLetterTopic).count == 1)
-    }
-
-    @Test("a dead-letter topic that does not exist: other tenants are marked while the dead letter waits, then the row stays pending with the error")
-    func missingDeadLetterTopicBlocksNobody() async throws {
-        let environment = try await OutboxTestEnvironment.start("dlq_missing")
+    /// The dead-letter topic does not exist (metadata says UNKNOWN_TOPIC_OR_PART) or refuses
+    /// the producer (TOPIC_AUTHORIZATION_FAILED): either way librdkafka holds the dead letter
+    /// until `message.timeout.ms` before failing it.
+    @Test("a dead-letter topic that is missing or refuses: other tenants are marked while the dead letter waits; the row stays pending with the error, and is dead-lettered once the topic takes it",
+          arguments: [KafkaErrorCode.unknownTopicOrPartition, .topicAuthorizationFailed])
+    func unusableDeadLetterTopicBlocksNobody(topicError: KafkaErrorCode) async throws {
+        let environment = try await OutboxTestEnvironment.start("dlq_unusable")
         let sql = try await environment.database.connect()
         var configuration = environment.relayConfiguration()
-        configuration.deadLetterTopic = "no-such-topic"
-        // The dead letter waits this long for its topic before it fails.
         configuration.kafkaProperties["message.timeout.ms"] = "30000"
-        environment.broker.setTopicError("no-such-topic", error: .unknownTopicOrPartition)
+        environment.broker.setTopicError(OutboxTestEnvironment.deadLetterTopic, error: topicError)
+        let poisonRow = { try await environment.outboxRows(sql).first { $0.tenantKey == "poison" } }
 
         try await withAssembledRelay(configuration) { producer in
             try await sql.query("SELECT platform.emit('warm', 'test.warmup', '{}')")
@@ -120,16 +100,20 @@ struct PoisonAndFatalTests {
             try await waitUntil("the other tenants are delivered while the dead letter waits", timeout: .seconds(20)) {
                 try await environment.outboxRows(sql).filter { $0.tenantKey != "poison" }.allSatisfy(\.processed)
             }
-            let poison = try #require(try await environment.outboxRows(sql).first { $0.tenantKey == "poison" })
-            #expect(poison.attempts == 0 && poison.lastError == nil, "the dead letter failed before the others were marked")
+            let waiting = try #require(try await poisonRow())
+            #expect(waiting.attempts == 0 && waiting.lastError == nil, "the dead letter failed before the others were marked")
             try await waitUntil("the poison event's dead letter has failed", timeout: .seconds(120)) {
-                try await environment.outboxRows(sql).contains {
-                    $0.tenantKey == "poison" && $0.lastError?.contains("dead-letter publish failed") == true
-                }
+                try await poisonRow()?.lastError?.contains("dead-letter publish failed") == true
             }
+            let failed = try #require(try await poisonRow())
+            #expect(!failed.processed && !failed.dead && failed.attempts == 1)
+            // Once the topic takes records, the retry dead-letters the event.
+            environment.broker.setTopicError(OutboxTestEnvironment.deadLetterTopic, error: .noError)
+            try await environment.waitUntilAllDelivered(sql, timeout: .seconds(120))
         }
-        let poison = try #require(try await environment.outboxRows(sql).first { $0.tenantKey == "poison" })
-        #expect(!poison.processed && !poison.dead && poison.attempts >= 1)
+        let poison = try #require(try await poisonRow())
+        #expect(poison.dead && poison.attempts == 2)
+        #expect(try await environment.kafka.consume(topic: OutboxTestEnvironment.deadLetterTopic).count == 1)
     }
 
     @Test("a marker write that fails after its dead letter landed is retried without publishing the dead letter again")
