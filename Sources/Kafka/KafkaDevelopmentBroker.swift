@@ -58,6 +58,13 @@ public final class KafkaDevelopmentBroker: Sendable {
         cluster.pushRequestErrors(apiKey: apiKey.rawValue, errors: errors)
     }
 
+    /// Serves the next `count` requests of this kind that reach broker `brokerID` as usual (a
+    /// produce request's records are stored at once) but answers each only after
+    /// `milliseconds`; other requests are answered at once.
+    public func delayResponses(broker brokerID: Int32, apiKey: KafkaAPIKey, count: Int, milliseconds: Int32) throws(KafkaError) {
+        try cluster.delayResponses(brokerID: brokerID, apiKey: apiKey.rawValue, count: count, milliseconds: milliseconds)
+    }
+
     /// Forgets errors pushed for this kind of request that have not been used yet.
     public func clearRequestErrors(apiKey: KafkaAPIKey) {
         cluster.clearRequestErrors(apiKey: apiKey.rawValue)

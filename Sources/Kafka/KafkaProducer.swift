@@ -1,15 +1,31 @@
 public import Logging
+import Synchronization
 
 /// Produces records and reports, per record, where the broker stored it, so the caller can mark
 /// an outbox row processed only after Kafka acknowledged it.
 ///
 /// Each producer has one dedicated thread serving delivery reports and one serial queue that
 /// enqueues records and runs blocking calls; neither uses Swift's cooperative pool.
+///
+/// librdkafka requires an instance that reports a fatal error (an idempotent producer's sequence
+/// failure, say) to be replaced, and this producer replaces its own: records the dead instance
+/// had not acknowledged fail with a fatal ``KafkaError`` (whatever the dead instance reports
+/// for them later is ignored, so nothing counts as delivered on its word), later records go to a
+/// new instance, and ``unrecoveredFatalError`` reports the failure until the new instance has
+/// acknowledged a record.
 public final class KafkaProducer: Sendable {
-    private let client: RDKafkaClient
-    private let deliveries: DeliveryTracker
+    private struct State {
+        /// `nil` only while `init` builds the first instance.
+        var instance: ProducerInstance?
+        var unrecoveredFatalError: KafkaError?
+        var isShutDown = false
+    }
+
+    private let configuration: KafkaProducerConfiguration
+    private let state = Mutex(State())
+    /// Set while `unrecoveredFatalError` is, so acknowledgements check the state only then.
+    private let awaitingRecovery = Atomic<Bool>(false)
     private let blockingCalls: BlockingCallQueue
-    private let pollThread: PollThread
     private let logger: Logger
 
     /// - Throws: ``KafkaError`` with code ``KafkaErrorCode/invalidArgument`` naming the property
@@ -18,23 +34,73 @@ public final class KafkaProducer: Sendable {
         configuration: KafkaProducerConfiguration,
         logger: Logger = Logger(label: "outbox-bridge.kafka.producer")
     ) throws(KafkaError) {
+        self.configuration = configuration
+        self.logger = logger
+        blockingCalls = BlockingCallQueue(label: "outbox-bridge.kafka.producer.calls")
+        let first = try makeInstance()
+        state.withLock { $0.instance = first }
+    }
+
+    /// The librdkafka instance records go to now.
+    var instance: ProducerInstance {
+        state.withLock { $0.instance! }
+    }
+
+    /// The fatal error that made this producer replace its librdkafka instance, until the new
+    /// instance has acknowledged a record: readiness checks report it.
+    public var unrecoveredFatalError: KafkaError? {
+        guard awaitingRecovery.load(ordering: .acquiring) else { return nil }
+        return state.withLock { $0.unrecoveredFatalError }
+    }
+
+    private func makeInstance() throws(KafkaError) -> ProducerInstance {
         let deliveries = DeliveryTracker()
-        client = try RDKafkaClient.make(
+        let client = try RDKafkaClient.make(
             .producer,
             properties: configuration.librdkafkaProperties,
             logger: logger,
-            onDelivery: { deliveries.complete($0) }
+            onDelivery: { [weak self] delivery in
+                deliveries.complete(delivery) {
+                    if case .success = delivery.result { self?.noteAcknowledged() }
+                }
+            },
+            onFatalError: { [weak self] error in self?.replaceInstance(after: error) }
         )
-        self.deliveries = deliveries
-        self.logger = logger
-        blockingCalls = BlockingCallQueue(label: "outbox-bridge.kafka.producer.calls")
-        pollThread = PollThread.start(name: "kafka-producer-poll", polling: client)
+        return ProducerInstance(
+            client: client, deliveries: deliveries,
+            pollThread: PollThread.start(name: "kafka-producer-poll", polling: client))
     }
 
-    deinit {
-        // Nothing can be awaiting a send here (each send keeps the producer alive), so only the
-        // thread needs telling; it lets go of the client, whose deinit destroys the handle.
-        pollThread.requestStop()
+    private func noteAcknowledged() {
+        guard awaitingRecovery.load(ordering: .relaxed) else { return }
+        state.withLock { $0.unrecoveredFatalError = nil }
+        awaitingRecovery.store(false, ordering: .releasing)
+        logger.notice("the new Kafka producer instance delivers again")
+    }
+
+    /// Runs on the dead instance's poll thread, inside its error callback. The new instance is
+    /// in place before the dead one's records are failed, so the caller's next attempt at them
+    /// goes to the new one.
+    private func replaceInstance(after error: KafkaError) {
+        let dead: ProducerInstance? = state.withLock { state in
+            guard !state.isShutDown else { return nil }
+            state.unrecoveredFatalError = error
+            return state.instance
+        }
+        guard let dead else { return }
+        awaitingRecovery.store(true, ordering: .releasing)
+        logger.critical("the Kafka producer failed fatally; replacing its librdkafka instance", metadata: [
+            "error": "\(error)"])
+        do {
+            let replacement = try makeInstance()
+            state.withLock { $0.instance = replacement }
+        } catch {
+            logger.critical("could not build a new Kafka producer instance; records fail until restart", metadata: [
+                "error": "\(error)"])
+        }
+        dead.retire(failingOutstandingWith: KafkaError(
+            code: .fatal, message: "not acknowledged before the producer instance failed (\(error)); send it again",
+            isRetriable: true, isFatal: true))
     }
 
     /// Sends one record and waits for the broker's acknowledgement.
@@ -73,8 +139,9 @@ public final class KafkaProducer: Sendable {
         _ records: [KafkaRecord], observer: (@Sendable (Int, DeliveryBatch.Outcome) -> Void)? = nil
     ) async -> DeliveryBatch {
         let batch = DeliveryBatch(count: records.count, observer: observer)
-        await blockingCalls.run { [client, deliveries] in
-            Self.enqueue(records, of: batch, on: client, tracking: deliveries)
+        await blockingCalls.run { [self] in
+            let instance = instance
+            Self.enqueue(records, of: batch, on: instance.client, tracking: instance.deliveries)
         }
         return batch
     }
@@ -101,8 +168,8 @@ public final class KafkaProducer: Sendable {
     /// Waits until every enqueued record has been acknowledged or has failed.
     /// - Throws: ``KafkaErrorCode/timedOut`` if records are still outstanding after `timeout`.
     public func flush(timeout: Duration) async throws(KafkaError) {
-        try await blockingCalls.run { [client] () throws(KafkaError) in
-            try client.flush(timeoutMilliseconds: timeout.rdKafkaMilliseconds)
+        try await blockingCalls.run { [self] () throws(KafkaError) in
+            try instance.client.flush(timeoutMilliseconds: timeout.rdKafkaMilliseconds)
         }
     }
 
@@ -111,29 +178,62 @@ public final class KafkaProducer: Sendable {
     /// - Returns: the number of brokers the cluster advertises.
     @discardableResult
     public func checkConnectivity(timeout: Duration) async throws(KafkaError) -> Int {
-        try await blockingCalls.run { [client] () throws(KafkaError) in
-            try client.fetchBrokerCount(timeoutMilliseconds: timeout.rdKafkaMilliseconds)
+        try await blockingCalls.run { [self] () throws(KafkaError) in
+            try instance.client.fetchBrokerCount(timeoutMilliseconds: timeout.rdKafkaMilliseconds)
         }
     }
 
     /// Stops accepting records, waits up to `flushTimeout` for outstanding ones, then fails the
     /// rest so no caller waits forever. Records that fail this way may still have landed.
     public func shutdown(flushTimeout: Duration = .seconds(10)) async {
-        deliveries.close()
+        let instance = state.withLock { state in
+            state.isShutDown = true
+            return state.instance!
+        }
+        instance.deliveries.close()
         do {
             try await flush(timeout: flushTimeout)
         } catch {
             logger.warning("shutting down with unacknowledged records", metadata: ["error": "\(error)"])
         }
-        await blockingCalls.run { [client] in
-            client.purgeOutstanding()
-            client.poll(timeoutMilliseconds: 0)
+        await blockingCalls.run {
+            instance.client.purgeOutstanding()
+            instance.client.poll(timeoutMilliseconds: 0)
         }
-        await pollThread.stop()
-        deliveries.failAll(with: Self.shutDownError)
+        await instance.pollThread.stop()
+        instance.deliveries.failAll(with: Self.shutDownError)
     }
 
     private static var shutDownError: KafkaError {
         KafkaError(code: .destroyed, message: "the producer was shut down", isRetriable: true)
+    }
+}
+
+/// One librdkafka producer instance with its delivery bookkeeping and its poll thread.
+final class ProducerInstance: Sendable {
+    let client: RDKafkaClient
+    let deliveries: DeliveryTracker
+    let pollThread: PollThread
+
+    init(client: RDKafkaClient, deliveries: DeliveryTracker, pollThread: PollThread) {
+        self.client = client
+        self.deliveries = deliveries
+        self.pollThread = pollThread
+    }
+
+    deinit {
+        // Nothing can be awaiting a send here (each send keeps the instance alive), so only the
+        // thread needs telling; it lets go of the client, whose deinit destroys the handle.
+        pollThread.requestStop()
+    }
+
+    /// Gives up on an instance that failed fatally: its outstanding records fail with `error`
+    /// now, and reports it serves later find nothing to resolve. Called from its own poll
+    /// thread, so the purge must not wait for that thread.
+    func retire(failingOutstandingWith error: KafkaError) {
+        deliveries.close()
+        deliveries.failAll(with: error)
+        client.purgeOutstanding(waiting: false)
+        pollThread.requestStop()
     }
 }

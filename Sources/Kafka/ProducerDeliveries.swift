@@ -82,11 +82,14 @@ final class DeliveryTracker: Sendable {
         }
     }
 
-    func complete(_ delivery: RDKafkaDelivery) {
+    /// Hands the record's outcome to its batch. `beforeResolving` runs first, and only if the
+    /// record was still waiting for its report, so what it records is in place by the time
+    /// the sender hears the outcome.
+    func complete(_ delivery: RDKafkaDelivery, beforeResolving: () -> Void = {}) {
         let pending = state.withLock { $0.pending.removeValue(forKey: delivery.token) }
-        if let pending {
-            pending.batch.resolve(pending.index, delivery.result)
-        }
+        guard let pending else { return }
+        beforeResolving()
+        pending.batch.resolve(pending.index, delivery.result)
     }
 
     /// Refuses further registrations; records already registered still get their reports.

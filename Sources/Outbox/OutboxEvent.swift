@@ -67,12 +67,46 @@ public struct OutboxDelivery: Sendable, Hashable {
 /// A failed attempt to deliver an event, to be retried no earlier than `retryAfterSeconds`.
 public struct OutboxFailure: Sendable, Hashable {
     public var eventID: Int64
+    /// The row's `attempts` when it was claimed. The failure is counted only while the row
+    /// still shows this number, so writing the same failure twice counts it once.
+    public var previousAttempts: Int
     public var error: String
     public var retryAfterSeconds: Double
 
-    public init(eventID: Int64, error: String, retryAfterSeconds: Double) {
+    public init(eventID: Int64, previousAttempts: Int, error: String, retryAfterSeconds: Double) {
         self.eventID = eventID
+        self.previousAttempts = previousAttempts
         self.error = error
         self.retryAfterSeconds = retryAfterSeconds
     }
+}
+
+/// An event given up on: its dead letter landed at `deadLetter`, and its row is marked dead.
+public struct OutboxDeadLetter: Sendable, Hashable {
+    /// The row's `attempts` when it was claimed; the final attempt is counted only while the
+    /// row still shows this number.
+    public var previousAttempts: Int
+    public var reason: String
+    public var deadLetter: OutboxDelivery
+
+    public init(previousAttempts: Int, reason: String, deadLetter: OutboxDelivery) {
+        self.previousAttempts = previousAttempts
+        self.reason = reason
+        self.deadLetter = deadLetter
+    }
+}
+
+/// Everything the relay learnt about a group of rows, written back in one statement.
+public struct OutboxOutcomes: Sendable, Hashable {
+    public var delivered: [OutboxDelivery]
+    public var failures: [OutboxFailure]
+    public var deadLetters: [OutboxDeadLetter]
+
+    public init(delivered: [OutboxDelivery] = [], failures: [OutboxFailure] = [], deadLetters: [OutboxDeadLetter] = []) {
+        self.delivered = delivered
+        self.failures = failures
+        self.deadLetters = deadLetters
+    }
+
+    public var isEmpty: Bool { delivered.isEmpty && failures.isEmpty && deadLetters.isEmpty }
 }

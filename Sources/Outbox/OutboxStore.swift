@@ -22,33 +22,72 @@ public struct OutboxStore: Sendable {
     /// whose earliest pending row waits for a retry, so that a tenant's later events never
     /// overtake an earlier one. Rows of other tenants flow on.
     ///
-    /// The scan always starts from the oldest pending row rather than after the last one
+    /// The search always starts from the oldest pending row rather than after the last one
     /// claimed: a retry coming due, a shard taken over from another instance, or a transaction
     /// committing late can each put a tenant's earliest pending row below that point.
+    ///
+    /// It reads the head of the queue first: the oldest pending rows, as many as the limit
+    /// plus the rows in flight. When those hold enough claimable rows (the usual case), that is
+    /// all it reads. Otherwise rows it may not claim crowd the head (a tenant waiting for a
+    /// retry with a backlog behind it, say), and it looks past the head tenant by tenant
+    /// through `schema_changes_pending_tenant_idx`, reading only the tenants it may claim for:
+    /// a waiting tenant's backlog is never walked, whatever its size.
     public func claimPending(
         limit: Int, shards: [Int], shardCount: Int, excluding inFlight: [Int64] = [], pausedTenants: [String?] = []
     ) async throws(PostgresError) -> [OutboxEvent] {
+        let table = "\(quotedSchema).schema_changes"
         let rows = try await connection.query(
             """
+            WITH RECURSIVE
+            blocked AS MATERIALIZED (
+                SELECT DISTINCT w.tenant_key FROM \(table) w
+                WHERE NOT w.processed AND NOT w.dead AND w.next_attempt_at > pg_catalog.now()),
+            head AS MATERIALIZED (
+                SELECT p.id, p.tenant_key FROM \(table) p
+                WHERE NOT p.processed AND NOT p.dead
+                ORDER BY p.id LIMIT $1 + pg_catalog.cardinality($4::bigint[])),
+            claimable_in_head AS MATERIALIZED (
+                SELECT h.id FROM head h WHERE NOT (h.id = ANY($4::bigint[])) AND \(Self.claimable("h.tenant_key"))),
+            tenants(tenant_key) AS (
+                (SELECT p.tenant_key FROM \(table) p
+                 WHERE NOT p.processed AND NOT p.dead AND p.tenant_key IS NOT NULL
+                 ORDER BY p.tenant_key LIMIT 1)
+                UNION ALL
+                SELECT (SELECT p.tenant_key FROM \(table) p
+                        WHERE NOT p.processed AND NOT p.dead AND p.tenant_key > t.tenant_key
+                        ORDER BY p.tenant_key LIMIT 1)
+                FROM tenants t WHERE t.tenant_key IS NOT NULL),
+            claimable_tenants AS MATERIALIZED (
+                SELECT k.tenant_key FROM (SELECT tenant_key FROM tenants WHERE tenant_key IS NOT NULL UNION ALL SELECT NULL) k
+                WHERE \(Self.claimable("k.tenant_key"))),
+            beyond_head AS (
+                SELECT later.id FROM claimable_tenants c CROSS JOIN LATERAL (
+                    SELECT s.id FROM \(table) s
+                    WHERE NOT s.processed AND NOT s.dead AND s.tenant_key = c.tenant_key
+                      AND (s.tenant_key, s.id) > (c.tenant_key, (SELECT max(id) FROM head))
+                      AND NOT (s.id = ANY($4::bigint[]))
+                    ORDER BY s.tenant_key, s.id LIMIT $1) later
+                UNION ALL
+                SELECT s.id FROM \(table) s
+                WHERE NOT s.processed AND NOT s.dead AND s.tenant_key IS NULL
+                  AND EXISTS (SELECT 1 FROM claimable_tenants c WHERE c.tenant_key IS NULL)
+                  AND s.id > (SELECT max(id) FROM head) AND NOT (s.id = ANY($4::bigint[]))),
+            picked AS (
+                SELECT id FROM claimable_in_head
+                UNION ALL
+                SELECT id FROM beyond_head
+                WHERE (SELECT count(*) FROM claimable_in_head) < $1
+                  AND (SELECT count(*) FROM head) = $1 + pg_catalog.cardinality($4::bigint[])
+                ORDER BY id LIMIT $1)
             SELECT s.id, s.tenant_key, s.attempts, s.event_data::text AS payload,
                    extract(epoch FROM s.created_at) AS created_at,
                    \(Self.shardExpression("s.tenant_key", shardCount: "$2")) AS shard,
                    s.event_data->>'event_id' AS event_id, s.event_data->>'kind' AS kind,
                    s.event_data->>'command' AS command, s.event_data->>'schema_name' AS schema_name,
                    s.event_data->>'tenant_id' AS tenant_id, s.event_data->>'occurred_at' AS occurred_at
-            FROM \(quotedSchema).schema_changes s
-            WHERE NOT s.processed AND NOT s.dead
-              AND NOT (s.id = ANY($4::bigint[]))
-              AND (s.tenant_key IS NULL OR s.tenant_key <> ALL($5::text[]))
-              AND (s.tenant_key IS NOT NULL OR NOT $6::boolean)
-              AND \(Self.shardExpression("s.tenant_key", shardCount: "$2")) = ANY($3::int[])
-              AND NOT EXISTS (
-                  SELECT 1 FROM \(quotedSchema).schema_changes waiting
-                  WHERE NOT waiting.processed AND NOT waiting.dead
-                    AND waiting.next_attempt_at > pg_catalog.now()
-                    AND waiting.tenant_key IS NOT DISTINCT FROM s.tenant_key)
+            FROM \(table) s
+            WHERE s.id = ANY (ARRAY(SELECT id FROM picked))
             ORDER BY s.id
-            LIMIT $1
             """,
             [limit, shardCount, PostgresTextArray(shards.map(String.init)), PostgresInt64Array(inFlight),
              PostgresTextArray(pausedTenants.compactMap { $0 }), pausedTenants.contains(nil)])
@@ -69,56 +108,82 @@ public struct OutboxStore: Sendable {
         }
     }
 
-    /// Marks acknowledged rows processed with where they landed, in one statement. A row that
-    /// is already processed keeps its first recorded position.
+    /// Marks acknowledged rows processed with where they landed. A row that is already
+    /// processed keeps its first recorded position.
     public func markDelivered(_ deliveries: [OutboxDelivery]) async throws(PostgresError) {
-        guard !deliveries.isEmpty else { return }
-        try await connection.query(
-            """
-            UPDATE \(quotedSchema).schema_changes s
-            SET processed = true, processed_at = pg_catalog.now(),
-                kafka_topic = d.topic, kafka_partition = d.kafka_partition, kafka_offset = d.kafka_offset,
-                next_attempt_at = NULL
-            FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[])
-                 AS d(id, topic, kafka_partition, kafka_offset)
-            WHERE s.id = d.id AND NOT s.processed
-            """,
-            [
-                PostgresInt64Array(deliveries.map(\.eventID)),
-                PostgresTextArray(deliveries.map(\.topic)),
-                PostgresInt64Array(deliveries.map { Int64($0.partition) }),
-                PostgresInt64Array(deliveries.map(\.offset)),
-            ])
+        try await record(OutboxOutcomes(delivered: deliveries))
     }
 
-    /// Leaves rows pending with one more attempt, the error, and the earliest retry time.
-    public func recordFailures(_ failures: [OutboxFailure]) async throws(PostgresError) {
-        guard !failures.isEmpty else { return }
+    /// Writes a group of outcomes in one statement, so the group is recorded whole or not at
+    /// all, and a write that is repeated after its first try committed unseen (the connection
+    /// dropped before the answer arrived) changes nothing: delivered and dead rows are skipped
+    /// once settled, and a failure counts only while the row shows the attempts it was claimed
+    /// with.
+    ///
+    /// - Delivered rows become processed with their Kafka position.
+    /// - Failed rows stay pending with one more attempt, the error, and the earliest retry time.
+    /// - Dead rows record the reason and where their dead letter landed.
+    public func record(_ outcomes: OutboxOutcomes) async throws(PostgresError) {
+        guard !outcomes.isEmpty else { return }
+        let delivered = outcomes.delivered
+        let failures = outcomes.failures
+        let dead = outcomes.deadLetters
         try await connection.query(
             """
-            UPDATE \(quotedSchema).schema_changes s
-            SET attempts = s.attempts + 1, last_error = f.error,
-                next_attempt_at = pg_catalog.now() + pg_catalog.make_interval(secs => f.retry_after)
-            FROM unnest($1::bigint[], $2::text[], $3::float8[]) AS f(id, error, retry_after)
-            WHERE s.id = f.id AND NOT s.processed AND NOT s.dead
+            WITH delivered AS (
+                UPDATE \(quotedSchema).schema_changes s
+                SET processed = true, processed_at = pg_catalog.now(),
+                    kafka_topic = d.topic, kafka_partition = d.kafka_partition, kafka_offset = d.kafka_offset,
+                    next_attempt_at = NULL
+                FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[])
+                     AS d(id, topic, kafka_partition, kafka_offset)
+                WHERE s.id = d.id AND NOT s.processed AND NOT s.dead
+                RETURNING s.id),
+            failed AS (
+                UPDATE \(quotedSchema).schema_changes s
+                SET attempts = f.attempts + 1, last_error = f.error,
+                    next_attempt_at = pg_catalog.now() + pg_catalog.make_interval(secs => f.retry_after)
+                FROM unnest($5::bigint[], $6::int[], $7::text[], $8::float8[]) AS f(id, attempts, error, retry_after)
+                WHERE s.id = f.id AND s.attempts = f.attempts AND NOT s.processed AND NOT s.dead
+                RETURNING s.id),
+            dead AS (
+                UPDATE \(quotedSchema).schema_changes s
+                SET dead = true, dead_reason = x.reason, attempts = x.attempts + 1, last_error = x.reason,
+                    kafka_topic = x.topic, kafka_partition = x.kafka_partition, kafka_offset = x.kafka_offset,
+                    next_attempt_at = NULL
+                FROM unnest($9::bigint[], $10::int[], $11::text[], $12::text[], $13::int[], $14::bigint[])
+                     AS x(id, attempts, reason, topic, kafka_partition, kafka_offset)
+                WHERE s.id = x.id AND s.attempts = x.attempts AND NOT s.processed AND NOT s.dead
+                RETURNING s.id)
+            SELECT (SELECT count(*) FROM delivered) + (SELECT count(*) FROM failed) + (SELECT count(*) FROM dead)
+                   AS written
             """,
             [
+                PostgresInt64Array(delivered.map(\.eventID)),
+                PostgresTextArray(delivered.map(\.topic)),
+                PostgresInt64Array(delivered.map { Int64($0.partition) }),
+                PostgresInt64Array(delivered.map(\.offset)),
                 PostgresInt64Array(failures.map(\.eventID)),
+                PostgresInt64Array(failures.map { Int64($0.previousAttempts) }),
                 PostgresTextArray(failures.map(\.error)),
                 PostgresTextArray(failures.map { String($0.retryAfterSeconds) }),
+                PostgresInt64Array(dead.map(\.deadLetter.eventID)),
+                PostgresInt64Array(dead.map { Int64($0.previousAttempts) }),
+                PostgresTextArray(dead.map(\.reason)),
+                PostgresTextArray(dead.map(\.deadLetter.topic)),
+                PostgresInt64Array(dead.map { Int64($0.deadLetter.partition) }),
+                PostgresInt64Array(dead.map(\.deadLetter.offset)),
             ])
     }
 
-    /// Marks a row dead after its event reached the dead-letter topic at `deadLetter`.
-    public func markDead(_ eventID: Int64, reason: String, deadLetter: OutboxDelivery) async throws(PostgresError) {
-        try await connection.query(
-            """
-            UPDATE \(quotedSchema).schema_changes
-            SET dead = true, dead_reason = $2, attempts = attempts + 1, last_error = $2,
-                kafka_topic = $3, kafka_partition = $4, kafka_offset = $5, next_attempt_at = NULL
-            WHERE id = $1 AND NOT processed
-            """,
-            [eventID, reason, deadLetter.topic, deadLetter.partition, deadLetter.offset])
+    /// The claim's test of a tenant: in one of the caller's shards, not paused by the caller
+    /// (`$3`, `$5`, `$6`), and not waiting for a retry (`blocked`).
+    private static func claimable(_ tenantKey: String) -> String {
+        """
+        (\(tenantKey) IS NULL OR \(tenantKey) <> ALL($5::text[])) AND (\(tenantKey) IS NOT NULL OR NOT $6::boolean)
+        AND \(shardExpression(tenantKey, shardCount: "$2")) = ANY($3::int[])
+        AND NOT EXISTS (SELECT 1 FROM blocked b WHERE b.tenant_key IS NOT DISTINCT FROM \(tenantKey))
+        """
     }
 
     /// The SQL that maps a tenant key to its shard. Shards split tenants between relay

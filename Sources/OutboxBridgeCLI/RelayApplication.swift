@@ -31,6 +31,8 @@ public enum RelayApplication {
     public struct Assembly: Sendable {
         public let serviceGroup: ServiceGroup
         public let developmentBroker: KafkaDevelopmentBroker?
+        /// Replaces its librdkafka instance by itself after a fatal error.
+        public let producer: KafkaProducer
     }
 
     /// Checks that PostgreSQL, the outbox schema and Kafka are reachable, then builds the
@@ -81,6 +83,11 @@ public enum RelayApplication {
                 host: observability.host, port: observability.port, registry: observability.registry,
                 readiness: [
                     {
+                        producer.unrecoveredFatalError.map {
+                            "the Kafka producer failed fatally and was replaced; nothing acknowledged since: \($0)"
+                        }
+                    },
+                    {
                         relay.health.madeProgress(within: progressWindow)
                             ? nil : "the relay made no progress in the last \(progressWindow) (PostgreSQL unreachable or the loop stuck)"
                     },
@@ -105,7 +112,9 @@ public enum RelayApplication {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = shutdownTimeout
-        return Assembly(serviceGroup: ServiceGroup(configuration: groupConfiguration), developmentBroker: developmentBroker)
+        return Assembly(
+            serviceGroup: ServiceGroup(configuration: groupConfiguration), developmentBroker: developmentBroker,
+            producer: producer)
     }
 
     private static func checkOutboxInstalled(_ configuration: RelayConfiguration) async throws {

@@ -19,9 +19,23 @@ final class InFlightLedger: Sendable {
         /// nothing more of such a tenant until all of its rows in flight are resolved; then the
         /// tenant's pending rows are claimed again from its oldest, in order.
         var retryingTenants: [String?: Int64] = [:]
+        /// Rows whose dead letter is published and not yet reported on, with the reason.
+        var deadLettering: [Int64: String] = [:]
         /// The loop sleeps until rows leave the ledger (it is out of room, or draining for
         /// shutdown) and wants to hear of the next removal.
         var roomWanted = false
+
+        /// Makes the tenant's later rows wait behind `event`, which is to be published again.
+        mutating func holdBack(after event: OutboxEvent) {
+            retryingTenants[event.tenantKey] = min(retryingTenants[event.tenantKey] ?? .max, event.id)
+        }
+
+        /// Keeps `event` in flight until its dead letter is reported on. Its tenant waits too:
+        /// should the dead letter fail, the event is retried before the tenant's later ones.
+        mutating func startDeadLetter(_ event: OutboxEvent, reason: String) {
+            holdBack(after: event)
+            deadLettering[event.id] = reason
+        }
     }
 
     private let state = Mutex(State())
@@ -48,13 +62,21 @@ final class InFlightLedger: Sendable {
     /// Decides, in id order, what each arrival means: acked rows are marked; a tenant's first
     /// failure is retried later (or dead-lettered when it can never succeed), and that tenant's
     /// later rows stay pending so they are published again after it, with the same event ids.
-    func plan(_ arrivals: [AcknowledgementInbox.Arrival], configuration: RelayConfiguration) -> Resolution {
+    ///
+    /// A row being dead-lettered stays in flight until its dead letter's own delivery report
+    /// arrives among `deadLetterArrivals`: then it is marked dead with where the dead letter
+    /// landed, or, when the dead letter failed, left pending with the error for a retry. Its
+    /// tenant waits meanwhile, as for any failure; other tenants' outcomes never wait for it.
+    func plan(
+        _ arrivals: [AcknowledgementInbox.Arrival], deadLetterArrivals: [AcknowledgementInbox.Arrival] = [],
+        configuration: RelayConfiguration
+    ) -> Resolution {
         state.withLock { state in
             var resolution = Resolution()
             for arrival in arrivals.sorted(by: { $0.id < $1.id }) {
-                guard let event = state.events[arrival.id] else { continue }
-                resolution.resolvedIDs.append(event.id)
+                guard let event = state.events[arrival.id], state.deadLettering[event.id] == nil else { continue }
                 if let failedID = state.retryingTenants[event.tenantKey], failedID < event.id {
+                    resolution.resolvedIDs.append(event.id)
                     resolution.heldBack += 1
                     continue
                 }
@@ -66,27 +88,58 @@ final class InFlightLedger: Sendable {
                     // skips sequence checks (librdkafka's mock) the event may be in no partition
                     // at all. Either way a row must record where its event is: publish it again
                     // and record that copy's position.
-                    state.retryingTenants[event.tenantKey] = min(state.retryingTenants[event.tenantKey] ?? .max, event.id)
+                    state.holdBack(after: event)
+                    resolution.resolvedIDs.append(event.id)
                     resolution.retries.append(OutboxFailure(
-                        eventID: event.id,
+                        eventID: event.id, previousAttempts: event.attempts,
                         error: "acknowledged without an offset (offset \(report.offset)); publishing again to record where it lands",
                         retryAfterSeconds: 0))
                 case .success(let report):
+                    resolution.resolvedIDs.append(event.id)
                     resolution.delivered.append(OutboxDelivery(
                         eventID: event.id, topic: report.topic, partition: report.partition, offset: report.offset))
                     let published = state.publishedAt[event.id] ?? arrival.uptime
                     resolution.latencies.append((
                         publishToAck: Double(arrival.uptime &- published) / 1e9,
                         commitToAck: arrival.wallClock - event.createdAt))
+                case .failure(let error) where error.isFatal:
+                    // The producer instance died and is being replaced; its outcomes prove
+                    // nothing. The row stays pending as it was and is published again, in order,
+                    // by the new instance.
+                    state.holdBack(after: event)
+                    resolution.resolvedIDs.append(event.id)
+                    resolution.unacknowledged += 1
                 case .failure(let error) where !error.isRetriable:
-                    resolution.deadLetters.append(.init(event: event, reason: "permanent: \(error)", error: error))
+                    state.startDeadLetter(event, reason: "permanent: \(error)")
+                    resolution.deadLettersToPublish.append(.init(event: event, reason: "permanent: \(error)", error: error))
                 case .failure(let error) where event.attempts + 1 >= configuration.maxAttempts:
-                    resolution.deadLetters.append(.init(
-                        event: event, reason: "gave up after \(event.attempts + 1) attempts: \(error)", error: error))
+                    let reason = "gave up after \(event.attempts + 1) attempts: \(error)"
+                    state.startDeadLetter(event, reason: reason)
+                    resolution.deadLettersToPublish.append(.init(event: event, reason: reason, error: error))
                 case .failure(let error):
-                    state.retryingTenants[event.tenantKey] = min(state.retryingTenants[event.tenantKey] ?? .max, event.id)
+                    state.holdBack(after: event)
+                    resolution.resolvedIDs.append(event.id)
                     resolution.retries.append(OutboxFailure(
-                        eventID: event.id, error: "\(error)",
+                        eventID: event.id, previousAttempts: event.attempts, error: "\(error)",
+                        retryAfterSeconds: configuration.retryDelay(afterAttempts: event.attempts + 1).seconds))
+                }
+            }
+            for arrival in deadLetterArrivals {
+                guard let event = state.events[arrival.id], let reason = state.deadLettering.removeValue(forKey: event.id)
+                else { continue }
+                resolution.resolvedIDs.append(event.id)
+                switch arrival.outcome {
+                case .success(let report):
+                    resolution.deadLetters.append(OutboxDeadLetter(
+                        previousAttempts: event.attempts, reason: reason,
+                        deadLetter: OutboxDelivery(
+                            eventID: event.id, topic: report.topic, partition: report.partition, offset: report.offset)))
+                case .failure(let error) where error.isFatal:
+                    resolution.unacknowledged += 1
+                case .failure(let error):
+                    resolution.retries.append(OutboxFailure(
+                        eventID: event.id, previousAttempts: event.attempts,
+                        error: "dead-letter publish failed: \(error); original failure: \(reason)",
                         retryAfterSeconds: configuration.retryDelay(afterAttempts: event.attempts + 1).seconds))
                 }
             }
@@ -117,6 +170,7 @@ final class InFlightLedger: Sendable {
             var retryLifted = false
             for id in ids {
                 state.publishedAt[id] = nil
+                state.deadLettering[id] = nil
                 guard let event = state.events.removeValue(forKey: id) else { continue }
                 state.perTenant[event.tenantKey, default: 1] -= 1
                 if state.perTenant[event.tenantKey] == 0 {
@@ -129,8 +183,10 @@ final class InFlightLedger: Sendable {
     }
 }
 
-/// What to write for one group of acknowledgements.
+/// What one group of delivery reports comes to.
 struct Resolution: Sendable {
+    /// An event to send to the dead-letter topic; its row stays in flight until that send is
+    /// reported on.
     struct DeadLetter: Sendable {
         let event: OutboxEvent
         let reason: String
@@ -139,31 +195,49 @@ struct Resolution: Sendable {
 
     var delivered: [OutboxDelivery] = []
     var retries: [OutboxFailure] = []
-    var deadLetters: [DeadLetter] = []
+    /// Rows whose dead letter landed: they are marked dead.
+    var deadLetters: [OutboxDeadLetter] = []
+    var deadLettersToPublish: [DeadLetter] = []
     /// Every row this resolution settles, including the held-back ones left pending.
     var resolvedIDs: [Int64] = []
     var heldBack = 0
+    /// Rows left pending untouched because the producer instance that sent them failed fatally.
+    var unacknowledged = 0
     /// Seconds from publish to ack and from the row's insert to ack, per delivered row.
     var latencies: [(publishToAck: Double, commitToAck: Double)] = []
+
+    var outcomes: OutboxOutcomes {
+        OutboxOutcomes(delivered: delivered, failures: retries, deadLetters: deadLetters)
+    }
 }
 
-/// Collects delivery outcomes from librdkafka's delivery thread for the marker, waking it.
+/// Collects delivery outcomes from librdkafka's delivery thread for the marker, waking it:
+/// those of the events themselves, and those of dead letters.
 final class AcknowledgementInbox: Sendable {
     typealias Arrival = (
         id: Int64, outcome: Result<KafkaDeliveryReport, KafkaError>, uptime: UInt64, wallClock: Double
     )
-    private let arrivals = Mutex<[Arrival]>([])
+    private let arrivals = Mutex<(published: [Arrival], deadLetters: [Arrival])>(([], []))
     let signal = WakeSignal()
 
     func deliver(id: Int64, outcome: Result<KafkaDeliveryReport, KafkaError>) {
         let arrival = (id, outcome, DispatchTime.now().uptimeNanoseconds, Date().timeIntervalSince1970)
-        arrivals.withLock { $0.append(arrival) }
+        arrivals.withLock { $0.published.append(arrival) }
         signal.signal()
     }
 
-    func takeAll() -> [Arrival] {
+    func deliverDeadLetter(id: Int64, outcome: Result<KafkaDeliveryReport, KafkaError>) {
+        let arrival = (id, outcome, DispatchTime.now().uptimeNanoseconds, Date().timeIntervalSince1970)
+        arrivals.withLock { $0.deadLetters.append(arrival) }
+        signal.signal()
+    }
+
+    func takeAll() -> (published: [Arrival], deadLetters: [Arrival]) {
         arrivals.withLock { arrivals in
-            defer { arrivals.removeAll(keepingCapacity: true) }
+            defer {
+                arrivals.published.removeAll(keepingCapacity: true)
+                arrivals.deadLetters.removeAll(keepingCapacity: true)
+            }
             return arrivals
         }
     }

@@ -1,3 +1,4 @@
+import Foundation
 import Kafka
 import Logging
 import Outbox
@@ -37,11 +38,13 @@ final class RelayMarker {
     func run() async {
         while !Task.isCancelled {
             let arrivals = inbox.takeAll()
-            guard !arrivals.isEmpty else {
+            guard !arrivals.published.isEmpty || !arrivals.deadLetters.isEmpty else {
                 await inbox.signal.wait()
                 continue
             }
-            let resolution = ledger.plan(arrivals, configuration: configuration)
+            let resolution = ledger.plan(
+                arrivals.published, deadLetterArrivals: arrivals.deadLetters, configuration: configuration)
+            await publishDeadLetters(resolution.deadLettersToPublish)
             while !Task.isCancelled {
                 do {
                     try await write(resolution)
@@ -59,18 +62,22 @@ final class RelayMarker {
         }
     }
 
+    /// Writes the whole resolution in one statement: retrying it after a failure, even one
+    /// that hid a commit, writes nothing twice.
     private func write(_ resolution: Resolution) async throws {
-        let store = try await connectedStore()
-        try await store.markDelivered(resolution.delivered)
-        try await store.recordFailures(resolution.retries)
-        for deadLetter in resolution.deadLetters {
-            try await self.deadLetter(deadLetter, store: store)
+        if !resolution.outcomes.isEmpty {
+            try await connectedStore().record(resolution.outcomes)
         }
-        if !resolution.retries.isEmpty || !resolution.deadLetters.isEmpty {
+        for deadLetter in resolution.deadLetters {
+            logger.error("event moved to the dead-letter topic", metadata: [
+                "outbox-id": "\(deadLetter.deadLetter.eventID)", "reason": "\(deadLetter.reason)"])
+        }
+        if !resolution.retries.isEmpty || !resolution.deadLettersToPublish.isEmpty || resolution.unacknowledged > 0 {
             logger.warning("events failed to publish", metadata: [
-                "retrying": "\(resolution.retries.count)", "dead-lettered": "\(resolution.deadLetters.count)",
+                "retrying": "\(resolution.retries.count)", "dead-lettering": "\(resolution.deadLettersToPublish.count)",
                 "held-back-behind-a-retry": "\(resolution.heldBack)",
-                "first-error": "\(resolution.retries.first?.error ?? resolution.deadLetters.first?.reason ?? "")"])
+                "unacknowledged-by-a-failed-producer": "\(resolution.unacknowledged)",
+                "first-error": "\(resolution.retries.first?.error ?? resolution.deadLettersToPublish.first?.reason ?? "")"])
         }
     }
 
@@ -82,10 +89,20 @@ final class RelayMarker {
         return connected
     }
 
-    /// Publishes an event that can never be delivered to the dead-letter topic, with the
-    /// reason in headers, and marks its row dead. If even that fails the row stays pending
-    /// with the error: nothing is dropped.
-    private func deadLetter(_ deadLetter: Resolution.DeadLetter, store: OutboxStore) async throws {
+    /// Hands events that can never be delivered to the producer for the dead-letter topic, with
+    /// the reason in headers, without waiting for the broker: each dead letter's delivery report
+    /// comes back through the inbox like any other, so other tenants' outcomes are written
+    /// meanwhile. If the dead letter fails, its row stays pending with the error: nothing is
+    /// dropped.
+    private func publishDeadLetters(_ deadLetters: [Resolution.DeadLetter]) async {
+        guard !deadLetters.isEmpty else { return }
+        let ids = deadLetters.map(\.event.id)
+        await producer.send(deadLetters.map(deadLetterRecord(for:))) { [inbox] index, outcome in
+            inbox.deliverDeadLetter(id: ids[index], outcome: outcome)
+        }
+    }
+
+    private func deadLetterRecord(for deadLetter: Resolution.DeadLetter) -> KafkaRecord {
         let event = deadLetter.event
         var record = router.record(for: event)
         record.topic = configuration.deadLetterTopic
@@ -96,21 +113,36 @@ final class RelayMarker {
             KafkaHeader(name: "outbox_id", value: String(event.id)),
         ]
         if deadLetter.error.code == .messageSizeTooLarge {
-            // The value is what could not be sent; the dead letter points at the outbox row,
-            // which keeps the whole event.
-            record.value = []
-            record.headers.append(KafkaHeader(name: "dead_letter_payload", value: "omitted: too large; see the outbox row"))
+            // The event is what the broker would not take, so the dead letter carries a summary
+            // that always fits; the outbox row keeps the whole event.
+            record.value = OversizeSummary(event: event, reason: deadLetter.reason).json
+            record.headers.append(KafkaHeader(name: "dead_letter_payload", value: "summary: the event is too large; see the outbox row"))
         }
-        do {
-            let report = try await producer.send(record)
-            try await store.markDead(event.id, reason: deadLetter.reason, deadLetter: OutboxDelivery(
-                eventID: event.id, topic: report.topic, partition: report.partition, offset: report.offset))
-            logger.error("event moved to the dead-letter topic", metadata: [
-                "outbox-id": "\(event.id)", "event-id": "\(event.eventID)", "reason": "\(deadLetter.reason)"])
-        } catch let error as KafkaError {
-            try await store.recordFailures([OutboxFailure(
-                eventID: event.id, error: "dead-letter publish failed: \(error); original failure: \(deadLetter.reason)",
-                retryAfterSeconds: configuration.retryDelay(afterAttempts: event.attempts + 1).seconds)])
-        }
+        return record
+    }
+}
+
+/// What a dead letter says about an event too large to send: enough to find the event in the
+/// outbox and know why it is not in Kafka, a few hundred bytes at most.
+struct OversizeSummary: Encodable {
+    let outboxID: Int64
+    let eventID: String
+    let tenant: String?
+    let sizeBytes: Int
+    let reason: String
+
+    init(event: OutboxEvent, reason: String) {
+        outboxID = event.id
+        eventID = event.eventID
+        tenant = event.tenantKey
+        sizeBytes = event.payload.utf8.count
+        self.reason = String(reason.prefix(500))
+    }
+
+    var json: [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = .sortedKeys
+        return (try? Array(encoder.encode(self))) ?? Array("{\"outbox_id\":\(outboxID)}".utf8)
     }
 }

@@ -49,6 +49,8 @@ extension KafkaErrorCode {
     public static let notEnoughReplicas = Self(RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS)
     public static let notEnoughReplicasAfterAppend = Self(RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND)
     public static let topicAuthorizationFailed = Self(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+    /// The broker saw a gap in an idempotent producer's sequence numbers: fatal for the producer.
+    public static let outOfOrderSequenceNumber = Self(RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER)
 
     /// Delivery reports carry a bare code, not an `rd_kafka_error_t` that could answer
     /// `rd_kafka_error_is_retriable`, so retriability is decided here: the Kafka protocol errors

@@ -44,9 +44,10 @@ final class RDKafkaClient: @unchecked Sendable {
         _ kind: Kind,
         properties: [String: String],
         logger: Logger,
-        onDelivery: (@Sendable (RDKafkaDelivery) -> Void)? = nil
+        onDelivery: (@Sendable (RDKafkaDelivery) -> Void)? = nil,
+        onFatalError: (@Sendable (KafkaError) -> Void)? = nil
     ) throws(KafkaError) -> RDKafkaClient {
-        let context = RDKafkaClientContext(logger: logger, onDelivery: onDelivery)
+        let context = RDKafkaClientContext(logger: logger, onDelivery: onDelivery, onFatalError: onFatalError)
         guard let conf = rd_kafka_conf_new() else {
             throw KafkaError(code: .invalidArgument, message: "rd_kafka_conf_new returned no configuration")
         }
@@ -145,14 +146,30 @@ final class RDKafkaClient: @unchecked Sendable {
     func flush(timeoutMilliseconds: Int32) throws(KafkaError) {
         let result = rd_kafka_flush(handle, timeoutMilliseconds)
         guard result == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            throw KafkaError(result, context: "\(rd_kafka_outq_len(handle)) records still unacknowledged after flush")
+            throw KafkaError(result, context: "\(outstandingCount) records still unacknowledged after flush")
         }
     }
 
     /// Drops queued and in-flight records; their delivery reports (failed with `_PURGE_QUEUE` or
     /// `_PURGE_INFLIGHT`) are served by the next poll.
-    func purgeOutstanding() {
-        rd_kafka_purge(handle, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
+    /// - Parameter waiting: whether to wait for librdkafka's threads to let go of the records;
+    ///   never from inside a callback of this handle, where waiting would deadlock.
+    func purgeOutstanding(waiting: Bool = true) {
+        let flags = RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT
+        rd_kafka_purge(handle, waiting ? flags : flags | RD_KAFKA_PURGE_F_NON_BLOCKING)
+    }
+
+    /// Records not yet acknowledged plus reports and events not yet served.
+    var outstandingCount: Int {
+        Int(rd_kafka_outq_len(handle))
+    }
+
+    /// Puts the handle into the fatal state librdkafka enters on, for example, an idempotent
+    /// producer's sequence failure, so tests can prove what happens then. librdkafka's own
+    /// testing entry point; nothing in the product calls it.
+    /// - Returns: `false` when the handle is in a fatal state already.
+    func raiseFatalErrorForTesting(_ code: KafkaErrorCode, reason: String) -> Bool {
+        rd_kafka_test_fatal_error(handle, code.rdKafkaCode, reason) == RD_KAFKA_RESP_ERR_NO_ERROR
     }
 
     // MARK: Metadata
@@ -305,10 +322,15 @@ struct RDKafkaDelivery: Sendable {
 final class RDKafkaClientContext: Sendable {
     let logger: Logger
     let onDelivery: (@Sendable (RDKafkaDelivery) -> Void)?
+    /// Told once the handle can no longer be used; gets the underlying error, not `_FATAL`.
+    let onFatalError: (@Sendable (KafkaError) -> Void)?
 
-    init(logger: Logger, onDelivery: (@Sendable (RDKafkaDelivery) -> Void)?) {
+    init(
+        logger: Logger, onDelivery: (@Sendable (RDKafkaDelivery) -> Void)?, onFatalError: (@Sendable (KafkaError) -> Void)?
+    ) {
         self.logger = logger
         self.onDelivery = onDelivery
+        self.onFatalError = onFatalError
     }
 
     /// The conf stores an unretained pointer: `RDKafkaClient` keeps this object alive for as long
@@ -325,11 +347,14 @@ final class RDKafkaClientContext: Sendable {
                 metadata: ["librdkafka.facility": "\(facility.map { String(cString: $0) } ?? "")"]
             )
         }
-        rd_kafka_conf_set_error_cb(conf) { _, code, reason, opaque in
+        rd_kafka_conf_set_error_cb(conf) { handle, code, reason, opaque in
             guard let opaque else { return }
             let context = Unmanaged<RDKafkaClientContext>.fromOpaque(opaque).takeUnretainedValue()
             let error = KafkaError(rd_kafka_resp_err_t(rawValue: code), context: reason.map { String(cString: $0) } ?? "")
             context.logger.log(level: error.isFatal ? .critical : .error, "librdkafka error: \(error)")
+            if error.isFatal, let handle {
+                context.onFatalError?(RDKafkaClientContext.fatalError(of: handle))
+            }
         }
         if deliveryReports {
             rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
@@ -338,6 +363,14 @@ final class RDKafkaClientContext: Sendable {
                 context.onDelivery?(RDKafkaDelivery(message.pointee))
             }
         }
+    }
+
+    /// The error that put the handle in its fatal state (`rd_kafka_fatal_error`).
+    private static func fatalError(of handle: OpaquePointer) -> KafkaError {
+        var reason = [CChar](repeating: 0, count: 512)
+        let code = rd_kafka_fatal_error(handle, &reason, reason.count)
+        return KafkaError(
+            code: KafkaErrorCode(code), message: "fatal: \(reason.nulTerminatedString)", isRetriable: false, isFatal: true)
     }
 
     private static func of(_ handle: OpaquePointer) -> RDKafkaClientContext? {

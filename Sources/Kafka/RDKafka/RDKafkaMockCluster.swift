@@ -60,6 +60,14 @@ final class RDKafkaMockCluster: @unchecked Sendable {
         rd_kafka_mock_push_request_errors_array(cluster, apiKey, codes.count, codes)
     }
 
+    func delayResponses(brokerID: Int32, apiKey: Int16, count: Int, milliseconds: Int32) throws(KafkaError) {
+        for _ in 0..<count {
+            try check(
+                outbox_bridge_mock_broker_push_request_error_rtt(cluster, brokerID, apiKey, RD_KAFKA_RESP_ERR_NO_ERROR, milliseconds),
+                "delay responses of broker \(brokerID)")
+        }
+    }
+
     func clearRequestErrors(apiKey: Int16) {
         rd_kafka_mock_clear_request_errors(cluster, apiKey)
     }
