@@ -261,6 +261,8 @@ struct PoisonAndFatalTests {
     private func failFirstDeadMark(_ sql: PostgresConnection) async throws {
         try await sql.execute(script: """
             CREATE SEQUENCE platform.dead_mark_attempts;
+            -- The trigger runs as the relay's login, which has only outbox_relay.
+            GRANT USAGE ON SEQUENCE platform.dead_mark_attempts TO outbox_relay;
             CREATE FUNCTION platform.fail_first_dead_mark() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
                 IF NEW.dead AND NOT OLD.dead AND pg_catalog.nextval('platform.dead_mark_attempts') = 1 THEN
