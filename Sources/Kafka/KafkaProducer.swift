@@ -9,6 +9,9 @@ public final class KafkaProducer: Sendable {
     private let client: RDKafkaClient
     private let deliveries: DeliveryTracker
     private let blockingCalls: BlockingCallQueue
+    /// Metadata requests for health probes wait on their own queue: on `blockingCalls` a slow
+    /// broker's metadata reply would hold up every record produced behind it.
+    private let probeCalls = BlockingCallQueue(label: "outbox-bridge.kafka.producer.probe")
     private let pollThread: PollThread
     private let logger: Logger
 
@@ -111,7 +114,7 @@ public final class KafkaProducer: Sendable {
     /// - Returns: the number of brokers the cluster advertises.
     @discardableResult
     public func checkConnectivity(timeout: Duration) async throws(KafkaError) -> Int {
-        try await blockingCalls.run { [client] () throws(KafkaError) in
+        try await probeCalls.run { [client] () throws(KafkaError) in
             try client.fetchBrokerCount(timeoutMilliseconds: timeout.rdKafkaMilliseconds)
         }
     }

@@ -1,6 +1,6 @@
 import CoreMetrics
 public import Logging
-import Postgres
+public import Postgres
 public import ServiceLifecycle
 
 /// Samples the outbox every `interval` into gauges: the backlog (per tenant for the tenants
@@ -9,14 +9,20 @@ public import ServiceLifecycle
 /// transaction that notifies, DDL included).
 public struct BacklogGauges: Service {
     public let databaseURL: String
+    /// Keepalives, timeouts and the deadline of each call on the connection.
+    public let databaseOptions: PostgresConnection.Options
     public let schema: String
     public let interval: Duration
     /// Tenants reported one by one; the rest are in the total only. Default 50.
     public let tenantLimit: Int
     public let logger: Logger
 
-    public init(databaseURL: String, schema: String, interval: Duration = .seconds(5), tenantLimit: Int = 50, logger: Logger) {
+    public init(
+        databaseURL: String, databaseOptions: PostgresConnection.Options = .init(),
+        schema: String, interval: Duration = .seconds(5), tenantLimit: Int = 50, logger: Logger
+    ) {
         self.databaseURL = databaseURL
+        self.databaseOptions = databaseOptions
         self.schema = schema
         self.interval = interval
         self.tenantLimit = tenantLimit
@@ -24,7 +30,7 @@ public struct BacklogGauges: Service {
     }
 
     public func run() async throws {
-        var database = ReconnectingConnection(url: databaseURL, logger: logger)
+        var database = ReconnectingConnection(url: databaseURL, options: databaseOptions, logger: logger)
         var reportedTenants: Set<String> = []
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {

@@ -63,10 +63,11 @@ public final class PostgresListener: Sendable {
         let setupQueue = DispatchQueue(label: "outbox-bridge.postgres.listener.setup")
         let connection = try await PostgresConnection.run(on: setupQueue) { () throws(PostgresError) in
             let connection = try LibPQConnection.connect(
-                conninfo: conninfo, applicationName: options.connection.applicationName,
-                connectTimeoutSeconds: options.connection.connectTimeoutSeconds, logger: logger)
+                conninfo: conninfo, defaults: options.connection.conninfoDefaults, logger: logger)
+            let deadline = ContinuousClock.now.advanced(by: options.connection.queryTimeout)
             for channel in channels {
-                _ = try connection.execute("LISTEN \(try connection.quoteIdentifier(channel))", parameters: [])
+                _ = try connection.execute(
+                    "LISTEN \(try connection.quoteIdentifier(channel))", parameters: [], deadline: deadline)
             }
             return connection
         }
@@ -196,10 +197,12 @@ private final class WakePipe: Sendable {
             pollfd(fd: socket, events: Int16(POLLIN), revents: 0),
             pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0),
         ]
-        let remaining = clock.now.duration(to: deadline)
-        let milliseconds = max(0, Int32(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))
-        let ready = poll(&descriptors, 2, milliseconds)
-        if ready < 0 { return errno == EINTR ? .timedOut : .failed(errno) }
+        var ready: Int32
+        // A signal interrupting the wait is neither a timeout nor a failure: wait on.
+        repeat {
+            ready = poll(&descriptors, 2, clock.now.duration(to: deadline).pollMilliseconds)
+        } while ready < 0 && errno == EINTR
+        if ready < 0 { return .failed(errno) }
         if descriptors[1].revents != 0 { return .woken }
         if descriptors[0].revents != 0 { return .socketReadable }
         return .timedOut
