@@ -170,14 +170,19 @@ public final class PostgresConnection: Sendable {
         }
     }
 
-    /// Runs `work` on the queue with the call's deadline, counted from now: a call waiting
-    /// behind another on the queue (which a caller serving one task at a time never makes) is
-    /// still bounded by the one before it.
+    /// Runs `work` on the queue with the call's deadline, counted from now. A task cancelled
+    /// while its statement waits for the reply ends the wait: the statement is cancelled on
+    /// the server and the connection closed (`.closed`).
     private func perform<T: Sendable>(
         _ work: @escaping @Sendable (LibPQConnection, ContinuousClock.Instant) throws(PostgresError) -> T
     ) async throws(PostgresError) -> T {
         let deadline = ContinuousClock.now.advanced(by: queryTimeout)
-        return try await Self.run(on: queue) { [connection] () throws(PostgresError) in try work(connection, deadline) }
+        let outcome = await withTaskCancellationHandler {
+            await Self.outcome(on: queue) { [connection] () throws(PostgresError) in try work(connection, deadline) }
+        } onCancel: { [connection] in
+            connection.interrupt()
+        }
+        return try outcome.get()
     }
 
     /// Hops to `queue` for blocking work and resumes the caller with its outcome.
@@ -185,10 +190,16 @@ public final class PostgresConnection: Sendable {
         on queue: DispatchQueue,
         _ work: @escaping @Sendable () throws(PostgresError) -> T
     ) async throws(PostgresError) -> T {
-        let outcome: Result<T, PostgresError> = await withCheckedContinuation { continuation in
+        try await outcome(on: queue, work).get()
+    }
+
+    private static func outcome<T: Sendable>(
+        on queue: DispatchQueue,
+        _ work: @escaping @Sendable () throws(PostgresError) -> T
+    ) async -> Result<T, PostgresError> {
+        await withCheckedContinuation { continuation in
             queue.async { continuation.resume(returning: Result { () throws(PostgresError) in try work() }) }
         }
-        return try outcome.get()
     }
 
     /// Connections currently open in this process (for leak tests).

@@ -122,7 +122,7 @@ private struct ListenLoop: Sendable {
         var heartbeatDeadline: ContinuousClock.Instant?
         while true {
             let wakeAt = heartbeatDeadline ?? heartbeatDue
-            let readiness = wakePipe.waitForInput(onSocket: connection.socket, until: wakeAt, clock: clock)
+            let readiness = wakePipe.wait(onSocket: connection.socket, writable: false, until: wakeAt)
             switch readiness {
             case .woken:
                 return
@@ -141,7 +141,7 @@ private struct ListenLoop: Sendable {
                     return
                 }
                 heartbeatDeadline = clock.now.advanced(by: options.heartbeatTimeout)
-            case .socketReadable:
+            case .socketReady:
                 guard connection.consumeInput() else {
                     buffer.finish(throwing: connection.connectionLostError)
                     return
@@ -161,51 +161,6 @@ private struct ListenLoop: Sendable {
                 }
             }
         }
-    }
-}
-
-/// A self-pipe that lets `close()` interrupt the listening thread's `poll()`.
-private final class WakePipe: Sendable {
-    private let readEnd: Int32
-    private let writeEnd: Int32
-
-    enum Readiness {
-        case socketReadable, woken, timedOut, failed(Int32)
-    }
-
-    init() throws(PostgresError) {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else {
-            throw PostgresError(kind: .connectionFailed, message: "cannot create a pipe: errno \(errno)")
-        }
-        readEnd = fds[0]
-        writeEnd = fds[1]
-    }
-
-    deinit {
-        Foundation.close(readEnd)
-        Foundation.close(writeEnd)
-    }
-
-    func wake() {
-        var byte: UInt8 = 1
-        _ = write(writeEnd, &byte, 1)
-    }
-
-    func waitForInput(onSocket socket: Int32, until deadline: ContinuousClock.Instant, clock: ContinuousClock) -> Readiness {
-        var descriptors = [
-            pollfd(fd: socket, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0),
-        ]
-        var ready: Int32
-        // A signal interrupting the wait is neither a timeout nor a failure: wait on.
-        repeat {
-            ready = poll(&descriptors, 2, clock.now.duration(to: deadline).pollMilliseconds)
-        } while ready < 0 && errno == EINTR
-        if ready < 0 { return .failed(errno) }
-        if descriptors[1].revents != 0 { return .woken }
-        if descriptors[0].revents != 0 { return .socketReadable }
-        return .timedOut
     }
 }
 

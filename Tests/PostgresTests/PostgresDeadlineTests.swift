@@ -85,6 +85,24 @@ struct PostgresDeadlineTests {
         try await Self.waitUntilEnded(connection.backendPID, admin)
     }
 
+    @Test("cancelling the task whose statement waits for its reply ends the wait before the deadline, and the statement on the server")
+    func cancelledTaskEndsTheWait() async throws {
+        let database = try await TestDatabase.create("task_cancel")
+        let connection = try await PostgresConnection.connect(database.url, options: Self.options(queryTimeout: .seconds(600)))
+        let admin = try await database.connect()
+        let sleeping = Task { try await connection.query("SELECT pg_catalog.pg_sleep(600)") }
+        try await waitUntil("the statement is running") {
+            try await admin.query(
+                "SELECT count(*) AS n FROM pg_catalog.pg_stat_activity WHERE pid = $1 AND query LIKE '%pg_sleep%' AND state = 'active'",
+                [Int(connection.backendPID)]
+            )[0].require(Int.self, column: "n") == 1
+        }
+        sleeping.cancel()
+        let error = await #expect(throws: PostgresError.self) { try await sleeping.value }
+        #expect(error?.kind == .closed)
+        try await Self.waitUntilEnded(connection.backendPID, admin)
+    }
+
     private static func waitUntilEnded(_ pid: Int32, _ admin: PostgresConnection) async throws {
         try await waitUntil("backend \(pid) has ended", timeout: .seconds(60)) {
             try await admin.query(

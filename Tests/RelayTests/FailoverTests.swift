@@ -17,7 +17,8 @@ struct FailoverTests {
         let primarySQL = try await environment.database.connect()
         let login = try await RelayLogin.create(primarySQL)
         let standby = try await primary.startStandby()
-        defer { Task { await standby.stop() } }
+        var standbyStopped = false
+        defer { if !standbyStopped { Task { await standby.stop() } } }
 
         let name = environment.database.name
         let bothServers = "postgresql://\(login.name)@127.0.0.1:\(primary.port),127.0.0.1:\(standby.port)/\(name)"
@@ -47,5 +48,8 @@ struct FailoverTests {
         // Each row records one position holding its own event; a record the old primary's
         // mark never reached the standby for is published again, as a duplicate.
         _ = try await verifyDelivery(environment, promotedSQL, tenants: 3, eventsPerTenant: 15, context: "failover")
+        relay.stop()
+        await standby.stop()
+        standbyStopped = true
     }
 }

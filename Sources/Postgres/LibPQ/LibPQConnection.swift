@@ -13,12 +13,15 @@ final class LibPQConnection: @unchecked Sendable {
     /// is terminated), which libpq would otherwise print to stderr. Kept alive by this object
     /// because libpq holds only an unretained pointer to it.
     private let noticeLogger: NoticeLogger
+    /// Lets a cancelled task end the wait for its statement's reply from another thread.
+    private let interruption: WakePipe
 
     /// Connections currently open in this process, so tests can prove each is finished once.
     static let openHandles = HandleCounter()
 
-    private init(handle: OpaquePointer, logger: Logger) {
+    private init(handle: OpaquePointer, interruption: WakePipe, logger: Logger) {
         self.handle = handle
+        self.interruption = interruption
         self.noticeLogger = NoticeLogger(logger: logger)
         Self.openHandles.increment()
         PQsetNoticeProcessor(handle, { context, message in
@@ -52,7 +55,14 @@ final class LibPQConnection: @unchecked Sendable {
         guard let handle else {
             throw PostgresError(kind: .connectionFailed, message: "out of memory")
         }
-        let connection = LibPQConnection(handle: handle, logger: logger)
+        let interruption: WakePipe
+        do {
+            interruption = try WakePipe()
+        } catch {
+            PQfinish(handle)
+            throw error
+        }
+        let connection = LibPQConnection(handle: handle, interruption: interruption, logger: logger)
         guard PQstatus(handle) == CONNECTION_OK else {
             throw PostgresError(kind: .connectionFailed, message: connection.lastErrorMessage)
         }
@@ -79,6 +89,7 @@ final class LibPQConnection: @unchecked Sendable {
     /// its result no later than `deadline`.
     func execute(_ sql: String, parameters: [String?], deadline: ContinuousClock.Instant) throws(PostgresError) -> PostgresRows {
         try ensureUsable()
+        interruption.drain()
         let sent = withOptionalCStringArray(parameters) { values in
             PQsendQueryParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
         }
@@ -92,6 +103,7 @@ final class LibPQConnection: @unchecked Sendable {
     /// part of it itself.
     func executeScript(_ sql: String, deadline: ContinuousClock.Instant) throws(PostgresError) {
         try ensureUsable()
+        interruption.drain()
         guard PQsendQuery(handle, sql) == 1 else { throw lostOrFailed() }
         _ = try collectResults(of: sql, deadline: deadline)
     }
@@ -126,30 +138,33 @@ final class LibPQConnection: @unchecked Sendable {
         return last
     }
 
-    /// Waits until the socket is readable (or writable) or `deadline` passes. libpq may leave
-    /// a socket readable with nothing more than an already-consumed message, so callers loop.
+    /// Waits until the socket is readable (or writable), `deadline` passes or `interrupt()` is
+    /// called. libpq may leave a socket readable with nothing more than an already-consumed
+    /// message, so callers loop.
     private func waitForSocket(writable: Bool, until deadline: ContinuousClock.Instant, sql: String) throws(PostgresError) {
-        let clock = ContinuousClock()
-        while true {
-            let remaining = clock.now.duration(to: deadline)
-            guard remaining > .zero else {
-                throw abandon(after: sql)
-            }
-            var descriptor = pollfd(
-                fd: PQsocket(handle), events: Int16(writable ? POLLIN | POLLOUT : POLLIN), revents: 0)
-            let ready = poll(&descriptor, 1, remaining.pollMilliseconds)
-            if ready > 0 { return }
-            if ready < 0, errno != EINTR {
-                throw PostgresError(kind: .connectionLost, message: "poll on the connection's socket failed: errno \(errno)")
-            }
+        switch interruption.wait(onSocket: PQsocket(handle), writable: writable, until: deadline) {
+        case .socketReady:
+            return
+        case .timedOut:
+            throw abandon(sql, kind: .timedOut, because: "no reply within the deadline")
+        case .woken:
+            throw abandon(sql, kind: .closed, because: "the task waiting for it was cancelled")
+        case .failed(let error):
+            throw PostgresError(kind: .connectionLost, message: "poll on the connection's socket failed: errno \(error)")
         }
     }
 
-    /// Gives up on a statement whose deadline passed: asks the server to cancel it (on a
-    /// thread of its own, since `PQcancel` opens a connection of its own and blocks), then
-    /// shuts the socket down so the backend's session ends and nothing more is read from it.
-    /// The connection is unusable afterwards: its protocol state is mid-statement.
-    private func abandon(after sql: String) -> PostgresError {
+    /// Ends the wait of the statement in progress, if any, from any thread: it fails with
+    /// `.closed` and the connection is abandoned. For cancelled tasks.
+    func interrupt() {
+        interruption.wake()
+    }
+
+    /// Gives up on a statement without its reply: asks the server to cancel it (on a thread of
+    /// its own, since `PQcancel` opens a connection of its own and blocks), then shuts the
+    /// socket down so the backend's session ends and nothing more is read from it. The
+    /// connection is unusable afterwards: its protocol state is mid-statement.
+    private func abandon(_ sql: String, kind: PostgresError.Kind, because reason: String) -> PostgresError {
         isAbandoned = true
         if let cancel = PQgetCancel(handle) {
             let request = CancelRequest(cancel)
@@ -160,16 +175,17 @@ final class LibPQConnection: @unchecked Sendable {
         shutdown(PQsocket(handle), Int32(SHUT_RDWR))
         let statement = sql.split(whereSeparator: \.isNewline).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
         return PostgresError(
-            kind: .timedOut,
-            message: "no reply within the deadline to `\(statement.prefix(60))` from backend \(backendPID); cancelled it and closed the connection")
+            kind: kind,
+            message: "\(reason) to `\(statement.prefix(60))` (backend \(backendPID)); cancelled it and closed the connection")
     }
 
-    /// Set once a deadline passed: the socket is shut down and every later call fails at once.
+    /// Set once a statement was abandoned: the socket is shut down and every later call fails
+    /// at once.
     private var isAbandoned = false
 
     private func ensureUsable() throws(PostgresError) {
         if isAbandoned {
-            throw PostgresError(kind: .closed, message: "the connection was abandoned after a statement passed its deadline")
+            throw PostgresError(kind: .closed, message: "the connection was abandoned with a statement in progress")
         }
     }
 
