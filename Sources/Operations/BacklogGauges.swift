@@ -9,7 +9,7 @@ public import ServiceLifecycle
 /// transaction that notifies, DDL included).
 public struct BacklogGauges: Service {
     public let databaseURL: String
-    /// Keepalives, timeouts and the deadline of each call on the connection.
+    /// Bounds every call, so a hung connection is abandoned instead of silently stopping this.
     public let databaseOptions: PostgresConnection.Options
     public let schema: String
     public let interval: Duration

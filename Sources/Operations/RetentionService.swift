@@ -6,7 +6,7 @@ public import ServiceLifecycle
 /// the outbox does not grow forever while the relay runs. Dead events are never deleted here.
 public struct RetentionService: Service {
     public let databaseURL: String
-    /// Keepalives, timeouts and the deadline of each call on the connection.
+    /// Bounds every call, so a hung connection is abandoned instead of silently stopping this.
     public let databaseOptions: PostgresConnection.Options
     public let schema: String
     /// How long processed events are kept.

@@ -73,8 +73,8 @@ public enum RelayApplication {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: flusher)]
         if let retention {
             services.append(.init(service: RetentionService(
-                databaseURL: configuration.databaseURL, databaseOptions: configuration.database, schema: configuration.schema,
-                keepProcessed: retention.keepProcessed, interval: retention.interval, logger: logger)))
+                databaseURL: configuration.databaseURL, databaseOptions: configuration.database,
+                schema: configuration.schema, keepProcessed: retention.keepProcessed, interval: retention.interval, logger: logger)))
         }
         if let observability {
             // Probes read cached verdicts: a hundred concurrent probes cost one evaluation, and
