@@ -26,6 +26,9 @@ public final class KafkaProducer: Sendable {
     /// Set while `unrecoveredFatalError` is, so acknowledgements check the state only then.
     private let awaitingRecovery = Atomic<Bool>(false)
     private let blockingCalls: BlockingCallQueue
+    /// Metadata requests for health probes wait on their own queue: on `blockingCalls` a slow
+    /// broker's metadata reply would hold up every record produced behind it.
+    private let probeCalls = BlockingCallQueue(label: "outbox-bridge.kafka.producer.probe")
     private let logger: Logger
 
     /// - Throws: ``KafkaError`` with code ``KafkaErrorCode/invalidArgument`` naming the property
@@ -178,7 +181,7 @@ public final class KafkaProducer: Sendable {
     /// - Returns: the number of brokers the cluster advertises.
     @discardableResult
     public func checkConnectivity(timeout: Duration) async throws(KafkaError) -> Int {
-        try await blockingCalls.run { [self] () throws(KafkaError) in
+        try await probeCalls.run { [self] () throws(KafkaError) in
             try instance.client.fetchBrokerCount(timeoutMilliseconds: timeout.rdKafkaMilliseconds)
         }
     }

@@ -1,6 +1,6 @@
 import CoreMetrics
 public import Logging
-import Postgres
+public import Postgres
 public import ServiceLifecycle
 
 /// Samples the outbox every `interval` into gauges: the backlog (per tenant for the tenants
@@ -13,6 +13,8 @@ public import ServiceLifecycle
 /// it was ever given and each scrape would carry them all.
 public struct BacklogGauges: Service {
     public let databaseURL: String
+    /// Bounds every call, so a hung connection is abandoned instead of silently stopping this.
+    public let databaseOptions: PostgresConnection.Options
     public let schema: String
     public let interval: Duration
     /// Tenants reported one by one (those with the most pending events, ties by name); the rest
@@ -20,8 +22,12 @@ public struct BacklogGauges: Service {
     public let tenantLimit: Int
     public let logger: Logger
 
-    public init(databaseURL: String, schema: String, interval: Duration = .seconds(5), tenantLimit: Int = 50, logger: Logger) {
+    public init(
+        databaseURL: String, databaseOptions: PostgresConnection.Options = .init(),
+        schema: String, interval: Duration = .seconds(5), tenantLimit: Int = 50, logger: Logger
+    ) {
         self.databaseURL = databaseURL
+        self.databaseOptions = databaseOptions
         self.schema = schema
         self.interval = interval
         self.tenantLimit = tenantLimit
@@ -29,7 +35,7 @@ public struct BacklogGauges: Service {
     }
 
     public func run() async throws {
-        var database = ReconnectingConnection(url: databaseURL, logger: logger)
+        var database = ReconnectingConnection(url: databaseURL, options: databaseOptions, logger: logger)
         var tenantGauges: [String: Gauge] = [:]
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 public import Kafka
 public import Logging
 import Operations
@@ -74,11 +75,22 @@ public enum RelayApplication {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: flusher)]
         if let retention {
             services.append(.init(service: RetentionService(
-                databaseURL: configuration.databaseURL, schema: configuration.schema,
-                keepProcessed: retention.keepProcessed, interval: retention.interval, logger: logger)))
+                databaseURL: configuration.databaseURL, databaseOptions: configuration.database,
+                schema: configuration.schema, keepProcessed: retention.keepProcessed, interval: retention.interval, logger: logger)))
         }
         if let observability {
-            let progressWindow = max(configuration.pollInterval * 3, .seconds(10))
+            // Probes read cached verdicts: a hundred concurrent probes cost one evaluation, and
+            // the metadata request runs on the producer's probe queue, never in front of a
+            // record being produced.
+            let relayProgress = CachedReadiness(for: .seconds(1)) { relay.health.problem() }
+            let kafkaReachable = CachedReadiness(for: .seconds(1)) {
+                do {
+                    _ = try await producer.checkConnectivity(timeout: .seconds(2))
+                    return nil
+                } catch {
+                    return "Kafka unreachable: \(error)"
+                }
+            }
             let server = try await ObservabilityServer(
                 host: observability.host, port: observability.port, registry: observability.registry,
                 readiness: [
@@ -87,23 +99,14 @@ public enum RelayApplication {
                             "the Kafka producer failed fatally and was replaced; nothing acknowledged since: \($0)"
                         }
                     },
-                    {
-                        relay.health.madeProgress(within: progressWindow)
-                            ? nil : "the relay made no progress in the last \(progressWindow) (PostgreSQL unreachable or the loop stuck)"
-                    },
-                    {
-                        do {
-                            _ = try await producer.checkConnectivity(timeout: .seconds(2))
-                            return nil
-                        } catch {
-                            return "Kafka unreachable: \(error)"
-                        }
-                    },
+                    { await relayProgress.check() },
+                    { await kafkaReachable.check() },
                 ],
                 logger: logger)
             services.append(.init(service: server))
             services.append(.init(service: BacklogGauges(
-                databaseURL: configuration.databaseURL, schema: configuration.schema, logger: logger)))
+                databaseURL: configuration.databaseURL, databaseOptions: configuration.database,
+                schema: configuration.schema, logger: logger)))
         }
         // Services stop in reverse order: the relay first, so the producer flushes after it.
         services.append(.init(service: relay, successTerminationBehavior: .gracefullyShutdownGroup))
@@ -120,7 +123,7 @@ public enum RelayApplication {
     private static func checkOutboxInstalled(_ configuration: RelayConfiguration) async throws {
         let connection: PostgresConnection
         do {
-            connection = try await PostgresConnection.connect(configuration.databaseURL)
+            connection = try await PostgresConnection.connect(configuration.databaseURL, options: configuration.database)
         } catch {
             throw StartupError(description: "\(error)")
         }
@@ -155,6 +158,84 @@ public struct RetentionPolicy: Sendable {
     public var interval: Duration = .seconds(600)
 
     public init() {}
+}
+
+extension PostgresConnection.Options {
+    /// The `database.*` bounds every PostgreSQL connection of the relay gets; keys the URL sets
+    /// win over them (see config/bridge.yaml).
+    static func read(from settings: SettingsReader) async throws -> PostgresConnection.Options {
+        var options = PostgresConnection.Options()
+        let defaults = options
+        options.connectTimeoutSeconds = try await settings.int(
+            "database.connectTimeoutSeconds", default: defaults.connectTimeoutSeconds, in: 1...600)
+        options.keepalivesIdleSeconds = try await settings.int(
+            "database.keepalivesIdleSeconds", default: defaults.keepalivesIdleSeconds, in: 1...7200)
+        options.keepalivesIntervalSeconds = try await settings.int(
+            "database.keepalivesIntervalSeconds", default: defaults.keepalivesIntervalSeconds, in: 1...600)
+        options.keepalivesCount = try await settings.int(
+            "database.keepalivesCount", default: defaults.keepalivesCount, in: 1...100)
+        options.tcpUserTimeout = try await settings.seconds(
+            "database.tcpUserTimeoutSeconds", default: defaults.tcpUserTimeout, in: 1...3600)
+        options.statementTimeout = try await settings.seconds(
+            "database.statementTimeoutSeconds", default: defaults.statementTimeout, in: 0.1...86_400)
+        options.idleInTransactionTimeout = try await settings.seconds(
+            "database.idleInTransactionTimeoutSeconds", default: defaults.idleInTransactionTimeout, in: 0.1...86_400)
+        options.queryTimeout = try await settings.seconds(
+            "database.queryTimeoutSeconds", default: defaults.queryTimeout, in: 0.1...86_400)
+        guard options.queryTimeout > options.statementTimeout else {
+            throw ConfigurationError(
+                key: "database.queryTimeoutSeconds",
+                problem: "must be longer than database.statementTimeoutSeconds (\(options.statementTimeout)), so the server's own timeout answers first")
+        }
+        return options
+    }
+}
+
+extension RelayHealth.Bounds {
+    /// The `readiness.*` bounds of `/health/ready`.
+    static func read(from settings: SettingsReader) async throws -> RelayHealth.Bounds {
+        var bounds = RelayHealth.Bounds()
+        let defaults = bounds
+        bounds.markDelay = try await settings.seconds("readiness.markDelaySeconds", default: defaults.markDelay, in: 0.1...86_400)
+        bounds.claimStall = try await settings.seconds("readiness.claimStallSeconds", default: defaults.claimStall, in: 0.1...86_400)
+        bounds.failingFor = try await settings.seconds("readiness.failingForSeconds", default: defaults.failingFor, in: 0.1...86_400)
+        return bounds
+    }
+}
+
+/// A readiness verdict computed at most once per `lifetime`, however many probes ask: probes
+/// arriving while it is computed share that computation.
+final class CachedReadiness: Sendable {
+    private struct State {
+        var verdict: (at: ContinuousClock.Instant, problem: String?)?
+        var computing: Task<String?, Never>?
+    }
+
+    private let state = Mutex(State())
+    private let lifetime: Duration
+    private let evaluate: @Sendable () async -> String?
+
+    init(for lifetime: Duration, evaluate: @escaping @Sendable () async -> String?) {
+        self.lifetime = lifetime
+        self.evaluate = evaluate
+    }
+
+    /// Why the service is not ready, or `nil` when it is.
+    func check() async -> String? {
+        let computing = state.withLock { state -> Task<String?, Never>? in
+            if let verdict = state.verdict, ContinuousClock.now - verdict.at < lifetime { return nil }
+            if let computing = state.computing { return computing }
+            let computing = Task { [evaluate] in
+                let problem = await evaluate()
+                self.state.withLock { $0 = State(verdict: (.now, problem), computing: nil) }
+                return problem
+            }
+            state.computing = computing
+            return computing
+        }
+        guard let computing else { return state.withLock { $0.verdict?.problem } }
+        return await computing.value
+    }
 }
 
 /// Waits for shutdown, then flushes the producer: records the relay already enqueued get

@@ -269,6 +269,8 @@ extension RelayConfiguration {
             "relay.maxRetryBackoffSeconds", default: defaults.maxRetryBackoff, in: 0.01...86400)
         configuration.leaseDuration = try await settings.seconds(
             "relay.leaseSeconds", default: defaults.leaseDuration, in: 1...600)
+        configuration.database = try await .read(from: settings)
+        configuration.readiness = try await .read(from: settings)
         configuration.brokers = try await settings.string("kafka.brokers", default: defaults.brokers)
         configuration.kafkaProperties = try ConsumerOptions.properties(
             try await settings.strings("kafka.properties"), option: "kafka.properties")

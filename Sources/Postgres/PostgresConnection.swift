@@ -6,49 +6,121 @@ public import Logging
 /// libpq calls block, so they run on the connection's own serial dispatch queue, never on
 /// Swift's cooperative pool; the queue also keeps the non-thread-safe `PGconn` confined. Like a
 /// `PGconn`, a connection serves one task at a time: statements from concurrent tasks would
-/// interleave inside each other's transactions. After `.connectionLost` the caller connects
-/// anew.
+/// interleave inside each other's transactions.
+///
+/// Every call is bounded: the queue waits for the server with `poll()` until
+/// `Options.queryTimeout`, and a statement that passes it is cancelled on the server and the
+/// connection closed (`.timedOut`), so a frozen server or a half-open connection never holds
+/// a caller. After an error whose `breaksConnection` is true the caller connects anew.
 public final class PostgresConnection: Sendable {
-    /// Settings for establishing a connection.
+    /// Settings for establishing a connection and bounding every call on it. The libpq
+    /// settings are defaults: a key the URL or conninfo sets wins.
     public struct Options: Sendable {
         /// Sent as libpq's `fallback_application_name`, so it shows in `pg_stat_activity`
         /// unless the URL sets `application_name`. Default `outbox-bridge`.
         public var applicationName: String = "outbox-bridge"
-        /// libpq's `connect_timeout` unless the URL sets one, so an unreachable host fails
-        /// instead of hanging. Default 10 seconds.
+        /// libpq's `connect_timeout` (per host of a multi-host URL), so an unreachable host
+        /// fails instead of hanging. Default 10 seconds.
         public var connectTimeoutSeconds: Int = 10
+        /// libpq's `keepalives_idle`: quiet seconds before the kernel probes an idle
+        /// connection, so a peer that vanished (failover, NAT or load-balancer drop) is noticed.
+        /// Default 10.
+        public var keepalivesIdleSeconds: Int = 10
+        /// libpq's `keepalives_interval`: seconds between unanswered probes. Default 5.
+        public var keepalivesIntervalSeconds: Int = 5
+        /// libpq's `keepalives_count`: unanswered probes after which the kernel drops the
+        /// connection. Default 3.
+        public var keepalivesCount: Int = 3
+        /// libpq's `tcp_user_timeout`: how long sent data may stay unacknowledged before the
+        /// kernel drops the connection. Default 30 seconds.
+        public var tcpUserTimeout: Duration = .seconds(30)
+        /// The server's `statement_timeout` inside transactions, set with `SET LOCAL` when the
+        /// session has no value of its own (from the URL's `options`, the role, the database
+        /// or the server's configuration). Default 30 seconds.
+        public var statementTimeout: Duration = .seconds(30)
+        /// The server's `idle_in_transaction_session_timeout` inside transactions, set like
+        /// `statementTimeout`: a client that vanishes mid-transaction releases its locks after
+        /// this. Default 60 seconds.
+        public var idleInTransactionTimeout: Duration = .seconds(60)
+        /// The client-side deadline of each call: a statement without a reply by then is
+        /// cancelled and its connection closed. Longer than `statementTimeout`, so the server's
+        /// own timeout normally answers first and the connection survives. Default 45 seconds.
+        public var queryTimeout: Duration = .seconds(45)
 
         public init() {}
+
+        /// libpq keys that the URL or conninfo may override.
+        var conninfoDefaults: [(String, String)] {
+            [
+                ("connect_timeout", String(connectTimeoutSeconds)),
+                ("fallback_application_name", applicationName),
+                ("keepalives", "1"),
+                ("keepalives_idle", String(keepalivesIdleSeconds)),
+                ("keepalives_interval", String(keepalivesIntervalSeconds)),
+                ("keepalives_count", String(keepalivesCount)),
+                ("tcp_user_timeout", String(Int64(tcpUserTimeout.seconds * 1000))),
+            ]
+        }
     }
 
     private let connection: LibPQConnection
     private let queue: DispatchQueue
+    private let queryTimeout: Duration
+    /// `SET LOCAL` statements that open each transaction: the server-side timeouts the
+    /// session has no value of its own for. Empty when every one is set already.
+    private let transactionSettings: String
     public let logger: Logger
 
     /// The server process serving this connection, as `pg_backend_pid()` reports it.
     public let backendPID: Int32
 
-    private init(connection: LibPQConnection, queue: DispatchQueue, logger: Logger) {
+    private init(
+        connection: LibPQConnection, queue: DispatchQueue, queryTimeout: Duration, transactionSettings: String, logger: Logger
+    ) {
         self.connection = connection
         self.queue = queue
+        self.queryTimeout = queryTimeout
+        self.transactionSettings = transactionSettings
         self.logger = logger
         self.backendPID = connection.backendPID
     }
 
     /// Connects with a `postgresql://` URL or a `key=value` conninfo string. An empty string
     /// means libpq's defaults, so `PG*` variables, `.pgpass` and `sslmode` work as usual.
+    ///
+    /// The server-side timeouts are applied per transaction with `SET LOCAL`, never to the
+    /// session: behind PgBouncer in transaction mode a session `SET` would stay on a server
+    /// connection other clients get next, and the `options` startup parameter is refused or
+    /// ignored by poolers. A transaction is pinned to one server connection and `SET LOCAL`
+    /// ends with it, so this works directly and behind a pooler alike. Single statements
+    /// outside a transaction are bounded by `queryTimeout`, which cancels them on the server.
     public static func connect(
         _ conninfo: String,
         options: Options = Options(),
         logger: Logger = Logger(label: "outbox-bridge.postgres")
     ) async throws(PostgresError) -> PostgresConnection {
         let queue = DispatchQueue(label: "outbox-bridge.postgres.connection")
-        let connection = try await run(on: queue) { () throws(PostgresError) in
-            try LibPQConnection.connect(
-                conninfo: conninfo, applicationName: options.applicationName,
-                connectTimeoutSeconds: options.connectTimeoutSeconds, logger: logger)
+        let (connection, transactionSettings) = try await run(on: queue) { () throws(PostgresError) in
+            let connection = try LibPQConnection.connect(
+                conninfo: conninfo, defaults: options.conninfoDefaults, logger: logger)
+            let unset = try connection.execute(
+                """
+                SELECT name FROM pg_catalog.pg_settings
+                WHERE name IN ('statement_timeout', 'idle_in_transaction_session_timeout') AND source = 'default'
+                """, parameters: [], deadline: .now.advanced(by: options.queryTimeout))
+            let timeouts = [
+                "statement_timeout": options.statementTimeout,
+                "idle_in_transaction_session_timeout": options.idleInTransactionTimeout,
+            ]
+            let settings = unset.compactMap { row -> String? in
+                guard let name = row["name"], let value = timeouts[name] else { return nil }
+                return "SET LOCAL \(name) = \(Int64((value.seconds * 1000).rounded(.up)))"
+            }
+            return (connection, settings.map { "; " + $0 }.joined())
         }
-        return PostgresConnection(connection: connection, queue: queue, logger: logger)
+        return PostgresConnection(
+            connection: connection, queue: queue, queryTimeout: options.queryTimeout,
+            transactionSettings: transactionSettings, logger: logger)
     }
 
     /// Runs one statement; values travel as parameters `$1`, `$2`, … and are never spliced
@@ -56,34 +128,37 @@ public final class PostgresConnection: Sendable {
     @discardableResult
     public func query(_ sql: String, _ parameters: [(any PostgresBindable)?] = []) async throws(PostgresError) -> PostgresRows {
         let texts = parameters.map { $0?.postgresText }
-        return try await perform { connection throws(PostgresError) in
-            try connection.execute(sql, parameters: texts)
+        return try await perform { connection, deadline throws(PostgresError) in
+            try connection.execute(sql, parameters: texts, deadline: deadline)
         }
     }
 
     /// Runs a script of several statements (a migration file, say) as one simple query.
     public func execute(script: String) async throws(PostgresError) {
-        try await perform { connection throws(PostgresError) in try connection.executeScript(script) }
+        try await perform { connection, deadline throws(PostgresError) in
+            try connection.executeScript(script, deadline: deadline)
+        }
     }
 
     /// Quotes an identifier that comes from data (a schema or table name) with libpq's
     /// `PQescapeIdentifier`.
     public func quoteIdentifier(_ identifier: String) async throws(PostgresError) -> String {
-        try await perform { connection throws(PostgresError) in try connection.quoteIdentifier(identifier) }
+        try await perform { connection, _ throws(PostgresError) in try connection.quoteIdentifier(identifier) }
     }
 
     /// Quotes a string literal with libpq's `PQescapeLiteral`, for scripts that cannot take
     /// parameters; everything else passes values as parameters.
     public func quoteLiteral(_ literal: String) async throws(PostgresError) -> String {
-        try await perform { connection throws(PostgresError) in try connection.quoteLiteral(literal) }
+        try await perform { connection, _ throws(PostgresError) in try connection.quoteLiteral(literal) }
     }
 
-    /// Runs `body` inside `BEGIN` … `COMMIT`, rolling back if it throws.
+    /// Runs `body` inside `BEGIN` … `COMMIT`, rolling back if it throws. The transaction
+    /// starts with the server-side timeouts (see `connect`), in the same round trip as `BEGIN`.
     @discardableResult
     public func transaction<Result>(
         _ body: (PostgresConnection) async throws -> Result
     ) async throws -> Result {
-        try await query("BEGIN")
+        try await execute(script: "BEGIN" + transactionSettings)
         do {
             let result = try await body(self)
             try await query("COMMIT")
@@ -95,10 +170,19 @@ public final class PostgresConnection: Sendable {
         }
     }
 
+    /// Runs `work` on the queue with the call's deadline, counted from now. A task cancelled
+    /// while its statement waits for the reply ends the wait: the statement is cancelled on
+    /// the server and the connection closed (`.closed`).
     private func perform<T: Sendable>(
-        _ work: @escaping @Sendable (LibPQConnection) throws(PostgresError) -> T
+        _ work: @escaping @Sendable (LibPQConnection, ContinuousClock.Instant) throws(PostgresError) -> T
     ) async throws(PostgresError) -> T {
-        try await Self.run(on: queue) { [connection] () throws(PostgresError) in try work(connection) }
+        let deadline = ContinuousClock.now.advanced(by: queryTimeout)
+        let outcome = await withTaskCancellationHandler {
+            await Self.outcome(on: queue) { [connection] () throws(PostgresError) in try work(connection, deadline) }
+        } onCancel: { [connection] in
+            connection.interrupt()
+        }
+        return try outcome.get()
     }
 
     /// Hops to `queue` for blocking work and resumes the caller with its outcome.
@@ -106,10 +190,16 @@ public final class PostgresConnection: Sendable {
         on queue: DispatchQueue,
         _ work: @escaping @Sendable () throws(PostgresError) -> T
     ) async throws(PostgresError) -> T {
-        let outcome: Result<T, PostgresError> = await withCheckedContinuation { continuation in
+        try await outcome(on: queue, work).get()
+    }
+
+    private static func outcome<T: Sendable>(
+        on queue: DispatchQueue,
+        _ work: @escaping @Sendable () throws(PostgresError) -> T
+    ) async -> Result<T, PostgresError> {
+        await withCheckedContinuation { continuation in
             queue.async { continuation.resume(returning: Result { () throws(PostgresError) in try work() }) }
         }
-        return try outcome.get()
     }
 
     /// Connections currently open in this process (for leak tests).

@@ -15,7 +15,11 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
         case server
         /// A value could not be converted to or from its text form.
         case decoding
-        /// The connection was closed by its owner.
+        /// A statement got no reply before its deadline (`PostgresConnection.Options.queryTimeout`):
+        /// the server was asked to cancel it and the connection was closed. The caller
+        /// reconnects, as after `.connectionLost`.
+        case timedOut
+        /// The connection can no longer be used: it was abandoned after a deadline passed.
         case closed
     }
 
@@ -40,7 +44,17 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible, CustomDeb
         case .connectionLost: "PostgreSQL connection lost: \(message)"
         case .server: "PostgreSQL error \(sqlState ?? "?????"): \(message)"
         case .decoding: "PostgreSQL value error: \(message)"
+        case .timedOut: "PostgreSQL timed out: \(message)"
         case .closed: "PostgreSQL connection closed: \(message)"
+        }
+    }
+
+    /// Whether the connection that raised this error must be replaced: it broke, timed out or
+    /// was closed, as opposed to a statement the server rejected.
+    public var breaksConnection: Bool {
+        switch kind {
+        case .connectionFailed, .connectionLost, .timedOut, .closed: true
+        case .server, .decoding: false
         }
     }
 
@@ -61,5 +75,6 @@ extension PostgresError {
         public static let undefinedTable = "42P01"
         public static let adminShutdown = "57P01"
         public static let lockNotAvailable = "55P03"
+        public static let queryCanceled = "57014"
     }
 }

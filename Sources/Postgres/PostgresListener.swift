@@ -63,10 +63,11 @@ public final class PostgresListener: Sendable {
         let setupQueue = DispatchQueue(label: "outbox-bridge.postgres.listener.setup")
         let connection = try await PostgresConnection.run(on: setupQueue) { () throws(PostgresError) in
             let connection = try LibPQConnection.connect(
-                conninfo: conninfo, applicationName: options.connection.applicationName,
-                connectTimeoutSeconds: options.connection.connectTimeoutSeconds, logger: logger)
+                conninfo: conninfo, defaults: options.connection.conninfoDefaults, logger: logger)
+            let deadline = ContinuousClock.now.advanced(by: options.connection.queryTimeout)
             for channel in channels {
-                _ = try connection.execute("LISTEN \(try connection.quoteIdentifier(channel))", parameters: [])
+                _ = try connection.execute(
+                    "LISTEN \(try connection.quoteIdentifier(channel))", parameters: [], deadline: deadline)
             }
             return connection
         }
@@ -121,7 +122,7 @@ private struct ListenLoop: Sendable {
         var heartbeatDeadline: ContinuousClock.Instant?
         while true {
             let wakeAt = heartbeatDeadline ?? heartbeatDue
-            let readiness = wakePipe.waitForInput(onSocket: connection.socket, until: wakeAt, clock: clock)
+            let readiness = wakePipe.wait(onSocket: connection.socket, writable: false, until: wakeAt)
             switch readiness {
             case .woken:
                 return
@@ -140,7 +141,7 @@ private struct ListenLoop: Sendable {
                     return
                 }
                 heartbeatDeadline = clock.now.advanced(by: options.heartbeatTimeout)
-            case .socketReadable:
+            case .socketReady:
                 guard connection.consumeInput() else {
                     buffer.finish(throwing: connection.connectionLostError)
                     return
@@ -160,49 +161,6 @@ private struct ListenLoop: Sendable {
                 }
             }
         }
-    }
-}
-
-/// A self-pipe that lets `close()` interrupt the listening thread's `poll()`.
-private final class WakePipe: Sendable {
-    private let readEnd: Int32
-    private let writeEnd: Int32
-
-    enum Readiness {
-        case socketReadable, woken, timedOut, failed(Int32)
-    }
-
-    init() throws(PostgresError) {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else {
-            throw PostgresError(kind: .connectionFailed, message: "cannot create a pipe: errno \(errno)")
-        }
-        readEnd = fds[0]
-        writeEnd = fds[1]
-    }
-
-    deinit {
-        Foundation.close(readEnd)
-        Foundation.close(writeEnd)
-    }
-
-    func wake() {
-        var byte: UInt8 = 1
-        _ = write(writeEnd, &byte, 1)
-    }
-
-    func waitForInput(onSocket socket: Int32, until deadline: ContinuousClock.Instant, clock: ContinuousClock) -> Readiness {
-        var descriptors = [
-            pollfd(fd: socket, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0),
-        ]
-        let remaining = clock.now.duration(to: deadline)
-        let milliseconds = max(0, Int32(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))
-        let ready = poll(&descriptors, 2, milliseconds)
-        if ready < 0 { return errno == EINTR ? .timedOut : .failed(errno) }
-        if descriptors[1].revents != 0 { return .woken }
-        if descriptors[0].revents != 0 { return .socketReadable }
-        return .timedOut
     }
 }
 

@@ -5,11 +5,13 @@ public import Logging
 /// cannot use: a failed call drops the connection, and the next `use` reconnects.
 public struct ReconnectingConnection: Sendable {
     public let url: String
+    public let options: PostgresConnection.Options
     public let logger: Logger
     private var connection: PostgresConnection?
 
-    public init(url: String, logger: Logger) {
+    public init(url: String, options: PostgresConnection.Options = .init(), logger: Logger) {
         self.url = url
+        self.options = options
         self.logger = logger
     }
 
@@ -21,7 +23,7 @@ public struct ReconnectingConnection: Sendable {
             if let connection {
                 current = connection
             } else {
-                current = try await PostgresConnection.connect(url, logger: logger)
+                current = try await PostgresConnection.connect(url, options: options, logger: logger)
                 connection = current
             }
             return try await body(current)

@@ -1,3 +1,5 @@
+public import Postgres
+
 /// Everything the relay needs to know, one struct tree. Defaults are the values
 /// `config/bridge.yaml` documents; the command line, environment and YAML file override them.
 public struct RelayConfiguration: Sendable {
@@ -8,6 +10,10 @@ public struct RelayConfiguration: Sendable {
     /// A direct connection for `LISTEN`, for when `databaseURL` points at a pooler in
     /// transaction mode (which drops notifications). Default: `nil`, use `databaseURL`.
     public var listenURL: String?
+    /// Keepalives, server-side timeouts and the client-side deadline of every PostgreSQL
+    /// connection the relay opens (claim, mark, leases, LISTEN, gauges, retention). Defaults:
+    /// see `PostgresConnection.Options`; keys the URL sets win.
+    public var database = PostgresConnection.Options()
     /// Never `LISTEN`; rely on polling alone, for setups with no direct connection at all.
     /// Default: `false`.
     public var pollOnly: Bool = false
@@ -48,6 +54,8 @@ public struct RelayConfiguration: Sendable {
     public var leaseDuration: Duration = .seconds(5)
     /// Quiet time after which the `LISTEN` connection is checked with a query. Default: 10 s.
     public var listenHeartbeat: Duration = .seconds(10)
+    /// When `/health/ready` fails.
+    public var readiness = RelayHealth.Bounds()
 
     /// Kafka bootstrap servers, comma separated. Default: empty, which starts the in-memory
     /// development broker.

@@ -59,7 +59,7 @@ final class RelayLoop {
                     nextRebalance = clock.now.advanced(by: configuration.leaseDuration / 5)
                 }
                 let turn: Turn = stopping ? .outOfRoom : try await claimAndPublish(store: store)
-                health.recordTurn()
+                health.forgetWrittenBack()
                 switch turn {
                 case .moreWaiting:
                     continue
@@ -75,8 +75,11 @@ final class RelayLoop {
             } catch is CancellationError {
                 return
             } catch {
-                if let error = error as? PostgresError, error.kind == .connectionLost || error.kind == .connectionFailed {
-                    logger.error("PostgreSQL unreachable; retrying", metadata: ["error": "\(error)"])
+                if error is PostgresError {
+                    health.postgresAnswered(false)
+                }
+                if let error = error as? PostgresError, error.breaksConnection {
+                    logger.error("PostgreSQL unreachable; reconnecting", metadata: ["error": "\(error)"])
                     store = nil
                 } else {
                     logger.error("relay cycle failed; retrying", metadata: ["error": "\(error)"])
@@ -88,7 +91,8 @@ final class RelayLoop {
 
     private func connectedStore() async throws -> OutboxStore {
         if let store { return store }
-        let connection = try await PostgresConnection.connect(configuration.databaseURL, logger: logger)
+        let connection = try await PostgresConnection.connect(
+            configuration.databaseURL, options: configuration.database, logger: logger)
         let reconnected = try await OutboxStore(connection: connection, schema: configuration.schema)
         store = reconnected
         logger.info("reconnected to PostgreSQL")
@@ -128,10 +132,13 @@ final class RelayLoop {
         let events = try await store.claimPending(
             limit: limit, shards: shards, shardCount: shardCount, excluding: ledger.ids,
             pausedTenants: ledger.retryingTenants)
+        health.claimCompleted()
+        health.postgresAnswered(true)
         guard !events.isEmpty else { return .idle }
         ledger.add(events)
         let ids = events.map(\.id)
-        await producer.send(events.map(router.record(for:))) { [inbox] index, outcome in
+        await producer.send(events.map(router.record(for:))) { [inbox, health] index, outcome in
+            health.delivered(id: ids[index], succeeded: (try? outcome.get()) != nil)
             inbox.deliver(id: ids[index], outcome: outcome)
         }
         guard events.count == limit else { return .idle }

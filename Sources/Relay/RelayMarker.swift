@@ -83,7 +83,8 @@ final class RelayMarker {
 
     private func connectedStore() async throws -> OutboxStore {
         if let store { return store }
-        let connection = try await PostgresConnection.connect(configuration.databaseURL, logger: logger)
+        let connection = try await PostgresConnection.connect(
+            configuration.databaseURL, options: configuration.database, logger: logger)
         let connected = try await OutboxStore(connection: connection, schema: configuration.schema)
         store = connected
         return connected

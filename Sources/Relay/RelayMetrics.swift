@@ -45,19 +45,106 @@ struct RelayMetrics: Sendable {
     }
 }
 
-/// Whether the relay is keeping up, for `/health/ready`: the loop records each turn that went
-/// through (PostgreSQL answered); a loop that is stuck or failing stops recording.
+/// Whether the relay is making real progress, for `/health/ready`. Only work that completed
+/// counts: a claim query that returned (rows or none: none proves nothing claimable waits), a
+/// delivery report written back. A loop turn that touched nothing, such as one that found the
+/// in-flight ledger full, proves nothing and records nothing.
 public final class RelayHealth: Sendable {
-    private let lastTurn = Mutex<ContinuousClock.Instant?>(nil)
+    /// When readiness fails.
+    public struct Bounds: Sendable {
+        /// Longest a delivery report may wait to be written back to the outbox. Default: 10 s.
+        public var markDelay: Duration = .seconds(10)
+        /// Longest the relay may go without completing a claim: beyond it a pending row may
+        /// wait unclaimed (the claim connection hangs, or the ledger never frees room). An idle
+        /// relay claims at least every `min(pollInterval, leaseDuration / 5)`, so this must be
+        /// longer than that. Default: 10 s.
+        public var claimStall: Duration = .seconds(10)
+        /// How long PostgreSQL calls, or Kafka deliveries, may keep failing before the relay
+        /// counts as not ready. Default: 30 s.
+        public var failingFor: Duration = .seconds(30)
 
-    public init() {}
-
-    func recordTurn() {
-        lastTurn.withLock { $0 = .now }
+        public init() {}
     }
 
-    /// Whether a turn succeeded within `window`.
-    public func madeProgress(within window: Duration) -> Bool {
-        lastTurn.withLock { $0.map { ContinuousClock.now - $0 < window } ?? false }
+    private struct State {
+        var lastClaim: ContinuousClock.Instant?
+        /// Delivery reports not yet known to be written back, by outbox id.
+        var reportedAt: [Int64: ContinuousClock.Instant] = [:]
+        var postgresFailingSince: ContinuousClock.Instant?
+        var kafkaFailingSince: ContinuousClock.Instant?
+        /// The rows still in flight; a report whose row left it was written back.
+        var inFlight: (@Sendable () -> [Int64])?
+    }
+
+    private let state = Mutex(State())
+    private let bounds: Bounds
+
+    public init(bounds: Bounds = Bounds()) {
+        self.bounds = bounds
+    }
+
+    func watch(inFlight: @escaping @Sendable () -> [Int64]) {
+        state.withLock { $0.inFlight = inFlight }
+    }
+
+    /// A claim query returned.
+    func claimCompleted() {
+        state.withLock { $0.lastClaim = .now }
+    }
+
+    /// A call to PostgreSQL on the relay's path succeeded or failed.
+    func postgresAnswered(_ succeeded: Bool) {
+        state.withLock { state in
+            if succeeded {
+                state.postgresFailingSince = nil
+            } else if state.postgresFailingSince == nil {
+                state.postgresFailingSince = .now
+            }
+        }
+    }
+
+    /// A delivery report arrived (on librdkafka's thread): its row now waits to be written
+    /// back. A failed delivery extends Kafka's failing streak; a success ends it.
+    func delivered(id: Int64, succeeded: Bool) {
+        let now = ContinuousClock.now
+        state.withLock { state in
+            state.reportedAt[id] = state.reportedAt[id] ?? now
+            if succeeded {
+                state.kafkaFailingSince = nil
+            } else if state.kafkaFailingSince == nil {
+                state.kafkaFailingSince = now
+            }
+        }
+    }
+
+    /// Forgets the reports whose rows left the ledger (they were written back), so the
+    /// reports kept stay bounded by the rows in flight.
+    func forgetWrittenBack() {
+        guard let inFlight = state.withLock({ $0.reportedAt.isEmpty ? nil : $0.inFlight }) else { return }
+        let stillInFlight = Set(inFlight())
+        state.withLock { state in
+            state.reportedAt = state.reportedAt.filter { stillInFlight.contains($0.key) }
+        }
+    }
+
+    /// Why the relay is not ready, or `nil` when it is.
+    public func problem() -> String? {
+        forgetWrittenBack()
+        let now = ContinuousClock.now
+        return state.withLock { state -> String? in
+            if let oldest = state.reportedAt.values.min(), now - oldest > bounds.markDelay {
+                return "\(state.reportedAt.count) acknowledged records waited longer than \(bounds.markDelay) to be marked"
+            }
+            if let since = state.postgresFailingSince, now - since > bounds.failingFor {
+                return "PostgreSQL calls have kept failing for \(now - since)"
+            }
+            if let since = state.kafkaFailingSince, now - since > bounds.failingFor {
+                return "Kafka deliveries have kept failing for \(now - since)"
+            }
+            guard let lastClaim = state.lastClaim, now - lastClaim <= bounds.claimStall else {
+                return "the relay made no progress: no claim completed in the last \(bounds.claimStall) (PostgreSQL unreachable or the loop stuck)"
+            }
+            return nil
+        }
     }
 }

@@ -17,17 +17,19 @@ public final class RelayService: Service, Sendable {
     private let producer: KafkaProducer
     private let logger: Logger
     private let metrics = RelayMetrics()
-    /// Whether the loop is making progress, for readiness checks.
-    public let health = RelayHealth()
+    /// Whether the relay is making progress, for readiness checks.
+    public let health: RelayHealth
 
     public init(configuration: RelayConfiguration, producer: KafkaProducer, logger: Logger) {
         self.configuration = configuration
         self.producer = producer
         self.logger = logger
+        self.health = RelayHealth(bounds: configuration.readiness)
     }
 
     public func run() async throws {
-        let connection = try await PostgresConnection.connect(configuration.databaseURL, logger: logger)
+        let connection = try await PostgresConnection.connect(
+            configuration.databaseURL, options: configuration.database, logger: logger)
         let store = try await OutboxStore(connection: connection, schema: configuration.schema)
         let leases = ShardLeases(quotedSchema: store.quotedSchema, leaseDuration: configuration.leaseDuration)
         let logger = {
@@ -49,6 +51,7 @@ public final class RelayService: Service, Sendable {
         let router = EventRouter(
             topicTemplate: configuration.topicTemplate, cloudEventsSource: configuration.cloudEventsSource)
         let ledger = InFlightLedger()
+        health.watch(inFlight: { ledger.ids })
         let inbox = AcknowledgementInbox()
         let loop = RelayLoop(
             configuration: configuration, producer: producer, router: router, store: store, leases: leases,
@@ -81,6 +84,7 @@ public final class RelayService: Service, Sendable {
     private func listenForWakeUps(_ wake: WakeSignal, logger: Logger) async {
         var options = PostgresListener.Options()
         options.heartbeatInterval = configuration.listenHeartbeat
+        options.connection = configuration.database
         let url = configuration.listenURL ?? configuration.databaseURL
         while !Task.isCancelled {
             do {
@@ -103,11 +107,13 @@ public final class RelayService: Service, Sendable {
     }
 
     private func renewLeases(_ leases: ShardLeases, logger: Logger) async {
-        var database = ReconnectingConnection(url: configuration.databaseURL, logger: logger)
+        var database = ReconnectingConnection(url: configuration.databaseURL, options: configuration.database, logger: logger)
         while !Task.isCancelled {
             do {
                 try await database.use { try await leases.renewInBackground(on: $0) }
+                health.postgresAnswered(true)
             } catch {
+                health.postgresAnswered(false)
                 logger.warning("could not renew shard leases", metadata: ["error": "\(error)"])
             }
             try? await Task.sleep(for: configuration.leaseDuration / 5)

@@ -9,9 +9,9 @@ public final class PrivatePostgresCluster: Sendable {
     public let url: String
     public let port: Int
     private let dataRoot: String
-    private let binaries: String
+    let binaries: String
 
-    private var dataDirectory: String { dataRoot + "/data" }
+    var dataDirectory: String { dataRoot + "/data" }
 
     /// initdb's and starts a new cluster; ``stop()`` removes it. `binaries` runs another
     /// PostgreSQL major (``PostgresVersions``) instead of the dev services' one.
@@ -20,6 +20,17 @@ public final class PrivatePostgresCluster: Sendable {
         guard FileManager.default.isExecutableFile(atPath: binaries + "/initdb") else {
             throw TestEnvironmentError("PostgreSQL server binaries not found in \(binaries)")
         }
+        let cluster = try await PrivatePostgresCluster(binaries: binaries)
+        try await cluster.asOwner(
+            binaries + "/initdb",
+            ["--pgdata=\(cluster.dataDirectory)", "--username=postgres", "--auth=trust", "--encoding=UTF8",
+             "--locale=C.UTF-8"])
+        try await cluster.startServer()
+        return cluster
+    }
+
+    /// A cluster with a new data folder and port and nothing in them yet.
+    convenience init(binaries: String) async throws {
         // Below the test run's own folder when scripts/test.sh gives one, which stops every
         // server left there when the run ends, however the test that started it ended.
         let runDirectory = ProcessInfo.processInfo.environment["OUTBOX_BRIDGE_TEST_RUN_DIR"] ?? "/tmp"
@@ -29,18 +40,16 @@ public final class PrivatePostgresCluster: Sendable {
         if getuid() == 0 {
             try await Self.checked("/bin/chown", ["postgres:postgres", dataRoot])
         }
-        let port = try await Self.freePort()
-        let cluster = PrivatePostgresCluster(dataRoot: dataRoot, binaries: binaries, port: port)
-        try await cluster.asOwner(
-            binaries + "/initdb",
-            ["--pgdata=\(cluster.dataDirectory)", "--username=postgres", "--auth=trust", "--encoding=UTF8",
-             "--locale=C.UTF-8"])
+        self.init(dataRoot: dataRoot, binaries: binaries, port: try await Self.freePort())
+    }
+
+    /// Starts the server on the cluster's data folder and port.
+    func startServer() async throws {
         let options = "-c listen_addresses=127.0.0.1 -c port=\(port) -c unix_socket_directories=\(dataRoot) "
             + "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
-        try await cluster.asOwner(
+        try await asOwner(
             binaries + "/pg_ctl",
-            ["--pgdata=\(cluster.dataDirectory)", "--log=\(dataRoot)/server.log", "--wait", "--options=\(options)", "start"])
-        return cluster
+            ["--pgdata=\(dataDirectory)", "--log=\(dataRoot)/server.log", "--wait", "--options=\(options)", "start"])
     }
 
     private init(dataRoot: String, binaries: String, port: Int) {
@@ -66,7 +75,7 @@ public final class PrivatePostgresCluster: Sendable {
     /// Runs a server binary as the cluster's owner. Through Python's `subprocess` with
     /// `close_fds`: the server pg_ctl leaves running must not inherit a descriptor of this test
     /// process, or waiting for pg_ctl to finish never ends.
-    private func asOwner(_ executable: String, _ arguments: [String]) async throws {
+    func asOwner(_ executable: String, _ arguments: [String]) async throws {
         let command = (getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] : []) + [executable] + arguments
         let script = """
             import subprocess, sys

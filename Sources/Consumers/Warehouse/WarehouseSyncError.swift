@@ -33,7 +33,7 @@ public enum WarehouseSyncError: Error, Sendable, CustomStringConvertible {
         case .captureLoop: return true
         case .postgres(let error):
             switch error.kind {
-            case .connectionFailed, .connectionLost, .closed: return true
+            case .connectionFailed, .connectionLost, .timedOut, .closed: return true
             case .decoding: return false
             case .server:
                 guard let state = error.sqlState else { return false }

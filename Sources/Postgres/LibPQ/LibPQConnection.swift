@@ -13,12 +13,15 @@ final class LibPQConnection: @unchecked Sendable {
     /// is terminated), which libpq would otherwise print to stderr. Kept alive by this object
     /// because libpq holds only an unretained pointer to it.
     private let noticeLogger: NoticeLogger
+    /// Lets a cancelled task end the wait for its statement's reply from another thread.
+    private let interruption: WakePipe
 
     /// Connections currently open in this process, so tests can prove each is finished once.
     static let openHandles = HandleCounter()
 
-    private init(handle: OpaquePointer, logger: Logger) {
+    private init(handle: OpaquePointer, interruption: WakePipe, logger: Logger) {
         self.handle = handle
+        self.interruption = interruption
         self.noticeLogger = NoticeLogger(logger: logger)
         Self.openHandles.increment()
         PQsetNoticeProcessor(handle, { context, message in
@@ -33,14 +36,14 @@ final class LibPQConnection: @unchecked Sendable {
         Self.openHandles.decrement()
     }
 
-    /// Connects with a URL or `key=value` conninfo. Earlier keys are defaults the conninfo can
-    /// override; later keys are forced, because the wrapper reads every value as UTF-8 text.
-    static func connect(
-        conninfo: String, applicationName: String, connectTimeoutSeconds: Int, logger: Logger
-    ) throws(PostgresError) -> LibPQConnection {
-        let settings: [(String, String)] = [
-            ("connect_timeout", String(connectTimeoutSeconds)),
-            ("fallback_application_name", applicationName),
+    /// Connects with a URL or `key=value` conninfo. `defaults` come first, so any key the
+    /// conninfo sets wins over them; the keys after `dbname` are forced, because the wrapper
+    /// reads every value as UTF-8 text and waits on the socket itself.
+    ///
+    /// The connection is switched to non-blocking mode: every later call waits for the socket
+    /// with `poll()` and a deadline instead of blocking inside libpq.
+    static func connect(conninfo: String, defaults: [(String, String)], logger: Logger) throws(PostgresError) -> LibPQConnection {
+        let settings = defaults + [
             ("dbname", conninfo),
             ("client_encoding", "UTF8"),
         ]
@@ -52,14 +55,24 @@ final class LibPQConnection: @unchecked Sendable {
         guard let handle else {
             throw PostgresError(kind: .connectionFailed, message: "out of memory")
         }
-        let connection = LibPQConnection(handle: handle, logger: logger)
+        let interruption: WakePipe
+        do {
+            interruption = try WakePipe()
+        } catch {
+            PQfinish(handle)
+            throw error
+        }
+        let connection = LibPQConnection(handle: handle, interruption: interruption, logger: logger)
         guard PQstatus(handle) == CONNECTION_OK else {
+            throw PostgresError(kind: .connectionFailed, message: connection.lastErrorMessage)
+        }
+        guard PQsetnonblocking(handle, 1) == 0 else {
             throw PostgresError(kind: .connectionFailed, message: connection.lastErrorMessage)
         }
         return connection
     }
 
-    var isConnected: Bool { PQstatus(handle) == CONNECTION_OK }
+    var isConnected: Bool { !isAbandoned && PQstatus(handle) == CONNECTION_OK }
 
     var socket: Int32 { PQsocket(handle) }
 
@@ -72,18 +85,108 @@ final class LibPQConnection: @unchecked Sendable {
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
     }
 
-    /// Runs one statement with out-of-line text parameters (`PQexecParams`).
-    func execute(_ sql: String, parameters: [String?]) throws(PostgresError) -> PostgresRows {
-        let result = withOptionalCStringArray(parameters) { values in
-            PQexecParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+    /// Runs one statement with out-of-line text parameters (`PQsendQueryParams`), waiting for
+    /// its result no later than `deadline`.
+    func execute(_ sql: String, parameters: [String?], deadline: ContinuousClock.Instant) throws(PostgresError) -> PostgresRows {
+        try ensureUsable()
+        interruption.drain()
+        let sent = withOptionalCStringArray(parameters) { values in
+            PQsendQueryParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
         }
-        return try consume(result)
+        guard sent == 1 else { throw lostOrFailed() }
+        return try collectResults(of: sql, deadline: deadline)
     }
 
-    /// Runs a script of several statements with the simple query protocol (`PQexec`), as
-    /// migration files need. It takes no parameters by design.
-    func executeScript(_ sql: String) throws(PostgresError) {
-        _ = try consume(PQexec(handle, sql))
+    /// Runs a script of several statements with the simple query protocol (`PQsendQuery`), as
+    /// migration files need. It takes no parameters by design. The first failing statement's
+    /// error is thrown; the server has rolled the script back by then unless it committed
+    /// part of it itself.
+    func executeScript(_ sql: String, deadline: ContinuousClock.Instant) throws(PostgresError) {
+        try ensureUsable()
+        interruption.drain()
+        guard PQsendQuery(handle, sql) == 1 else { throw lostOrFailed() }
+        _ = try collectResults(of: sql, deadline: deadline)
+    }
+
+    /// Sends what libpq buffered and reads every result of the statement just sent, waiting
+    /// on the socket with `poll()` until `deadline`. The last result is returned; the first
+    /// error is thrown once all results are read, so the connection is ready for the next
+    /// statement either way. A deadline that passes abandons the connection (see `abandon`).
+    private func collectResults(of sql: String, deadline: ContinuousClock.Instant) throws(PostgresError) -> PostgresRows {
+        while true {
+            let flushed = PQflush(handle)
+            if flushed == 0 { break }
+            guard flushed == 1 else { throw lostOrFailed() }
+            try waitForSocket(writable: true, until: deadline, sql: sql)
+            guard PQconsumeInput(handle) == 1 else { throw lostOrFailed() }
+        }
+        var last = PostgresRows(columnNames: [], cells: [], affectedRows: 0)
+        var firstError: PostgresError?
+        while true {
+            while PQisBusy(handle) == 1 {
+                try waitForSocket(writable: false, until: deadline, sql: sql)
+                guard PQconsumeInput(handle) == 1 else { throw connectionLostError }
+            }
+            guard let result = PQgetResult(handle) else { break }
+            do {
+                last = try consume(result)
+            } catch {
+                if firstError == nil { firstError = error }
+            }
+        }
+        if let firstError { throw firstError }
+        return last
+    }
+
+    /// Waits until the socket is readable (or writable), `deadline` passes or `interrupt()` is
+    /// called. libpq may leave a socket readable with nothing more than an already-consumed
+    /// message, so callers loop.
+    private func waitForSocket(writable: Bool, until deadline: ContinuousClock.Instant, sql: String) throws(PostgresError) {
+        switch interruption.wait(onSocket: PQsocket(handle), writable: writable, until: deadline) {
+        case .socketReady:
+            return
+        case .timedOut:
+            throw abandon(sql, kind: .timedOut, because: "no reply within the deadline")
+        case .woken:
+            throw abandon(sql, kind: .closed, because: "the task waiting for it was cancelled")
+        case .failed(let error):
+            throw PostgresError(kind: .connectionLost, message: "poll on the connection's socket failed: errno \(error)")
+        }
+    }
+
+    /// Ends the wait of the statement in progress, if any, from any thread: it fails with
+    /// `.closed` and the connection is abandoned. For cancelled tasks.
+    func interrupt() {
+        interruption.wake()
+    }
+
+    /// Gives up on a statement without its reply: asks the server to cancel it (on a thread of
+    /// its own, since `PQcancel` opens a connection of its own and blocks), then shuts the
+    /// socket down so the backend's session ends and nothing more is read from it. The
+    /// connection is unusable afterwards: its protocol state is mid-statement.
+    private func abandon(_ sql: String, kind: PostgresError.Kind, because reason: String) -> PostgresError {
+        isAbandoned = true
+        if let cancel = PQgetCancel(handle) {
+            let request = CancelRequest(cancel)
+            let thread = Thread { request.send() }
+            thread.name = "outbox-bridge.postgres.cancel"
+            thread.start()
+        }
+        shutdown(PQsocket(handle), Int32(SHUT_RDWR))
+        let statement = sql.split(whereSeparator: \.isNewline).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        return PostgresError(
+            kind: kind,
+            message: "\(reason) to `\(statement.prefix(60))` (backend \(backendPID)); cancelled it and closed the connection")
+    }
+
+    /// Set once a statement was abandoned: the socket is shut down and every later call fails
+    /// at once.
+    private var isAbandoned = false
+
+    private func ensureUsable() throws(PostgresError) {
+        if isAbandoned {
+            throw PostgresError(kind: .closed, message: "the connection was abandoned with a statement in progress")
+        }
     }
 
     /// Quotes an identifier with libpq's own rules, honouring the connection's encoding.
@@ -107,7 +210,7 @@ final class LibPQConnection: @unchecked Sendable {
 
     /// Reads what the server sent without blocking; `false` means the connection broke.
     func consumeInput() -> Bool {
-        PQconsumeInput(handle) == 1 && isConnected
+        PQflush(handle) >= 0 && PQconsumeInput(handle) == 1 && isConnected
     }
 
     /// Notifications libpq has already read, in arrival order.
@@ -124,9 +227,11 @@ final class LibPQConnection: @unchecked Sendable {
         return notifications
     }
 
-    /// Sends a statement without waiting for its result, for the listener's heartbeat.
+    /// Sends a short statement without waiting for its result, for the listener's heartbeat.
+    /// Whatever the kernel does not take at once stays buffered and is sent by the next
+    /// `consumeInput`; an unanswered heartbeat is the listener's deadline.
     func sendQuery(_ sql: String) throws(PostgresError) {
-        guard PQsendQuery(handle, sql) == 1 else {
+        guard PQsendQuery(handle, sql) == 1, PQflush(handle) >= 0 else {
             throw lostOrFailed()
         }
     }
@@ -206,6 +311,26 @@ private enum DiagnosticField {
     static let primaryMessage = Int32(UInt8(ascii: "M"))
     static let detail = Int32(UInt8(ascii: "D"))
     static let hint = Int32(UInt8(ascii: "H"))
+}
+
+/// A `PGcancel`, which is independent of its connection and safe to use from another thread,
+/// handed to the thread that sends the cancel request and freed there.
+private final class CancelRequest: @unchecked Sendable {
+    private let cancel: OpaquePointer
+
+    init(_ cancel: OpaquePointer) {
+        self.cancel = cancel
+    }
+
+    deinit {
+        PQfreeCancel(cancel)
+    }
+
+    /// Best effort: a statement that is not cancelled still ends when its session does.
+    func send() {
+        var errorBuffer = [CChar](repeating: 0, count: 256)
+        _ = PQcancel(cancel, &errorBuffer, Int32(errorBuffer.count))
+    }
 }
 
 private final class NoticeLogger: Sendable {
