@@ -29,7 +29,7 @@ enum ExitStatus {
 
     static func status(for error: PostgresError) -> ExitCode {
         switch error.kind {
-        case .connectionFailed, .connectionLost, .closed: unreachable
+        case .connectionFailed, .connectionLost, .closed, .timedOut: unreachable
         case .decoding: problemFound
         case .server:
             switch error.sqlState {

@@ -201,7 +201,4 @@ public final class PostgresConnection: Sendable {
             queue.async { continuation.resume(returning: Result { () throws(PostgresError) in try work() }) }
         }
     }
-
-    /// Connections currently open in this process (for leak tests).
-    public static var openConnectionCount: Int { LibPQConnection.openHandles.current }
 }

@@ -14,7 +14,9 @@ import Glibc
 /// seed is printed, so a failing run can be repeated with `SOAK_SEED`): `kill -9` and SIGTERM of
 /// the real `outbox-bridge run` process (then a restart), `pg_terminate_backend` of its
 /// sessions, the broker down for 1–3 s, retriable produce errors, added broker latency, a second
-/// instance joining and leaving, and an `sdk-sync` consumer killed and restarted. Afterwards the
+/// instance joining and leaving, an `sdk-sync` consumer killed and restarted, the bridge's
+/// PostgreSQL connections blackholed for a spell (a TCP proxy stops forwarding without closing),
+/// and every backend of the bridge frozen with SIGSTOP for a spell. Afterwards the
 /// faults stop, the bridge drains, and kcat (an independent client) and `outbox-bridge audit`
 /// prove nothing was lost, tenant order held, and every duplicate is a republished outbox event.
 ///
@@ -52,6 +54,10 @@ private let writerCount = 3
 private let relayApplicationName = "soak-relay"
 
 private let soakRelayEnvironment = [
+    // Short bounds, so a blackholed or frozen session is abandoned within the spell.
+    "DATABASE_CONNECT_TIMEOUT_SECONDS": "5",
+    "DATABASE_STATEMENT_TIMEOUT_SECONDS": "3",
+    "DATABASE_QUERY_TIMEOUT_SECONDS": "4",
     "RELAY_LEASE_SECONDS": "2",
     "RELAY_RETRY_BACKOFF_SECONDS": "0.2",
     "RELAY_MAX_RETRY_BACKOFF_SECONDS": "1",
@@ -67,6 +73,8 @@ private enum Fault: String, CaseIterable {
     case secondInstance = "second instance join/leave"
     case killConsumer = "kill -9 sdk-sync"
     case restartPostgres = "PostgreSQL fast restart"
+    case blackholeSessions = "blackholed PostgreSQL connections"
+    case freezeBackends = "frozen backends"
 }
 
 private func runSoak(
@@ -74,7 +82,13 @@ private func runSoak(
     random: inout SplitMix64
 ) async throws {
     var sql = try await environment.database.connect()
-    let relayURL = environment.relayURL + "?application_name=\(relayApplicationName)"
+    // The bridge reaches PostgreSQL, as its least-privilege login, through a proxy the soak can
+    // blackhole.
+    let proxy = try TCPProxy(targetPort: cluster.port)
+    defer { proxy.stop() }
+    var relayComponents = URLComponents(string: environment.relayURL)!
+    relayComponents.port = proxy.port
+    let relayURL = relayComponents.string! + "?application_name=\(relayApplicationName)"
     let relayArguments = [
         "run", "--database-url", relayURL, "--listen-url", relayURL,
         "--brokers", environment.broker.bootstrapServers, "--poll-interval", "0.2", "--log-level", "info",
@@ -196,6 +210,22 @@ private func runSoak(
         case .restartPostgres:
             try await cluster.restartFast()
             sql = try await environment.database.connect()
+        case .blackholeSessions:
+            // Shorter or longer than the bridge's 4 s deadline: a slow network, or sessions to
+            // abandon. Their statements arrive late, if at all.
+            proxy.blackhole(proxy.openConnections)
+            try await Task.sleep(for: .milliseconds(Int.random(in: 1000...8000, using: &random)))
+            proxy.restore()
+        case .freezeBackends:
+            let frozen = try await sql.query(
+                """
+                SELECT pid FROM pg_catalog.pg_stat_activity
+                WHERE datname = pg_catalog.current_database() AND application_name = $1
+                """, [relayApplicationName]
+            ).map { row throws(PostgresError) in try row.require(Int32.self, column: "pid") }
+            for pid in frozen { kill(pid, SIGSTOP) }
+            defer { for pid in frozen { kill(pid, SIGCONT) } }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 1000...8000, using: &random)))
         case .killConsumer:
             consumer.kill(SIGKILL)
             _ = try await consumer.waitForExit(timeout: .seconds(10))

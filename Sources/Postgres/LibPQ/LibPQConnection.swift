@@ -16,14 +16,10 @@ final class LibPQConnection: @unchecked Sendable {
     /// Lets a cancelled task end the wait for its statement's reply from another thread.
     private let interruption: WakePipe
 
-    /// Connections currently open in this process, so tests can prove each is finished once.
-    static let openHandles = HandleCounter()
-
     private init(handle: OpaquePointer, interruption: WakePipe, logger: Logger) {
         self.handle = handle
         self.interruption = interruption
         self.noticeLogger = NoticeLogger(logger: logger)
-        Self.openHandles.increment()
         PQsetNoticeProcessor(handle, { context, message in
             guard let context, let message else { return }
             let notice = String(cString: message).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -33,7 +29,6 @@ final class LibPQConnection: @unchecked Sendable {
 
     deinit {
         PQfinish(handle)
-        Self.openHandles.decrement()
     }
 
     /// Connects with a URL or `key=value` conninfo. `defaults` come first, so any key the
