@@ -114,7 +114,7 @@ struct StallTests {
     @Test("a blackholed claim connection: readiness fails, then the relay claims again on a new connection")
     func blackholedClaim() async throws {
         // The claim query is longer than pg_stat_activity keeps (track_activity_query_size): match its start.
-        try await blackholedPath(statement: "s.event_data::text AS payload", problem: "no progress", label: "stall_claim")
+        try await blackholedPath(statement: "blocked AS MATERIALIZED", problem: "no progress", label: "stall_claim")
     }
 
     @Test("a blackholed marker connection: readiness fails, then the acknowledged rows are marked on a new connection")
