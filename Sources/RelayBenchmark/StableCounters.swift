@@ -21,6 +21,10 @@ final class StableCounters {
 
     private let perf: Process?
     private let output: URL
+    /// perf counts for as long as the `cat` it runs lives, and `cat` lives until this pipe is
+    /// closed. perf is not stopped with SIGINT because it would inherit that signal blocked
+    /// from the dispatch thread that spawns it.
+    private let duration = Pipe()
 
     /// Starts counting every thread of `pids` (threads they start later included); counts
     /// nothing when perf is not installed.
@@ -29,7 +33,8 @@ final class StableCounters {
         let perf = Process()
         perf.executableURL = URL(fileURLWithPath: "/usr/bin/perf")
         perf.arguments = ["stat", "-x", ",", "-e", "context-switches,instructions", "-o", output.path,
-                          "-p", pids.map(String.init).joined(separator: ",")]
+                          "-p", pids.map(String.init).joined(separator: ","), "--", "cat"]
+        perf.standardInput = duration
         perf.standardOutput = FileHandle.nullDevice
         perf.standardError = FileHandle.nullDevice
         do {
@@ -43,7 +48,7 @@ final class StableCounters {
     /// Stops counting and reads what perf counted.
     func stop() -> Counts {
         guard let perf else { return Counts() }
-        if perf.isRunning { perf.interrupt() }
+        try? duration.fileHandleForWriting.close()
         perf.waitUntilExit()
         defer { try? FileManager.default.removeItem(at: output) }
         guard let text = try? String(contentsOf: output, encoding: .utf8) else { return Counts() }
