@@ -4,7 +4,7 @@ import Logging
 /// Owns one `rd_kafka_t` and makes every raw call on it.
 ///
 /// `@unchecked Sendable` because librdkafka documents its handle as thread-safe: the producer's
-/// poll thread and its enqueue queue use the same handle at once. Calls that block
+/// poll thread and the tasks that produce use the same handle at once. Calls that block
 /// (`poll`, `flush`, metadata, consumer poll, commit, close) must be made from a dedicated thread
 /// or queue, never from Swift's cooperative pool; callers guarantee that.
 final class RDKafkaClient: @unchecked Sendable {
