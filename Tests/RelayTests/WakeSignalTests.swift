@@ -3,6 +3,14 @@ import Testing
 
 @Suite("The relay loop's wake signal, without services")
 struct WakeSignalTests {
+    /// A wait nobody signals ends unsignalled, and not before its timeout.
+    private func expectTimesOut(_ wake: WakeSignal, after timeout: Duration) async {
+        let clock = ContinuousClock()
+        let started = clock.now
+        #expect(await !wake.wait(timeout: timeout))
+        #expect(started.duration(to: clock.now) >= timeout)
+    }
+
     @Test("a signal sent while nobody waits is kept, and any number of them make one wake-up")
     func pendingSignalsFold() async {
         let wake = WakeSignal()
@@ -15,28 +23,22 @@ struct WakeSignalTests {
     @Test("a waiter wakes on a signal long before its timeout, and on its timeout without one")
     func signalOrTimeout() async {
         let wake = WakeSignal()
-        let clock = ContinuousClock()
         async let signalled = wake.wait(timeout: .seconds(600))
         // The signal may come before the wait starts: it is kept then, so either order wakes it.
         wake.signal()
         #expect(await signalled)
-        let started = clock.now
-        #expect(await !wake.wait(timeout: .milliseconds(100)))
-        #expect(started.duration(to: clock.now) >= .milliseconds(100))
+        await expectTimesOut(wake, after: .milliseconds(100))
     }
 
     @Test("a timer armed by an earlier, signalled wait does not end a later wait early")
     func staleTimerIgnored() async {
         let wake = WakeSignal()
-        let clock = ContinuousClock()
         // This wait arms the shared timer for 300 ms, and is signalled at once.
         async let first = wake.wait(timeout: .milliseconds(300))
         wake.signal()
         #expect(await first)
         // This wait moves the shared timer to its own deadline: nothing fires at 300 ms.
-        let started = clock.now
-        #expect(await !wake.wait(timeout: .seconds(1)))
-        #expect(started.duration(to: clock.now) >= .seconds(1))
+        await expectTimesOut(wake, after: .seconds(1))
     }
 
     @Test("cancelling the waiting task ends the wait, unsignalled")
