@@ -3,15 +3,16 @@ public import Logging
 
 /// A connection to PostgreSQL for queries and transactions.
 ///
-/// libpq calls block, so they run on the connection's own serial dispatch queue, never on
-/// Swift's cooperative pool; the queue also keeps the non-thread-safe `PGconn` confined. Like a
-/// `PGconn`, a connection serves one task at a time: statements from concurrent tasks would
-/// interleave inside each other's transactions.
+/// Connecting blocks, so it runs on a dispatch queue, never on Swift's cooperative pool. A
+/// statement is sent without blocking and its reply is read by the process's `SocketReactor`
+/// thread when it arrives (`StatementExchange`), so no thread waits for the server. Like a
+/// `PGconn`, a connection serves one task at a time: statements from concurrent tasks run one
+/// after another but would interleave inside each other's transactions.
 ///
-/// Every call is bounded: the queue waits for the server with `poll()` until
-/// `Options.queryTimeout`, and a statement that passes it is cancelled on the server and the
-/// connection closed (`.timedOut`), so a frozen server or a half-open connection never holds
-/// a caller. After an error whose `breaksConnection` is true the caller connects anew.
+/// Every call is bounded: a statement without a reply by `Options.queryTimeout` is cancelled
+/// on the server and the connection closed (`.timedOut`), so a frozen server or a half-open
+/// connection never holds a caller. After an error whose `breaksConnection` is true the caller
+/// connects anew.
 public final class PostgresConnection: Sendable {
     /// Settings for establishing a connection and bounding every call on it. The libpq
     /// settings are defaults: a key the URL or conninfo sets wins.
@@ -63,8 +64,7 @@ public final class PostgresConnection: Sendable {
         }
     }
 
-    private let connection: LibPQConnection
-    private let queue: DispatchQueue
+    private let statements: StatementExchange
     private let queryTimeout: Duration
     /// `SET LOCAL` statements that open each transaction: the server-side timeouts the
     /// session has no value of its own for. Empty when every one is set already.
@@ -75,10 +75,9 @@ public final class PostgresConnection: Sendable {
     public let backendPID: Int32
 
     private init(
-        connection: LibPQConnection, queue: DispatchQueue, queryTimeout: Duration, transactionSettings: String, logger: Logger
+        connection: LibPQConnection, reactor: SocketReactor, queryTimeout: Duration, transactionSettings: String, logger: Logger
     ) {
-        self.connection = connection
-        self.queue = queue
+        self.statements = StatementExchange(connection: connection, reactor: reactor)
         self.queryTimeout = queryTimeout
         self.transactionSettings = transactionSettings
         self.logger = logger
@@ -99,6 +98,7 @@ public final class PostgresConnection: Sendable {
         options: Options = Options(),
         logger: Logger = Logger(label: "outbox-bridge.postgres")
     ) async throws(PostgresError) -> PostgresConnection {
+        let reactor = try SocketReactor.shared.get()
         let queue = DispatchQueue(label: "outbox-bridge.postgres.connection")
         let (connection, transactionSettings) = try await run(on: queue) { () throws(PostgresError) in
             let connection = try LibPQConnection.connect(
@@ -119,7 +119,7 @@ public final class PostgresConnection: Sendable {
             return (connection, settings.map { "; " + $0 }.joined())
         }
         return PostgresConnection(
-            connection: connection, queue: queue, queryTimeout: options.queryTimeout,
+            connection: connection, reactor: reactor, queryTimeout: options.queryTimeout,
             transactionSettings: transactionSettings, logger: logger)
     }
 
@@ -127,29 +127,24 @@ public final class PostgresConnection: Sendable {
     /// into the SQL text.
     @discardableResult
     public func query(_ sql: String, _ parameters: [(any PostgresBindable)?] = []) async throws(PostgresError) -> PostgresRows {
-        let texts = parameters.map { $0?.postgresText }
-        return try await perform { connection, deadline throws(PostgresError) in
-            try connection.execute(sql, parameters: texts, deadline: deadline)
-        }
+        try await perform(.parameterized(sql, parameters.map { $0?.postgresText }))
     }
 
     /// Runs a script of several statements (a migration file, say) as one simple query.
     public func execute(script: String) async throws(PostgresError) {
-        try await perform { connection, deadline throws(PostgresError) in
-            try connection.executeScript(script, deadline: deadline)
-        }
+        try await perform(.script(script))
     }
 
     /// Quotes an identifier that comes from data (a schema or table name) with libpq's
     /// `PQescapeIdentifier`.
     public func quoteIdentifier(_ identifier: String) async throws(PostgresError) -> String {
-        try await perform { connection, _ throws(PostgresError) in try connection.quoteIdentifier(identifier) }
+        try await perform(.quote(identifier, asLiteral: false)).cells[0] ?? ""
     }
 
     /// Quotes a string literal with libpq's `PQescapeLiteral`, for scripts that cannot take
     /// parameters; everything else passes values as parameters.
     public func quoteLiteral(_ literal: String) async throws(PostgresError) -> String {
-        try await perform { connection, _ throws(PostgresError) in try connection.quoteLiteral(literal) }
+        try await perform(.quote(literal, asLiteral: true)).cells[0] ?? ""
     }
 
     /// Runs `body` inside `BEGIN` … `COMMIT`, rolling back if it throws. The transaction
@@ -170,35 +165,21 @@ public final class PostgresConnection: Sendable {
         }
     }
 
-    /// Runs `work` on the queue with the call's deadline, counted from now. A task cancelled
-    /// while its statement waits for the reply ends the wait: the statement is cancelled on
-    /// the server and the connection closed (`.closed`).
-    private func perform<T: Sendable>(
-        _ work: @escaping @Sendable (LibPQConnection, ContinuousClock.Instant) throws(PostgresError) -> T
-    ) async throws(PostgresError) -> T {
-        let deadline = ContinuousClock.now.advanced(by: queryTimeout)
-        let outcome = await withTaskCancellationHandler {
-            await Self.outcome(on: queue) { [connection] () throws(PostgresError) in try work(connection, deadline) }
-        } onCancel: { [connection] in
-            connection.interrupt()
-        }
-        return try outcome.get()
+    /// Runs `statement` with the call's deadline, counted from now. A task cancelled while its
+    /// statement waits for the reply ends the wait: the statement is cancelled on the server
+    /// and the connection closed (`.closed`).
+    @discardableResult
+    private func perform(_ statement: StatementExchange.Statement) async throws(PostgresError) -> PostgresRows {
+        try await statements.run(statement, deadline: ContinuousClock.now.advanced(by: queryTimeout)).get()
     }
 
-    /// Hops to `queue` for blocking work and resumes the caller with its outcome.
+    /// Hops to `queue` for blocking work (connecting) and resumes the caller with its outcome.
     static func run<T: Sendable>(
         on queue: DispatchQueue,
         _ work: @escaping @Sendable () throws(PostgresError) -> T
     ) async throws(PostgresError) -> T {
-        try await outcome(on: queue, work).get()
-    }
-
-    private static func outcome<T: Sendable>(
-        on queue: DispatchQueue,
-        _ work: @escaping @Sendable () throws(PostgresError) -> T
-    ) async -> Result<T, PostgresError> {
-        await withCheckedContinuation { continuation in
+        try await withCheckedContinuation { continuation in
             queue.async { continuation.resume(returning: Result { () throws(PostgresError) in try work() }) }
-        }
+        }.get()
     }
 }

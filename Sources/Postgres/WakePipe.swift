@@ -1,7 +1,7 @@
 import Foundation
 
 /// A self-pipe that lets another thread interrupt a `poll()` on a connection's socket: the
-/// listener's `close()`, or a cancelled task whose statement is still waiting for its reply.
+/// listener's `close()`.
 final class WakePipe: Sendable {
     private let readEnd: Int32
     private let writeEnd: Int32
@@ -17,7 +17,7 @@ final class WakePipe: Sendable {
         }
         readEnd = fds[0]
         writeEnd = fds[1]
-        // `drain` must never block on an empty pipe, nor `wake` on a full one.
+        // `wake` must never block on a full pipe.
         for end in fds {
             _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
         }
@@ -34,18 +34,24 @@ final class WakePipe: Sendable {
         _ = write(writeEnd, &byte, 1)
     }
 
-    /// Forgets wake-ups sent before now.
-    func drain() {
-        var bytes = [UInt8](repeating: 0, count: 64)
-        while read(readEnd, &bytes, bytes.count) > 0 {}
-    }
-
     /// Waits until `socket` is readable (or, with `writable`, also writable), `wake()` is
     /// called, or `deadline` passes; a wake-up wins over a ready socket.
     func wait(onSocket socket: Int32, writable: Bool, until deadline: ContinuousClock.Instant) -> Readiness {
+        Self.wait(onSocket: socket, writable: writable, until: deadline, wakeEnd: readEnd)
+    }
+
+    /// Waits like `wait` without a pipe to be woken by: for a thread that owns the socket.
+    static func wait(onSocket socket: Int32, writable: Bool, until deadline: ContinuousClock.Instant) -> Readiness {
+        wait(onSocket: socket, writable: writable, until: deadline, wakeEnd: -1)
+    }
+
+    /// `poll()` ignores a negative descriptor, so `wakeEnd` -1 waits on the socket alone.
+    private static func wait(
+        onSocket socket: Int32, writable: Bool, until deadline: ContinuousClock.Instant, wakeEnd: Int32
+    ) -> Readiness {
         var descriptors = [
             pollfd(fd: socket, events: Int16(writable ? POLLIN | POLLOUT : POLLIN), revents: 0),
-            pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: wakeEnd, events: Int16(POLLIN), revents: 0),
         ]
         let clock = ContinuousClock()
         var ready: Int32

@@ -13,12 +13,8 @@ final class LibPQConnection: @unchecked Sendable {
     /// is terminated), which libpq would otherwise print to stderr. Kept alive by this object
     /// because libpq holds only an unretained pointer to it.
     private let noticeLogger: NoticeLogger
-    /// Lets a cancelled task end the wait for its statement's reply from another thread.
-    private let interruption: WakePipe
-
-    private init(handle: OpaquePointer, interruption: WakePipe, logger: Logger) {
+    private init(handle: OpaquePointer, logger: Logger) {
         self.handle = handle
-        self.interruption = interruption
         self.noticeLogger = NoticeLogger(logger: logger)
         PQsetNoticeProcessor(handle, { context, message in
             guard let context, let message else { return }
@@ -50,14 +46,7 @@ final class LibPQConnection: @unchecked Sendable {
         guard let handle else {
             throw PostgresError(kind: .connectionFailed, message: "out of memory")
         }
-        let interruption: WakePipe
-        do {
-            interruption = try WakePipe()
-        } catch {
-            PQfinish(handle)
-            throw error
-        }
-        let connection = LibPQConnection(handle: handle, interruption: interruption, logger: logger)
+        let connection = LibPQConnection(handle: handle, logger: logger)
         guard PQstatus(handle) == CONNECTION_OK else {
             throw PostgresError(kind: .connectionFailed, message: connection.lastErrorMessage)
         }
@@ -81,85 +70,103 @@ final class LibPQConnection: @unchecked Sendable {
     }
 
     /// Runs one statement with out-of-line text parameters (`PQsendQueryParams`), waiting for
-    /// its result no later than `deadline`.
+    /// its result on this thread no later than `deadline`. For connecting and listening; the
+    /// statements of `PostgresConnection` wait on the `SocketReactor` instead.
     func execute(_ sql: String, parameters: [String?], deadline: ContinuousClock.Instant) throws(PostgresError) -> PostgresRows {
+        var needsFlush = try send(sql, parameters: parameters)
+        while needsFlush {
+            try waitForSocket(writable: true, until: deadline, sql: sql)
+            needsFlush = try !flushOutgoing()
+        }
+        while true {
+            if let outcome = readResults() { return try outcome.get() }
+            try waitForSocket(writable: false, until: deadline, sql: sql)
+        }
+    }
+
+    /// Sends one statement with out-of-line text parameters (`PQsendQueryParams`) without
+    /// waiting. Returns whether part of it is still buffered: then wait until the socket is
+    /// writable and call `flushOutgoing`.
+    func send(_ sql: String, parameters: [String?]) throws(PostgresError) -> Bool {
         try ensureUsable()
-        interruption.drain()
         let sent = withOptionalCStringArray(parameters) { values in
             PQsendQueryParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
         }
         guard sent == 1 else { throw lostOrFailed() }
-        return try collectResults(of: sql, deadline: deadline)
+        return try !flushOutgoing()
     }
 
-    /// Runs a script of several statements with the simple query protocol (`PQsendQuery`), as
-    /// migration files need. It takes no parameters by design. The first failing statement's
-    /// error is thrown; the server has rolled the script back by then unless it committed
-    /// part of it itself.
-    func executeScript(_ sql: String, deadline: ContinuousClock.Instant) throws(PostgresError) {
+    /// Sends a script of several statements with the simple query protocol (`PQsendQuery`), as
+    /// migration files need, without waiting; returns like `send`. It takes no parameters by
+    /// design. The first failing statement's error is the outcome; the server has rolled the
+    /// script back by then unless it committed part of it itself.
+    func sendScript(_ sql: String) throws(PostgresError) -> Bool {
         try ensureUsable()
-        interruption.drain()
         guard PQsendQuery(handle, sql) == 1 else { throw lostOrFailed() }
-        _ = try collectResults(of: sql, deadline: deadline)
+        return try !flushOutgoing()
     }
 
-    /// Sends what libpq buffered and reads every result of the statement just sent, waiting
-    /// on the socket with `poll()` until `deadline`. The last result is returned; the first
-    /// error is thrown once all results are read, so the connection is ready for the next
-    /// statement either way. A deadline that passes abandons the connection (see `abandon`).
-    private func collectResults(of sql: String, deadline: ContinuousClock.Instant) throws(PostgresError) -> PostgresRows {
-        while true {
-            let flushed = PQflush(handle)
-            if flushed == 0 { break }
-            guard flushed == 1 else { throw lostOrFailed() }
-            try waitForSocket(writable: true, until: deadline, sql: sql)
-            guard PQconsumeInput(handle) == 1 else { throw lostOrFailed() }
+    /// Sends what libpq buffered without blocking; `true` once nothing is left. Reads what
+    /// arrived meanwhile, as libpq asks, so a server that answers early never deadlocks us.
+    func flushOutgoing() throws(PostgresError) -> Bool {
+        switch PQflush(handle) {
+        case 0:
+            return true
+        case 1:
+            guard PQconsumeInput(handle) == 1 else { throw connectionLostError }
+            return false
+        default:
+            throw lostOrFailed()
         }
-        var last = PostgresRows(columnNames: [], cells: [], affectedRows: 0)
-        var firstError: PostgresError?
-        while true {
-            while PQisBusy(handle) == 1 {
-                try waitForSocket(writable: false, until: deadline, sql: sql)
-                guard PQconsumeInput(handle) == 1 else { throw connectionLostError }
+    }
+
+    /// Reads what the server sent for the statement in progress without blocking: nil while
+    /// its results are still coming, then its outcome, which is the last result or the first
+    /// error once all results are read, so the connection is ready for the next statement
+    /// either way.
+    func readResults() -> Result<PostgresRows, PostgresError>? {
+        guard PQconsumeInput(handle) == 1 else { return finishResults(.failure(connectionLostError)) }
+        while PQisBusy(handle) == 0 {
+            guard let result = PQgetResult(handle) else {
+                return finishResults(pendingError.map { .failure($0) } ?? .success(pendingRows))
             }
-            guard let result = PQgetResult(handle) else { break }
             do {
-                last = try consume(result)
+                pendingRows = try consume(result)
             } catch {
-                if firstError == nil { firstError = error }
+                if pendingError == nil { pendingError = error }
             }
         }
-        if let firstError { throw firstError }
-        return last
+        return nil
     }
 
-    /// Waits until the socket is readable (or writable), `deadline` passes or `interrupt()` is
-    /// called. libpq may leave a socket readable with nothing more than an already-consumed
-    /// message, so callers loop.
+    /// The last result and the first error read so far of the statement in progress.
+    private var pendingRows = PostgresRows(columnNames: [], cells: [], affectedRows: 0)
+    private var pendingError: PostgresError?
+
+    private func finishResults(_ outcome: Result<PostgresRows, PostgresError>) -> Result<PostgresRows, PostgresError> {
+        pendingRows = PostgresRows(columnNames: [], cells: [], affectedRows: 0)
+        pendingError = nil
+        return outcome
+    }
+
+    /// Waits until the socket is readable (or writable), or `deadline` passes. libpq may leave
+    /// a socket readable with nothing more than an already-consumed message, so callers loop.
     private func waitForSocket(writable: Bool, until deadline: ContinuousClock.Instant, sql: String) throws(PostgresError) {
-        switch interruption.wait(onSocket: PQsocket(handle), writable: writable, until: deadline) {
+        switch WakePipe.wait(onSocket: PQsocket(handle), writable: writable, until: deadline) {
         case .socketReady:
             return
-        case .timedOut:
+        case .timedOut, .woken:
             throw abandon(sql, kind: .timedOut, because: "no reply within the deadline")
-        case .woken:
-            throw abandon(sql, kind: .closed, because: "the task waiting for it was cancelled")
         case .failed(let error):
             throw PostgresError(kind: .connectionLost, message: "poll on the connection's socket failed: errno \(error)")
         }
-    }
-
-    /// Ends the wait of the statement in progress, if any, from any thread: it fails with
-    /// `.closed` and the connection is abandoned. For cancelled tasks.
-    func interrupt() {
-        interruption.wake()
     }
 
     /// Gives up on a statement without its reply: asks the server to cancel it (on a thread of
     /// its own, since `PQcancel` opens a connection of its own and blocks), then shuts the
     /// socket down so the backend's session ends and nothing more is read from it. The
     /// connection is unusable afterwards: its protocol state is mid-statement.
-    private func abandon(_ sql: String, kind: PostgresError.Kind, because reason: String) -> PostgresError {
+    func abandon(_ sql: String, kind: PostgresError.Kind, because reason: String) -> PostgresError {
         isAbandoned = true
         if let cancel = PQgetCancel(handle) {
             let request = CancelRequest(cancel)
