@@ -46,7 +46,7 @@ final class ShardLeases: Sendable {
         }
     }
 
-    /// Takes this instance's fair share: registers a heartbeat, counts live instances, gives
+    /// Takes this instance's fair share: registers a heartbeat and renews its leases, counts live instances, gives
     /// back shards above the share and takes free or expired ones up to it. A surplus shard
     /// with events in flight (`busyShards`) is not given back yet, only drained: the next
     /// rebalance releases it once its events are resolved, so two instances never hold one
@@ -54,7 +54,7 @@ final class ShardLeases: Sendable {
     func rebalance(on connection: PostgresConnection, busyShards: Set<Int>) async throws {
         let started = clock.now
         let (owned, draining) = try await connection.transaction { connection in
-            try await self.heartbeat(on: connection)
+            var owned = try await self.heartbeatAndRenew(on: connection)
             let counts = try await connection.query(
                 """
                 SELECT (SELECT count(*) FROM \(quotedSchema).relay_instances
@@ -71,7 +71,6 @@ final class ShardLeases: Sendable {
             let live = max(1, try counts[0].require(Int.self, column: "live"))
             let shardCount = try counts[0].require(Int.self, column: "shards")
             let fairShare = (shardCount + live - 1) / live
-            var owned = try await self.renew(on: connection)
             var draining: Set<Int> = []
             if owned.count > fairShare {
                 // Idle shards go first, so busy ones are drained only when there is no choice.
@@ -113,8 +112,7 @@ final class ShardLeases: Sendable {
     /// back a shard the rebalance just gave away.
     func renewInBackground(on connection: PostgresConnection) async throws {
         let started = clock.now
-        try await heartbeat(on: connection)
-        let renewed = Set(try await renew(on: connection))
+        let renewed = Set(try await heartbeatAndRenew(on: connection))
         state.withLock { state in
             state.owned.removeAll { !renewed.contains($0) }
             state.validUntil = max(state.validUntil, started.advanced(by: leaseDuration * 0.8))
@@ -131,22 +129,20 @@ final class ShardLeases: Sendable {
         try await connection.query("DELETE FROM \(quotedSchema).relay_instances WHERE id = $1", [instanceID])
     }
 
-    private func heartbeat(on connection: PostgresConnection) async throws {
-        try await connection.query(
-            """
-            INSERT INTO \(quotedSchema).relay_instances (id, host, heartbeat_at)
-            VALUES ($1, $2, pg_catalog.now())
-            ON CONFLICT (id) DO UPDATE SET heartbeat_at = pg_catalog.now()
-            """, [instanceID, ProcessInfo.processInfo.hostName])
-    }
-
-    private func renew(on connection: PostgresConnection) async throws -> [Int] {
+    /// The heartbeat and the renewal in one round trip: a data-modifying `WITH` runs whether or
+    /// not the outer statement reads it, and both see the same `now()`.
+    private func heartbeatAndRenew(on connection: PostgresConnection) async throws -> [Int] {
         let rows = try await connection.query(
             """
+            WITH heartbeat AS (
+                INSERT INTO \(quotedSchema).relay_instances (id, host, heartbeat_at)
+                VALUES ($1, $3, pg_catalog.now())
+                ON CONFLICT (id) DO UPDATE SET heartbeat_at = pg_catalog.now()
+            )
             UPDATE \(quotedSchema).relay_leases
             SET expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => $2)
             WHERE owner = $1 RETURNING shard
-            """, [instanceID, leaseDuration.seconds])
+            """, [instanceID, leaseDuration.seconds, ProcessInfo.processInfo.hostName])
         return try rows.map { row throws(PostgresError) in try row.require(Int.self, column: "shard") }
     }
 }

@@ -31,6 +31,32 @@ struct PostgresConnectionTests {
         #expect(typed[0]["list"] == #"{"a,b","{c}","\"d\"",NULL}"#)
     }
 
+    @Test("statements from concurrent tasks take turns on one connection, each getting its own result")
+    func concurrentStatementsTakeTurns() async throws {
+        let shared = try await PostgresConnection.connect(try TestDatabase.clusterURL())
+        let other = try await PostgresConnection.connect(try TestDatabase.clusterURL())
+        let results = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+            for value in 0..<200 {
+                let connection = value.isMultiple(of: 3) ? other : shared
+                group.addTask {
+                    (value, try await connection.query("SELECT $1::int * 2 AS doubled", [value])[0].require(Int.self, column: "doubled"))
+                }
+            }
+            return try await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+        }
+        #expect(results.count == 200)
+        #expect(results.allSatisfy { $0.value == $0.key * 2 })
+    }
+
+    @Test("a statement larger than the socket's buffers is sent in full and answered")
+    func largeStatementIsSentInFull() async throws {
+        let connection = try await PostgresConnection.connect(try TestDatabase.clusterURL())
+        let text = String(repeating: "outbox-", count: 2_000_000)
+        let rows = try await connection.query("SELECT length($1::text) AS length, md5($1::text) = md5($2::text) AS same", [text, text])
+        #expect(try rows[0].decode(Int.self, column: "length") == text.count)
+        #expect(try rows[0].decode(Bool.self, column: "same") == true)
+    }
+
     @Test("a syntax error surfaces SQLSTATE 42601 and the connection stays usable")
     func syntaxError() async throws {
         let connection = try await PostgresConnection.connect(try TestDatabase.clusterURL())
