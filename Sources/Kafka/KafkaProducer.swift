@@ -72,7 +72,7 @@ public final class KafkaProducer: Sendable {
         )
         return ProducerInstance(
             client: client, deliveries: deliveries,
-            pollThread: PollThread.start(name: "kafka-producer-poll", polling: client))
+            pollThread: PollThread.start(name: "kafka-poll", polling: client))
     }
 
     private func noteAcknowledged() {

@@ -74,8 +74,10 @@ public final class PostgresListener: Sendable {
         let wakePipe = try WakePipe()
         let buffer = NotificationBuffer(limit: options.bufferLimit)
         let loop = ListenLoop(connection: connection, wakePipe: wakePipe, buffer: buffer, options: options, logger: logger)
-        let thread = Thread { loop.run() }
-        thread.name = "outbox-bridge.postgres.listener"
+        let thread = Thread {
+            Thread.current.name = "pg-listener"  // see SocketReactor.init
+            loop.run()
+        }
         thread.start()
         return PostgresListener(
             notifications: PostgresNotificationSequence(buffer: buffer),

@@ -17,7 +17,7 @@ final class RDKafkaMockCluster: @unchecked Sendable {
     private init(cluster: OpaquePointer, host: RDKafkaClient) {
         self.cluster = cluster
         self.host = host
-        hostPollThread = PollThread.start(name: "kafka-mock-cluster-poll", polling: host)
+        hostPollThread = PollThread.start(name: "kafka-mock-poll", polling: host)
         bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(cluster))
         counterScope = RDKafkaHandleCounter.created()
     }

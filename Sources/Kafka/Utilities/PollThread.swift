@@ -24,6 +24,9 @@ final class PollThread: Sendable {
     static func start(name: String, polling client: RDKafkaClient) -> PollThread {
         let loop = PollThread(client: client)
         let thread = Thread { [client] in
+            // Named from inside: Foundation on Linux applies a name only to the current thread,
+            // and at most 15 characters of it.
+            Thread.current.name = name
             while !loop.isStopRequested {
                 // Serve before waiting: the pipe is written only when the queue turns non-empty,
                 // so whatever was queued before it was set up, or while serving, is served here.
@@ -32,7 +35,6 @@ final class PollThread: Sendable {
             }
             loop.markExited()
         }
-        thread.name = name
         thread.start()
         return loop
     }

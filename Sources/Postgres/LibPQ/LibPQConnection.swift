@@ -171,7 +171,7 @@ final class LibPQConnection: @unchecked Sendable {
         if let cancel = PQgetCancel(handle) {
             let request = CancelRequest(cancel)
             let thread = Thread { request.send() }
-            thread.name = "outbox-bridge.postgres.cancel"
+            thread.name = "pg-cancel"
             thread.start()
         }
         shutdown(PQsocket(handle), Int32(SHUT_RDWR))

@@ -65,8 +65,12 @@ final class SocketReactor: Sendable {
         event.events = EPOLLIN.rawValue
         event.data.u64 = Self.timerTag
         epoll_ctl(epoll, Int32(EPOLL_CTL_ADD), timer, &event)
-        let thread = Thread { [self] in run() }
-        thread.name = "outbox-bridge.pg"
+        // Named from inside: Foundation on Linux applies a name only to the current thread, and
+        // at most 15 characters of it.
+        let thread = Thread { [self] in
+            Thread.current.name = "pg-reactor"
+            run()
+        }
         thread.start()
     }
 
