@@ -6,8 +6,10 @@ import Synchronization
 /// pending signal is all it needs.
 ///
 /// A wait is one continuation, nothing more: no task group, no sleeping task per wait. Timed
-/// waits share one dispatch timer that each wait moves to its own deadline, so a wait that is
-/// signalled leaves at most one stale firing behind, and an idle relay wakes once per timeout.
+/// waits share one dispatch timer, moved only to a deadline earlier than the one it is armed
+/// for: on Linux every move wakes libdispatch's timer thread, which cost a context switch per
+/// wait. A later deadline is armed when the earlier firing finds its waiter not yet due, so a
+/// busy relay moves the timer about once per timeout, and an idle one wakes once per timeout.
 final class WakeSignal: Sendable {
     private struct State {
         var pending = false
@@ -15,6 +17,9 @@ final class WakeSignal: Sendable {
         /// When the current waiter times out; a timer firing earlier (armed by a previous
         /// wait) leaves it waiting.
         var deadline = DispatchTime.distantFuture
+        /// When the timer fires next; nil when it is not armed. While a waiter has a deadline
+        /// it is no later than that deadline.
+        var timerExpiry: DispatchTime?
 
         mutating func takeWaiter() -> CheckedContinuation<Bool, Never>? {
             defer {
@@ -38,9 +43,20 @@ final class WakeSignal: Sendable {
 
     private func timeOut() {
         Self.resume(state.withLock { state in
-            guard state.waiter != nil, DispatchTime.now() >= state.deadline else { return nil }
+            state.timerExpiry = nil
+            guard state.waiter != nil else { return nil }
+            guard DispatchTime.now() >= state.deadline else {
+                arm(&state)
+                return nil
+            }
             return state.takeWaiter()
         }, signalled: false)
+    }
+
+    /// Moves the timer to the waiter's deadline.
+    private func arm(_ state: inout State) {
+        state.timerExpiry = state.deadline
+        timer.schedule(deadline: state.deadline, leeway: .milliseconds(1))
     }
 
     deinit {
@@ -71,7 +87,9 @@ final class WakeSignal: Sendable {
                     state.waiter = continuation
                     if let timeout {
                         state.deadline = .now() + .nanoseconds(Int(timeout.nanoseconds))
-                        timer.schedule(deadline: state.deadline, leeway: .milliseconds(1))
+                        if state.timerExpiry.map({ state.deadline < $0 }) ?? true {
+                            arm(&state)
+                        }
                     }
                     return nil
                 }

@@ -27,6 +27,7 @@ struct WakeSignalTests {
         // The signal may come before the wait starts: it is kept then, so either order wakes it.
         wake.signal()
         #expect(await signalled)
+        // The timer is still armed for 600 s: this earlier deadline moves it.
         await expectTimesOut(wake, after: .milliseconds(100))
     }
 
@@ -37,7 +38,8 @@ struct WakeSignalTests {
         async let first = wake.wait(timeout: .milliseconds(300))
         wake.signal()
         #expect(await first)
-        // This wait moves the shared timer to its own deadline: nothing fires at 300 ms.
+        // The timer stays armed for 300 ms (a later deadline does not move it); that firing
+        // finds this wait not yet due and re-arms the timer for its own deadline.
         await expectTimesOut(wake, after: .seconds(1))
     }
 
