@@ -170,8 +170,10 @@ final class LibPQConnection: @unchecked Sendable {
         isAbandoned = true
         if let cancel = PQgetCancel(handle) {
             let request = CancelRequest(cancel)
-            let thread = Thread { request.send() }
-            thread.name = "pg-cancel"
+            let thread = Thread {
+                Thread.current.name = "pg-cancel"  // see SocketReactor.init
+                request.send()
+            }
             thread.start()
         }
         shutdown(PQsocket(handle), Int32(SHUT_RDWR))
