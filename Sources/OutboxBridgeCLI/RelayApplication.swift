@@ -41,7 +41,7 @@ public enum RelayApplication {
     /// claiming first and the producer flushes after it.
     public static func assemble(
         configuration: RelayConfiguration, shutdownTimeout: Duration, retention: RetentionPolicy? = nil,
-        observability: ObservabilityEndpoint? = nil, logger: Logger
+        observability: ObservabilityEndpoint? = nil, driftInterval: Duration? = nil, logger: Logger
     ) async throws -> Assembly {
         try await checkOutboxInstalled(configuration)
         var configuration = configuration
@@ -77,6 +77,11 @@ public enum RelayApplication {
             services.append(.init(service: RetentionService(
                 databaseURL: configuration.databaseURL, databaseOptions: configuration.database,
                 schema: configuration.schema, keepProcessed: retention.keepProcessed, interval: retention.interval, logger: logger)))
+        }
+        if let driftInterval {
+            services.append(.init(service: DriftReconciliationService(
+                databaseURL: configuration.databaseURL, databaseOptions: configuration.database,
+                schema: configuration.schema, interval: driftInterval, logger: logger)))
         }
         if let observability {
             // Probes read cached verdicts: a hundred concurrent probes cost one evaluation, and

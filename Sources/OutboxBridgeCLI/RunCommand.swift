@@ -62,6 +62,8 @@ struct RunCommand: AsyncParsableCommand {
         var shutdownTimeout: Duration
         var retention: RetentionPolicy?
         var observability: ObservabilityEndpoint?
+        /// Time between two `reconcile()` calls; nil when drift reconciliation is off.
+        var driftInterval: Duration?
         var logLevel: Logger.Level
         var logFormat: LogFormat
         /// Guarantee-breaking properties the settings explicitly allow; warned about at start.
@@ -91,7 +93,7 @@ struct RunCommand: AsyncParsableCommand {
             }
             let assembly = try await RelayApplication.assemble(
                 configuration: settings.relay, shutdownTimeout: settings.shutdownTimeout, retention: settings.retention,
-                observability: settings.observability, logger: logger)
+                observability: settings.observability, driftInterval: settings.driftInterval, logger: logger)
             if let broker = assembly.developmentBroker {
                 // Unbuffered, so a script reading our output sees the line at once.
                 FileHandle.standardOutput.write(Data("development broker: \(broker.bootstrapServers)\n".utf8))
@@ -169,9 +171,14 @@ struct RunCommand: AsyncParsableCommand {
         let retention = try await Self.retention(from: settings)
         let observability = try await Self.observability(from: settings)
         let accepted = try await Self.checkKafka(relay, settings: settings)
+        let driftInterval = try await settings.seconds("drift.reconcileIntervalSeconds", default: .seconds(300), in: 0...86_400)
+        if driftInterval > .zero, driftInterval < .seconds(1) {
+            throw ConfigurationError(key: "drift.reconcileIntervalSeconds", problem: "must be 0 (off) or at least 1 second, got \(driftInterval)")
+        }
         try settings.checkFileHasNoUnknownKeys()
         return Settings(
             relay: relay, shutdownTimeout: shutdownTimeout, retention: retention, observability: observability,
+            driftInterval: driftInterval == .zero ? nil : driftInterval,
             logLevel: level, logFormat: format, acceptedUnsafeProperties: accepted)
     }
 

@@ -7,11 +7,11 @@ enum SDKStateUpdate {
     static func apply(_ event: SchemaChangeEvent, to state: SDKState) -> (state: SDKState, changes: [SDKChange]) {
         var next = state
         var changes: [SDKChange] = []
-        if event.kind == "ddl" {
+        if event.kind == "ddl" || event.kind == "drift" {
             switch event.objectType {
             case "table", "table column":
                 if let shape = event.table {
-                    if event.command == "DROP TABLE" || event.command == "DROP SCHEMA" {
+                    if event.command == "DROP TABLE" || event.command == "DROP SCHEMA" || event.drift == "dropped" {
                         changes = dropTable(shape, in: &next)
                     } else {
                         changes = upsertTable(shape, changes: event.changes, in: &next)

@@ -13,7 +13,10 @@ public import Logging
 /// it: nothing is applied twice (the changelog is rendered from the state, never appended to) and
 /// nothing is lost (the offset is committed only after this returns).
 ///
-/// Domain events and events without a tenant are ignored (no file is touched). A tenant's DDL
+/// Drift events (DDL the capture's triggers never saw, found by `reconcile()`) are applied like
+/// DDL: they carry the table's real shape, and without them the package would keep describing a
+/// table that changed, or miss one that was created. Domain events and events without a tenant
+/// are ignored (no file is touched). A tenant's DDL
 /// event that changes nothing in the package (a changed default, `CREATE SCHEMA`) is only
 /// recorded as applied. The applied-id list grows by one id per DDL event of the tenant.
 public struct SDKSyncHandler: EventHandler {
@@ -38,7 +41,7 @@ public struct SDKSyncHandler: EventHandler {
 
     public func handle(_ consumed: ConsumedEvent) async throws(EventHandlerError) {
         let event = consumed.event
-        guard event.kind == "ddl", let tenant = event.tenantID else { return }
+        guard event.kind == "ddl" || event.kind == "drift", let tenant = event.tenantID else { return }
         let directory = packageDirectory(forTenant: tenant)
         let stateURL = directory.appendingPathComponent(Self.stateFileName)
         let state = try loadState(at: stateURL, tenant: tenant)
