@@ -15,6 +15,8 @@
 -- Now one statement, table_drift(), reads catalog and snapshots together, and reconcile() writes
 -- back exactly the snapshots it read, while holding off captures (a lock that never queues in
 -- front of tenants' DDL: see reconcile()).
+-- Also: the relay's login may read schema_migrations, so `outbox-bridge check` run as it can say
+-- which version is installed.
 
 \if :{?schema}
 \else
@@ -163,6 +165,9 @@ BEGIN
 END
 $fn$
 $ddl$);
+
+-- `outbox-bridge check`, run as the relay's login, reads which migrations are installed.
+GRANT SELECT ON :"schema".schema_migrations TO outbox_relay;
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA :"schema" FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION :"schema".drift(), :"schema".reconcile() TO outbox_relay;

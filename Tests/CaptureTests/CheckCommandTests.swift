@@ -93,14 +93,21 @@ struct CheckCommandTests {
         try? await installed.database.drop()
     }
 
-    @Test("a relay login without outbox_relay is told the grant it lacks")
+    @Test("a relay login without outbox_relay is told the grant it lacks, whether checked by name or connected as")
     func relayLoginWithoutGrant() async throws {
         let installed = try await Installed.make("check_grant")
         try await installed.admin.execute(script: "REVOKE outbox_relay FROM \(try await installed.admin.quoteIdentifier(installed.relayRole))")
-        let run = try await check(installed.database.url, ["--relay-role", installed.relayRole])
-        #expect(run.status == 1, "\(run)")
-        #expect(run.line("relay role \(installed.relayRole):")
-            == "FAIL  relay role \(installed.relayRole): lacks outbox_relay (fix: GRANT outbox_relay TO \(installed.relayRole))")
+        let expected = "FAIL  relay role \(installed.relayRole): lacks outbox_relay (fix: GRANT outbox_relay TO \"\(installed.relayRole)\")"
+        let byName = try await check(installed.database.url, ["--relay-role", installed.relayRole])
+        #expect(byName.status == 1, "\(byName)")
+        #expect(byName.line("relay role \(installed.relayRole):") == expected)
+        #expect(byName.lines.filter { $0.hasPrefix("FAIL") }.count == 1, "\(byName.lines)")
+
+        // Connected as that login, the later checks cannot read the outbox: the grant is the line.
+        let connected = try await check(installed.relayURL)
+        #expect(connected.status == 1, "\(connected)")
+        #expect(connected.errorLines.isEmpty, "\(connected.errorLines)")
+        #expect(connected.lines.last == expected, "\(connected.lines)")
         try? await installed.database.drop()
     }
 
