@@ -89,4 +89,15 @@ struct DriftReconciliationTests {
         #expect(commands.map { $0["command"] } == ["CREATE SCHEMA", "CREATE TABLE", "ALTER TABLE"])
         try? await database.drop()
     }
+
+    @Test("a reconcile interval below 1 s (other than 0, off) or negative exits 2 with one line naming the key", arguments: ["0.5", "-1"])
+    func badInterval(_ interval: String) async throws {
+        let relay = try RelayProcess.launch(
+            ["run", "--database-url", "postgresql://relay@127.0.0.1:1/nope", "--brokers", "127.0.0.1:1"],
+            environment: ["DRIFT_RECONCILE_INTERVAL_SECONDS": interval], label: "drift-settings")
+        defer { relay.stop() }
+        #expect(try await relay.waitForExit(timeout: .seconds(60)) == 2)
+        #expect(relay.standardErrorLines.count == 1, "\(relay.standardError)")
+        #expect(relay.standardErrorLines.first?.contains("drift.reconcileIntervalSeconds: ") == true, "\(relay.standardError)")
+    }
 }
