@@ -13,8 +13,7 @@
 --   snapshot without an event: drift lost.
 -- It also rewrote every snapshot row on each call (bloat, WAL) where only drifted ones change.
 -- Now one statement, table_drift(), reads catalog and snapshots together, and reconcile() writes
--- back exactly the snapshots it read, while holding off captures (a lock that never queues in
--- front of tenants' DDL: see reconcile()).
+-- back only snapshots that are still what it read (see reconcile()).
 -- Also: the relay's login may read schema_migrations, so `outbox-bridge check` run as it can say
 -- which version is installed.
 
@@ -101,13 +100,17 @@ $fn$
 $ddl$);
 
 -- reconcile(): emits one kind = 'drift' event per table drift() lists and brings the snapshots
--- up to date, as migration 14 describes, from one consistent read of catalog and snapshots.
--- It holds off captures while it runs (a SHARE ROW EXCLUSIVE lock on table_shapes, which every
--- capture's snapshot write needs), so no captured DDL commits a snapshot between that read and
--- its writes. The lock is only ever taken with NOWAIT, retried every 50 ms: a waiting lock
--- request would queue every tenant's next DDL behind a long migration still in progress. After
--- 10 s of DDL in progress it gives up with SQLSTATE 55P03 (the bridge tries again at its next
--- interval).
+-- up to date, as migration 14 describes, from one consistent read of catalog and snapshots
+-- (table_drift()). Each snapshot is then written only if it is still the one that read saw
+-- (compare and set), and the table's event is emitted only if that write happened: a capture that
+-- rewrote the snapshot meanwhile saw a newer catalog and its own event already carries the change.
+--
+-- It never makes tenants' DDL wait on it, nor risks a deadlock with it: it takes no table lock,
+-- and a snapshot row held by a capture still in progress is waited for at most 100 ms, then left
+-- for the next call. (A lock on table_shapes held across the read would deadlock: reading a
+-- table's shape briefly takes ACCESS SHARE on the table, which an ALTER in progress holds
+-- exclusively while its capture waits for table_shapes.) The 100 ms lock_timeout is set inside
+-- this function, whose own SET clause ends it when the function returns.
 CALL pg_temp.outbox_install($ddl$
 CREATE OR REPLACE FUNCTION @schema@.reconcile() RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
@@ -115,27 +118,31 @@ DECLARE
     v_settings @schema@.settings;
     v_drift    record;
     v_tenant   text;
+    v_written  bigint;
     v_count    bigint := 0;
-    v_attempt  int := 0;
 BEGIN
     SELECT * INTO STRICT v_settings FROM @schema@.settings;
     -- One reconcile at a time per database: two would both emit the same drift.
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('outbox_bridge.reconcile'));
-    LOOP
-        BEGIN
-            LOCK TABLE @schema@.table_shapes IN SHARE ROW EXCLUSIVE MODE NOWAIT;
-            EXIT;
-        EXCEPTION WHEN lock_not_available THEN
-            v_attempt := v_attempt + 1;
-            IF v_attempt >= 200 THEN
-                RAISE EXCEPTION 'outbox-bridge: reconcile() found captured DDL in progress for 10 s; call it again later'
-                    USING ERRCODE = 'lock_not_available';
-            END IF;
-            PERFORM pg_catalog.pg_sleep(0.05);
-        END;
-    END LOOP;
     FOR v_drift IN SELECT * FROM @schema@.table_drift() LOOP
-        IF v_drift.announce THEN
+        PERFORM pg_catalog.set_config('lock_timeout', '100ms', true);
+        BEGIN
+            IF v_drift.snapshot IS NULL THEN
+                INSERT INTO @schema@.table_shapes AS s (relid, shape, updated_at, reported)
+                VALUES (v_drift.relid, v_drift.shape, pg_catalog.now(), v_drift.announce)
+                ON CONFLICT (relid) DO NOTHING;
+            ELSIF v_drift.shape IS NULL THEN
+                DELETE FROM @schema@.table_shapes s WHERE s.relid = v_drift.relid AND s.shape = v_drift.snapshot;
+            ELSE
+                UPDATE @schema@.table_shapes s
+                   SET shape = v_drift.shape, updated_at = pg_catalog.now(), reported = s.reported OR v_drift.announce
+                 WHERE s.relid = v_drift.relid AND s.shape = v_drift.snapshot;
+            END IF;
+            GET DIAGNOSTICS v_written = ROW_COUNT;
+        EXCEPTION WHEN lock_not_available THEN
+            v_written := 0;
+        END;
+        IF v_written = 1 AND v_drift.announce THEN
             v_tenant := @schema@.tenant_of(v_drift.schema_name, v_settings.tenant_schema_prefix);
             INSERT INTO @schema@.schema_changes (event_data, tenant_key)
             VALUES (@schema@.event_envelope('drift', 'DRIFT', 'table',
@@ -148,14 +155,6 @@ BEGIN
                         'previous_shape_known', v_drift.reported AND v_drift.snapshot IS NOT NULL),
                     COALESCE(v_tenant, v_drift.schema_name));
             v_count := v_count + 1;
-        END IF;
-        IF v_drift.shape IS NULL THEN
-            DELETE FROM @schema@.table_shapes s WHERE s.relid = v_drift.relid;
-        ELSE
-            INSERT INTO @schema@.table_shapes AS s (relid, shape, updated_at, reported)
-            VALUES (v_drift.relid, v_drift.shape, pg_catalog.now(), v_drift.announce)
-            ON CONFLICT (relid) DO UPDATE
-               SET shape = EXCLUDED.shape, updated_at = EXCLUDED.updated_at, reported = s.reported OR EXCLUDED.reported;
         END IF;
     END LOOP;
     IF v_count > 0 THEN

@@ -15,8 +15,8 @@ struct CheckCommandTests {
         let admin: PostgresConnection
         let relayURL: String
 
-        static func make(_ label: String) async throws -> Installed {
-            let database = try await TestDatabase.create(label)
+        static func make(_ label: String, clusterURL: String? = nil) async throws -> Installed {
+            let database = try await TestDatabase.create(label, clusterURL: clusterURL)
             let admin = try await database.connect()
             try await OutboxInstaller(connection: admin, schema: "platform", logger: Logger(label: "test"))
                 .install(try OutboxMigration.load(from: OutboxTestEnvironment.sqlDirectory))
@@ -111,25 +111,34 @@ struct CheckCommandTests {
         try? await installed.database.drop()
     }
 
-    @Test("session_replication_role = replica set for the database or for a role fails, naming the setting to reset",
-          arguments: ["database", "role"])
+    /// A role's setting for every database applies cluster-wide, so that case runs in a cluster
+    /// of its own: the shared one serves other tests' checks at the same time.
+    @Test("session_replication_role = replica set for the database, a role in it, or a role everywhere fails, naming the setting to reset",
+          arguments: ["database", "role in database", "role"])
     func replicaSetting(_ level: String) async throws {
-        let installed = try await Installed.make("check_replica")
-        let role = try await installed.admin.quoteIdentifier(installed.relayRole)
-        let fix = level == "database"
-            ? "ALTER DATABASE \(installed.database.name) RESET session_replication_role"
-            : "ALTER ROLE \(installed.relayRole) RESET session_replication_role"
-        try await installed.admin.execute(script: level == "database"
-            ? "ALTER DATABASE \(installed.database.name) SET session_replication_role = replica"
-            : "ALTER ROLE \(role) SET session_replication_role = replica")
-        let run = try await check(installed.relayURL)
-        #expect(run.status == 1, "\(run)")
-        #expect(run.line("session_replication_role:")
-            == "FAIL  session_replication_role: replica for 1 database or role setting(s), their DDL is not captured "
-            + "(fix: \(fix); then SELECT platform.reconcile())", "\(run.lines)")
-        try await installed.admin.execute(script: fix)
-        #expect(try await check(installed.relayURL).status == 0)
-        try? await installed.database.drop()
+        let cluster = level == "role" ? try await PrivatePostgresCluster.start() : nil
+        do {
+            let installed = try await Installed.make("check_replica", clusterURL: cluster?.url)
+            let role = installed.relayRole, database = installed.database.name
+            let target = switch level {
+            case "database": "ALTER DATABASE \(database)"
+            case "role in database": "ALTER ROLE \(role) IN DATABASE \(database)"
+            default: "ALTER ROLE \(role)"
+            }
+            try await installed.admin.execute(script: "\(target) SET session_replication_role = replica")
+            let run = try await check(installed.relayURL)
+            #expect(run.status == 1, "\(run)")
+            #expect(run.line("session_replication_role:")
+                == "FAIL  session_replication_role: replica for 1 database or role setting(s), their DDL is not captured "
+                + "(fix: \(target) RESET session_replication_role; then SELECT platform.reconcile())", "\(run.lines)")
+            try await installed.admin.execute(script: "\(target) RESET session_replication_role")
+            #expect(try await check(installed.relayURL).status == 0)
+            try? await installed.database.drop()
+        } catch {
+            await cluster?.stop()
+            throw error
+        }
+        await cluster?.stop()
     }
 
     @Test("a missing pending index fails with the CREATE INDEX that restores it")

@@ -61,7 +61,7 @@ struct DriftReconciliationTests {
         await environment.drop()
     }
 
-    @Test("reconcile() called while a captured ALTER is in progress waits for it, reports nothing, and keeps the ALTER's snapshot")
+    @Test("reconcile() called while a captured ALTER is in progress reports nothing, and keeps the ALTER's snapshot")
     func reconcileBesideDDLInProgress() async throws {
         let database = try await TestDatabase.create("drift_concurrent")
         let admin = try await database.connect()
@@ -75,9 +75,12 @@ struct DriftReconciliationTests {
         let reconciler = try await database.connect()
         let pid = try await reconciler.query("SELECT pg_backend_pid() AS pid")[0]["pid"] ?? "?"
         let first = Task { try await reconciler.query("SELECT platform.reconcile() AS n")[0]["n"] }
-        try await waitUntil("reconcile() is held off by the ALTER in progress") {
+        try await waitUntil("reconcile() has run beside the ALTER in progress (returned, or waits for a lock)") {
             try await admin.query(
-                "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1::int AND wait_event_type IN ('Lock', 'Timeout')", [pid]
+                """
+                SELECT count(*) AS n FROM pg_stat_activity
+                 WHERE pid = $1::int AND query LIKE '%platform.reconcile()%' AND (state = 'idle' OR wait_event_type = 'Lock')
+                """, [pid]
             )[0]["n"] == "1"
         }
         try await migration.execute(script: "COMMIT")
@@ -87,6 +90,35 @@ struct DriftReconciliationTests {
         #expect(try await admin.query("SELECT platform.reconcile() AS n")[0]["n"] == "0")
         let commands = try await admin.query("SELECT event_data->>'command' AS command FROM platform.schema_changes ORDER BY id")
         #expect(commands.map { $0["command"] } == ["CREATE SCHEMA", "CREATE TABLE", "ALTER TABLE"])
+        try? await database.drop()
+    }
+
+    @Test("reconcile() does not wait behind a capture in progress: it leaves that table's drift to the capture's own event, reported once")
+    func reconcileBesideCaptureHoldingSnapshot() async throws {
+        let database = try await TestDatabase.create("drift_skip")
+        let admin = try await database.connect()
+        try await OutboxInstaller(connection: admin, schema: "platform", logger: Logger(label: "test"))
+            .install(try OutboxMigration.load(from: OutboxTestEnvironment.sqlDirectory))
+        try await admin.execute(script: """
+            CREATE SCHEMA tenant_s; CREATE TABLE tenant_s.t (id int);
+            SET session_replication_role = replica;
+            ALTER TABLE tenant_s.t ADD COLUMN escaped text;
+            RESET session_replication_role;
+            """)
+        // A COMMENT leaves the table readable but holds the table's snapshot row until it commits.
+        let migration = try await database.connect()
+        try await migration.execute(script: "BEGIN; COMMENT ON TABLE tenant_s.t IS 'in progress';")
+        let started = ContinuousClock.now
+        #expect(try await admin.query("SELECT platform.reconcile() AS n")[0]["n"] == "0")
+        #expect(ContinuousClock.now - started < .seconds(30), "reconcile() waited for the migration")
+        try await migration.execute(script: "COMMIT")
+        #expect(try await admin.query("SELECT platform.reconcile() AS n")[0]["n"] == "0")
+        let events = try await admin.query(
+            """
+            SELECT event_data->>'command' AS command, event_data->'changes'->'columns_added'->0->>'name' AS added
+              FROM platform.schema_changes ORDER BY id
+            """)
+        #expect(events.map { [$0["command"], $0["added"]] } == [["CREATE SCHEMA", nil], ["CREATE TABLE", nil], ["COMMENT", "escaped"]])
         try? await database.drop()
     }
 
