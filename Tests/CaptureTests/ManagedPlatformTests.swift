@@ -8,7 +8,8 @@ import Testing
 /// What can be imitated locally of a managed platform (docs/managed-postgres.md). On Neon the
 /// project's owner role is no superuser: it is a member of `neon_superuser`, which has CREATEDB,
 /// CREATEROLE, REPLICATION and BYPASSRLS and the predefined roles `pg_read_all_data` and
-/// `pg_write_all_data` (Neon's "Manage roles" page). Event triggers there are skipped for
+/// `pg_write_all_data` (Neon's "Manage roles" and "Manage database access" pages; BYPASSRLS since
+/// the 2023-08-15 changelog). Event triggers there are skipped for
 /// superuser and reserved-role sessions; locally `session_replication_role = replica` is the
 /// same skip.
 @Suite("Managed platforms, imitated: a neon_superuser-like owner and sessions the triggers skip", .tags(.capture))

@@ -16,9 +16,9 @@ public import Logging
 /// Drift events (DDL the capture's triggers never saw, found by `reconcile()`) are applied like
 /// DDL: they carry the table's real shape, and without them the package would keep describing a
 /// table that changed, or miss one that was created. Domain events and events without a tenant
-/// are ignored (no file is touched). A tenant's DDL
-/// event that changes nothing in the package (a changed default, `CREATE SCHEMA`) is only
-/// recorded as applied. The applied-id list grows by one id per DDL event of the tenant.
+/// are ignored (no file is touched). A tenant's DDL event that changes nothing in the package (a
+/// changed default, `CREATE SCHEMA`) is only recorded as applied. The applied-id list grows by one
+/// id per DDL or drift event of the tenant.
 public struct SDKSyncHandler: EventHandler {
     public static let stateFileName = ".outbox-sdk-state.json"
 
