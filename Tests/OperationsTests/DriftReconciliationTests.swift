@@ -61,6 +61,34 @@ struct DriftReconciliationTests {
         await environment.drop()
     }
 
+    @Test("drift.reconcileIntervalSeconds 0 turns reconciliation off: no drift event, no drift metric")
+    func off() async throws {
+        let environment = try await OutboxTestEnvironment.start("drift_off", partitions: 1)
+        let sql = try await environment.database.connect()
+        try await sql.execute(script: """
+            CREATE SCHEMA tenant_off;
+            SET session_replication_role = replica;
+            CREATE TABLE tenant_off.unseen (id int);
+            RESET session_replication_role;
+            """)
+        let relay = try RelayProcess.launch(
+            ["run", "--database-url", environment.relayURL, "--brokers", environment.broker.bootstrapServers,
+             "--poll-interval", "0.2"],
+            environment: ["RELAY_LEASE_SECONDS": "2", "DRIFT_RECONCILE_INTERVAL_SECONDS": "0"], label: "drift-off")
+        defer { relay.stop() }
+        let port = try await relay.observabilityPort()
+        // An event emitted after start is delivered: every service of the bridge has been running
+        // for a while, and a reconciling one would have made its first call at start.
+        try await sql.query("SELECT platform.emit('off', 'test.after_start', '{}')")
+        try await environment.waitUntilAllDelivered(sql)
+        try await waitUntil("the backlog gauges have sampled the drained outbox") {
+            try await relay.metric("outbox_pending_events_total", port: port) == 0
+        }
+        #expect(try await relay.metric("outbox_drift_events_total", port: port) == nil)
+        #expect(try await sql.query("SELECT count(*) AS n FROM platform.schema_changes WHERE event_data->>'kind' = 'drift'")[0]["n"] == "0")
+        await environment.drop()
+    }
+
     @Test("reconcile() called while a captured ALTER is in progress reports nothing, and keeps the ALTER's snapshot")
     func reconcileBesideDDLInProgress() async throws {
         let database = try await TestDatabase.create("drift_concurrent")
