@@ -1,5 +1,4 @@
 import Foundation
-import Logging
 import Outbox
 import Postgres
 import TestSupport
@@ -16,10 +15,8 @@ struct CheckCommandTests {
         let relayURL: String
 
         static func make(_ label: String, clusterURL: String? = nil) async throws -> Installed {
-            let database = try await TestDatabase.create(label, clusterURL: clusterURL)
+            let database = try await TestDatabase.createInstalled(label, clusterURL: clusterURL)
             let admin = try await database.connect()
-            try await OutboxInstaller(connection: admin, schema: "platform", logger: Logger(label: "test"))
-                .install(try OutboxMigration.load(from: OutboxTestEnvironment.sqlDirectory))
             return Installed(database: database, admin: admin, relayURL: try await database.relayLoginURL())
         }
 

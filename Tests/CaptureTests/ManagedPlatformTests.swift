@@ -1,6 +1,4 @@
 import Foundation
-import Logging
-import Outbox
 import Postgres
 import TestSupport
 import Testing
@@ -16,10 +14,8 @@ import Testing
 struct ManagedPlatformTests {
     @Test("DDL of a non-superuser owner with neon_superuser's grants is captured; DDL of a session the triggers skip is found by reconcile(), once")
     func neonLikeOwner() async throws {
-        let database = try await TestDatabase.create("managed_neon")
+        let database = try await TestDatabase.createInstalled("managed_neon")
         let admin = try await database.connect()
-        try await OutboxInstaller(connection: admin, schema: "platform", logger: Logger(label: "test"))
-            .install(try OutboxMigration.load(from: OutboxTestEnvironment.sqlDirectory))
         let suffix = UInt32.random(in: 0...UInt32.max)
         let platformRole = "neon_superuser_like_\(suffix)", owner = "neondb_owner_\(suffix)"
         try await admin.execute(script: """

@@ -1,7 +1,5 @@
 import Foundation
 import Kafka
-import Logging
-import Outbox
 import Postgres
 import TestSupport
 import Testing
@@ -91,10 +89,8 @@ struct DriftReconciliationTests {
 
     @Test("reconcile() called while a captured ALTER is in progress reports nothing, and keeps the ALTER's snapshot")
     func reconcileBesideDDLInProgress() async throws {
-        let database = try await TestDatabase.create("drift_concurrent")
+        let database = try await TestDatabase.createInstalled("drift_concurrent")
         let admin = try await database.connect()
-        try await OutboxInstaller(connection: admin, schema: "platform", logger: Logger(label: "test"))
-            .install(try OutboxMigration.load(from: OutboxTestEnvironment.sqlDirectory))
         try await admin.execute(script: "CREATE SCHEMA tenant_c; CREATE TABLE tenant_c.t (id int);")
         #expect(try await admin.query("SELECT platform.reconcile() AS n")[0]["n"] == "0")
 
@@ -123,10 +119,8 @@ struct DriftReconciliationTests {
 
     @Test("reconcile() does not wait behind a capture in progress: it leaves that table's drift to the capture's own event, reported once")
     func reconcileBesideCaptureHoldingSnapshot() async throws {
-        let database = try await TestDatabase.create("drift_skip")
+        let database = try await TestDatabase.createInstalled("drift_skip")
         let admin = try await database.connect()
-        try await OutboxInstaller(connection: admin, schema: "platform", logger: Logger(label: "test"))
-            .install(try OutboxMigration.load(from: OutboxTestEnvironment.sqlDirectory))
         try await admin.execute(script: """
             CREATE SCHEMA tenant_s; CREATE TABLE tenant_s.t (id int);
             SET session_replication_role = replica;
