@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Operations
+import Outbox
 import Postgres
 
 /// Where the outbox is, for the operator commands.
