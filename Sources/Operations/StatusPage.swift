@@ -37,8 +37,9 @@ enum StatusPage {
           .figure span { color: var(--muted); font-size: 13px; }
           .bad b { color: var(--bad); }
           table { width: 100%; border-collapse: collapse; font-size: 13px; }
-          th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid var(--line); vertical-align: top; overflow-wrap: anywhere; }
-          th { color: var(--muted); font-weight: 600; }
+          th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid var(--line); vertical-align: top; }
+          th { color: var(--muted); font-weight: 600; white-space: nowrap; }
+          td { overflow-wrap: break-word; }
           .scroll { overflow-x: auto; }
           .empty { color: var(--muted); font-style: italic; }
           #problems { margin: 0; padding-left: 18px; color: var(--bad); }
@@ -46,7 +47,7 @@ enum StatusPage {
           svg { width: 100%; height: 140px; display: block; }
           svg .bar { fill: #2f81f7; }
           svg .axis { stroke: var(--line); }
-          svg text { fill: var(--muted); font-size: 10px; }
+          .axis-labels { display: flex; justify-content: space-between; color: var(--muted); font-size: 12px; }
           @media (max-width: 480px) { main { padding: 6px; gap: 8px; } .figure b { font-size: 18px; } }
         </style>
         </head>
@@ -56,7 +57,7 @@ enum StatusPage {
           <section id="error" class="wide"></section>
           <section id="not-ready" class="wide" hidden><h2>Why not ready</h2><ul id="problems"></ul></section>
           <section class="wide"><div class="figures" id="figures"></div></section>
-          <section id="rate-section" class="wide" hidden><h2>Deliveries per second, last 5 minutes</h2><svg id="rate" viewBox="0 0 600 140" preserveAspectRatio="none" role="img" aria-label="deliveries per second"></svg></section>
+          <section id="rate-section" class="wide" hidden><h2>Deliveries per second, last 5 minutes</h2><svg id="rate" viewBox="0 0 600 140" preserveAspectRatio="none" role="img" aria-label="deliveries per second"></svg><div class="axis-labels"><span>5 min ago</span><span id="rate-peak"></span><span>now</span></div></section>
           <section id="backlog-section" hidden><h2>Backlog per tenant</h2><div class="scroll" id="backlog"></div></section>
           <section id="instances-section" hidden><h2>Relay instances and shard leases</h2><div class="scroll" id="instances"></div></section>
           <section id="retrying-section" hidden><h2>Retrying</h2><div class="scroll" id="retrying"></div></section>
@@ -112,7 +113,7 @@ enum StatusPage {
           const svg = byId("rate");
           const ns = "http://www.w3.org/2000/svg";
           svg.replaceChildren();
-          const width = 600, height = 140, top = 14, bottom = 16;
+          const width = 600, height = 140, top = 4, bottom = 2;
           const peak = Math.max(1, ...samples.map((s) => s.events_per_second));
           const step = width / Math.max(1, samples.length);
           const axis = document.createElementNS(ns, "line");
@@ -133,15 +134,7 @@ enum StatusPage {
             bar.append(title);
             svg.append(bar);
           });
-          const label = (text, x, y, anchor) => {
-            const node = document.createElementNS(ns, "text");
-            node.textContent = text;
-            node.setAttribute("x", x); node.setAttribute("y", y); node.setAttribute("text-anchor", anchor);
-            svg.append(node);
-          };
-          label("peak " + peak.toFixed(1) + "/s", 2, 10, "start");
-          label("5 min ago", 2, height - 3, "start");
-          label("now", width - 2, height - 3, "end");
+          byId("rate-peak").textContent = "peak " + peak.toFixed(1) + " events/s";
         }
         function readiness(status) {
           const badge = byId("readiness");
