@@ -12,13 +12,16 @@ struct StatusPageTests {
     private struct Response {
         var status: Int
         var body: String
+        /// curl's own complaint when it got no response.
+        var problem: String
     }
 
     private func get(_ url: String, token: String? = nil) async throws -> Response {
         let header = token.map { ["-H", "Authorization: Bearer \($0)"] } ?? []
-        let result = try await runTool("/usr/bin/curl", ["-s", "-m", "10", "-w", "\n%{http_code}"] + header + [url])
+        let result = try await runTool("/usr/bin/curl", ["-sS", "-m", "10", "-w", "\n%{http_code}"] + header + [url])
         let lines = result.output.split(separator: "\n", omittingEmptySubsequences: false)
-        return Response(status: Int(lines.last ?? "") ?? 0, body: lines.dropLast().joined(separator: "\n"))
+        return Response(
+            status: Int(lines.last ?? "") ?? 0, body: lines.dropLast().joined(separator: "\n"), problem: result.errorOutput)
     }
 
     private func runBridge(_ arguments: [String]) async throws -> ToolResult {
@@ -32,11 +35,13 @@ struct StatusPageTests {
         return try #require(line.split(separator: " ").first { $0.hasPrefix("port=") }.flatMap { Int($0.dropFirst(5)) })
     }
 
-    private func launchRelay(_ environment: OutboxTestEnvironment, label: String, extra: [String] = []) throws -> RelayProcess {
+    private func launchRelay(
+        _ environment: OutboxTestEnvironment, label: String, extra: [String] = [], settings: [String: String] = [:]
+    ) throws -> RelayProcess {
         try RelayProcess.launch(
             ["run", "--database-url", environment.relayURL, "--brokers", environment.broker.bootstrapServers,
              "--poll-interval", "0.2", "--http-port", "0"] + extra,
-            label: label)
+            environment: settings, label: label)
     }
 
     private func decodeStatus(_ json: String) throws -> OutboxStatus {
@@ -144,7 +149,9 @@ struct StatusPageTests {
         let config = directory.appendingPathComponent("bridge.yaml")
         try Data("http:\n  tokenFile: \(tokenFile.path)\n".utf8).write(to: config)
 
-        let relay = try launchRelay(environment, label: "status-token", extra: ["--config", config.path])
+        // Listening on every interface, as by default, so that a client off loopback reaches it.
+        let relay = try launchRelay(
+            environment, label: "status-token", extra: ["--config", config.path], settings: ["HTTP_HOST": "0.0.0.0"])
         defer { relay.stop() }
         let port = try await listeningPort(of: relay)
         try await sql.execute(script: "CREATE SCHEMA tenant_secretive; CREATE TABLE tenant_secretive.plans (id int);")
@@ -154,8 +161,8 @@ struct StatusPageTests {
         for path in ["/", "/api/status"] {
             for token in [nil, "wrong-token", "s3cret-status-tokenX", "s3cret-status-toke"] {
                 let response = try await get(remote + path, token: token)
-                #expect(response.status == 401, "\(path) with token \(token ?? "none")")
-                #expect(response.body == "unauthorized", "the 401 body says nothing else")
+                #expect(response.status == 401, "\(path) with token \(token ?? "none"): \(response.problem)")
+                #expect(response.body == "unauthorized\n", "the 401 body says nothing else")
             }
             #expect(try await get(remote + path, token: "s3cret-status-token").status == 200, "\(path) with the token")
             #expect(try await get("http://127.0.0.1:\(port)\(path)").status == 200, "\(path) on loopback without a token")
