@@ -226,4 +226,43 @@ struct StatusPageTests {
         }
         await environment.drop()
     }
+
+    @Test("a consumer's page shows its lag per partition, the last event applied per tenant and its dead letters, on loopback only")
+    func consumerPage() async throws {
+        let browser = try HeadlessBrowser()
+        let environment = try await OutboxTestEnvironment.start("consumer_page")
+        let sql = try await environment.database.connect()
+        try await withRunningRelay(environment.relayConfiguration()) {
+            try await sql.execute(script: """
+                CREATE SCHEMA tenant_consumerpage;
+                CREATE TABLE tenant_consumerpage.orders (id int PRIMARY KEY);
+                """)
+            try await environment.waitUntilAllDelivered(sql)
+        }
+        _ = try await environment.kafka.produceWithKafkaPython(
+            topic: OutboxTestEnvironment.topic, key: "consumerpage", value: "not an event",
+            header: (name: "event_id", value: "garbled"))
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("consumer-page-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let consumer = try RelayProcess.launch(
+            ["sdk-sync", "--brokers", environment.broker.bootstrapServers, "--out", output.path, "--http-port", "0"],
+            label: "consumer-page")
+        defer { consumer.stop() }
+        let port = try await listeningPort(of: consumer)
+        let page = "http://127.0.0.1:\(port)/"
+
+        var dom = ""
+        try await waitUntil("the page shows the applied CREATE TABLE and the dead letter", timeout: .seconds(300)) {
+            dom = try await browser.dumpDOM(page)
+            return dom.contains("<td>CREATE TABLE</td>") && dom.contains("undecodable event")
+        }
+        #expect(dom.contains("<td>consumerpage</td>"), "the tenant of the last applied event")
+        #expect(dom.contains("<b>sdk-sync</b>"), "the consumer group")
+        #expect(dom.contains("<th>lag</th>"), "the lag table")
+        let status = try JSONSerialization.jsonObject(with: Data(try await get(page + "api/status").body.utf8)) as? [String: Any]
+        #expect(status?["group"] as? String == "sdk-sync")
+        #expect((status?["partitions"] as? [[String: Any]])?.isEmpty == false)
+        #expect(try await get("http://\(try nonLoopbackIPv4Address()):\(port)/api/status").status == 401)
+        await environment.drop()
+    }
 }
