@@ -2,8 +2,8 @@ import Foundation
 import Synchronization
 
 /// What a consumer's status page and `/api/status` show: the lag per partition, the last event
-/// applied for each tenant, and the latest dead letters. Every key is always present (`null`
-/// where a value is unknown), as in the relay's status.
+/// applied for each tenant, and the latest dead letters. A value not known yet (a partition's
+/// end before the first refresh, the event id of an undecodable record) is left out.
 public struct ConsumerStatus: Sendable, Codable {
     public struct Partition: Sendable, Codable, Equatable {
         public var topic: String
@@ -16,15 +16,6 @@ public struct ConsumerStatus: Sendable, Codable {
             case topic, partition, lag
             case nextOffset = "next_offset"
             case highWatermark = "high_watermark"
-        }
-
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(topic, forKey: .topic)
-            try container.encode(partition, forKey: .partition)
-            try container.encode(nextOffset, forKey: .nextOffset)
-            try container.encode(highWatermark, forKey: .highWatermark)
-            try container.encode(lag, forKey: .lag)
         }
     }
 
@@ -57,16 +48,6 @@ public struct ConsumerStatus: Sendable, Codable {
         enum CodingKeys: String, CodingKey {
             case topic, partition, offset, reason, at
             case eventID = "event_id"
-        }
-
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(eventID, forKey: .eventID)
-            try container.encode(topic, forKey: .topic)
-            try container.encode(partition, forKey: .partition)
-            try container.encode(offset, forKey: .offset)
-            try container.encode(reason, forKey: .reason)
-            try container.encode(at, forKey: .at)
         }
     }
 

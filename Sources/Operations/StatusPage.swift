@@ -187,7 +187,7 @@ enum StatusPage {
           ]);
           table("lag", "lag-section", [
             ["topic", (r) => r.topic], ["partition", (r) => r.partition], ["next offset", (r) => r.next_offset],
-            ["end", (r) => r.high_watermark === null ? "?" : r.high_watermark], ["lag", (r) => r.lag === null ? "?" : r.lag],
+            ["end", (r) => r.high_watermark == null ? "?" : r.high_watermark], ["lag", (r) => r.lag == null ? "?" : r.lag],
           ], status.partitions, "no partition assigned yet");
           table("applied", "applied-section", [
             ["tenant", (r) => r.tenant], ["command", (r) => r.command || ""], ["event", (r) => r.event_id],

@@ -2,8 +2,8 @@
 /// it stuck. One model for `outbox-bridge status --json` and the HTTP `/api/status` (the status
 /// page draws it), so a script can read either.
 ///
-/// Every key is always present: a value that does not apply is `null` or `[]` rather than left
-/// out, so a monitoring script can rely on the keys (the synthesized encoding omits `nil`s).
+/// Every key is always present: a value that does not apply is `null` (``AlwaysEncoded``) or `[]`
+/// rather than left out, so a monitoring script can rely on the keys.
 public struct OutboxStatus: Sendable, Codable {
     /// Where a tenant's latest delivered event landed.
     public struct TenantPosition: Sendable, Codable, Equatable {
@@ -34,51 +34,34 @@ public struct OutboxStatus: Sendable, Codable {
     /// A pending event that failed at least once and waits for its next attempt.
     public struct RetryingEvent: Sendable, Codable, Equatable {
         public var id: Int64
-        public var tenant: String?
+        @AlwaysEncoded public var tenant: String?
         public var attempts: Int
-        public var lastError: String?
+        @AlwaysEncoded public var lastError: String?
         /// `nil` when it may be tried again now.
-        public var nextAttemptAt: String?
+        @AlwaysEncoded public var nextAttemptAt: String?
 
         enum CodingKeys: String, CodingKey {
             case id, tenant, attempts
             case lastError = "last_error"
             case nextAttemptAt = "next_attempt_at"
         }
-
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(id, forKey: .id)
-            try container.encode(tenant, forKey: .tenant)
-            try container.encode(attempts, forKey: .attempts)
-            try container.encode(lastError, forKey: .lastError)
-            try container.encode(nextAttemptAt, forKey: .nextAttemptAt)
-        }
     }
 
     /// An event the relay gave up on; it waits for a human (`replay`).
     public struct DeadEvent: Sendable, Codable, Equatable {
         public var id: Int64
-        public var tenant: String?
-        public var command: String?
+        @AlwaysEncoded public var tenant: String?
+        @AlwaysEncoded public var command: String?
         public var attempts: Int
-        public var reason: String?
+        @AlwaysEncoded public var reason: String?
 
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(id, forKey: .id)
-            try container.encode(tenant, forKey: .tenant)
-            try container.encode(command, forKey: .command)
-            try container.encode(attempts, forKey: .attempts)
-            try container.encode(reason, forKey: .reason)
-        }
     }
 
     /// One of the newest deliveries, with the position Kafka acknowledged.
     public struct Delivery: Sendable, Codable, Equatable {
         public var id: Int64
-        public var tenant: String?
-        public var command: String?
+        @AlwaysEncoded public var tenant: String?
+        @AlwaysEncoded public var command: String?
         public var topic: String
         public var partition: Int32
         public var offset: Int64
@@ -87,17 +70,6 @@ public struct OutboxStatus: Sendable, Codable {
         enum CodingKeys: String, CodingKey {
             case id, tenant, command, topic, partition, offset
             case deliveredAt = "delivered_at"
-        }
-
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(id, forKey: .id)
-            try container.encode(tenant, forKey: .tenant)
-            try container.encode(command, forKey: .command)
-            try container.encode(topic, forKey: .topic)
-            try container.encode(partition, forKey: .partition)
-            try container.encode(offset, forKey: .offset)
-            try container.encode(deliveredAt, forKey: .deliveredAt)
         }
     }
 
@@ -116,7 +88,7 @@ public struct OutboxStatus: Sendable, Codable {
     /// leases it holds now.
     public struct RelayInstance: Sendable, Codable, Equatable {
         public var id: String
-        public var host: String?
+        @AlwaysEncoded public var host: String?
         public var startedAt: String
         public var heartbeatAgeSeconds: Double
         public var shards: [Int]
@@ -125,15 +97,6 @@ public struct OutboxStatus: Sendable, Codable {
             case id, host, shards
             case startedAt = "started_at"
             case heartbeatAgeSeconds = "heartbeat_age_seconds"
-        }
-
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(id, forKey: .id)
-            try container.encode(host, forKey: .host)
-            try container.encode(startedAt, forKey: .startedAt)
-            try container.encode(heartbeatAgeSeconds, forKey: .heartbeatAgeSeconds)
-            try container.encode(shards, forKey: .shards)
         }
     }
 
@@ -150,7 +113,7 @@ public struct OutboxStatus: Sendable, Codable {
 
     public var pending: Int
     /// `nil` when nothing is pending.
-    public var oldestPendingAgeSeconds: Double?
+    @AlwaysEncoded public var oldestPendingAgeSeconds: Double?
     public var dead: Int
     public var processed: Int
     /// The latest delivery of each tenant.
@@ -170,7 +133,7 @@ public struct OutboxStatus: Sendable, Codable {
     public var unownedShards: [Int]
     /// Set by a running process serving `/api/status`; `nil` from the `status` command, which
     /// is not the relay and cannot know.
-    public var readiness: Readiness?
+    @AlwaysEncoded public var readiness: Readiness?
     /// The database's clock when this was read (UTC, ISO 8601).
     public var generatedAt: String
 
@@ -183,22 +146,25 @@ public struct OutboxStatus: Sendable, Codable {
         case unownedShards = "unowned_shards"
         case generatedAt = "generated_at"
     }
+}
+
+/// An optional that a JSON document always carries, as `null` when absent, where the synthesized
+/// encoding would leave the key out.
+@propertyWrapper
+public struct AlwaysEncoded<Value: Codable & Sendable & Equatable>: Codable, Sendable, Equatable {
+    public var wrappedValue: Value?
+
+    public init(wrappedValue: Value?) {
+        self.wrappedValue = wrappedValue
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        wrappedValue = container.decodeNil() ? nil : try container.decode(Value.self)
+    }
 
     public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(pending, forKey: .pending)
-        try container.encode(oldestPendingAgeSeconds, forKey: .oldestPendingAgeSeconds)
-        try container.encode(dead, forKey: .dead)
-        try container.encode(processed, forKey: .processed)
-        try container.encode(tenants, forKey: .tenants)
-        try container.encode(backlog, forKey: .backlog)
-        try container.encode(retrying, forKey: .retrying)
-        try container.encode(deadLetters, forKey: .deadLetters)
-        try container.encode(recentDeliveries, forKey: .recentDeliveries)
-        try container.encode(deliveryRate, forKey: .deliveryRate)
-        try container.encode(instances, forKey: .instances)
-        try container.encode(unownedShards, forKey: .unownedShards)
-        try container.encode(readiness, forKey: .readiness)
-        try container.encode(generatedAt, forKey: .generatedAt)
+        var container = encoder.singleValueContainer()
+        try container.encode(wrappedValue)
     }
 }
