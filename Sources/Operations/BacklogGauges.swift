@@ -38,12 +38,22 @@ public struct BacklogGauges: Service {
     public func run() async throws {
         var database = ReconnectingConnection(url: databaseURL, options: databaseOptions, logger: logger)
         var tenantGauges: [String: Gauge] = [:]
+        var failing = false
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
                 let previous = tenantGauges
                 tenantGauges = try await database.use { try await sample($0, previousTenantGauges: previous) }
+                if failing {
+                    logger.notice("backlog gauges sampled again")
+                    failing = false
+                }
             } catch {
-                logger.debug("backlog sample failed", metadata: ["error": "\(error)"])
+                // Said once per run of failures: the gauges keep their last values meanwhile, so
+                // a dashboard would otherwise show a stale backlog without a word.
+                logger.log(
+                    level: failing ? .debug : .warning, "backlog sample failed; the backlog gauges keep their last values",
+                    metadata: ["error": "\(error)"])
+                failing = true
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
