@@ -86,6 +86,8 @@ struct StatusPageTests {
 
         let screenshot = try await browser.screenshot(page)
         #expect(try await HeadlessBrowser.distinctColours(inPNG: screenshot) > 10, "the screenshot is blank")
+        let phone = try await browser.screenshot(page, width: 390, height: 844)
+        #expect(try await HeadlessBrowser.distinctColours(inPNG: phone) > 10, "the phone-sized screenshot is blank")
         if let keep = ProcessInfo.processInfo.environment["OUTBOX_BRIDGE_STATUS_SCREENSHOT"] {
             try screenshot.write(to: URL(fileURLWithPath: keep))
         }
