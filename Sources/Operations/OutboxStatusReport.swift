@@ -24,9 +24,11 @@ public actor OutboxStatusReport {
         self.schema = schema
     }
 
-    public func json(readinessProblems: [String]) async throws -> Data {
+    /// - Parameter inFlight: the events the relay process holds unacknowledged now.
+    public func json(readinessProblems: [String], inFlight: Int) async throws -> Data {
         var status = try await current()
         status.readiness = OutboxStatus.Readiness(problems: readinessProblems)
+        status.inFlight = inFlight
         return try OperatorJSON.encode(status)
     }
 

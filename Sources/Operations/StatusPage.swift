@@ -149,6 +149,7 @@ enum StatusPage {
           figures([
             ["pending", status.pending, false],
             ["oldest pending", age(status.oldest_pending_age_seconds), status.oldest_pending_age_seconds > 300],
+            ["in flight", status.in_flight === null ? "?" : status.in_flight, false],
             ["retrying", status.retrying.length, status.retrying.length > 0],
             ["dead", status.dead, status.dead > 0],
             ["delivered", status.processed, false],

@@ -39,7 +39,7 @@ extension OutboxOperations {
             backlog: try await pendingByTenant(limit: limit), retrying: try await retrying(limit: limit),
             deadLetters: try await deadLetters(limit: limit), recentDeliveries: try await recentDeliveries(limit: limit),
             deliveryRate: try await deliveryRate(), instances: try await relayInstances(),
-            unownedShards: try await unownedShards(), readiness: nil, generatedAt: generatedAt)
+            unownedShards: try await unownedShards(), readiness: nil, inFlight: nil, generatedAt: generatedAt)
     }
 
     public func backlog() async throws(PostgresError) -> OutboxBacklog {

@@ -134,11 +134,15 @@ public struct OutboxStatus: Sendable, Codable {
     /// Set by a running process serving `/api/status`; `nil` from the `status` command, which
     /// is not the relay and cannot know.
     @AlwaysEncoded public var readiness: Readiness?
+    /// Events the serving relay process has handed to Kafka and not yet marked; `nil` from the
+    /// `status` command, which is not the relay.
+    @AlwaysEncoded public var inFlight: Int?
     /// The database's clock when this was read (UTC, ISO 8601).
     public var generatedAt: String
 
     enum CodingKeys: String, CodingKey {
         case pending, dead, processed, tenants, backlog, retrying, instances, readiness
+        case inFlight = "in_flight"
         case oldestPendingAgeSeconds = "oldest_pending_age_seconds"
         case deadLetters = "dead_letters"
         case recentDeliveries = "recent_deliveries"

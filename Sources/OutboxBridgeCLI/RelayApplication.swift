@@ -105,7 +105,7 @@ public enum RelayApplication {
                 status: StatusEndpoint(token: observability.statusToken) { [statusReport = OutboxStatusReport(
                     databaseURL: configuration.databaseURL, databaseOptions: configuration.database,
                     schema: configuration.schema, logger: logger)] readinessProblems in
-                    try await statusReport.json(readinessProblems: readinessProblems)
+                    try await statusReport.json(readinessProblems: readinessProblems, inFlight: relay.health.inFlightCount)
                 },
                 logger: logger)
             services.append(.init(service: server))

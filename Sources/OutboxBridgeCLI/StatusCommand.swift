@@ -23,7 +23,7 @@ struct StatusCommand: AsyncParsableCommand {
         Print JSON, the same document as the HTTP /api/status of a running relay; it always has \
         the keys pending, oldest_pending_age_seconds (null when nothing is pending), dead, \
         processed, tenants, backlog, retrying, dead_letters, recent_deliveries, delivery_rate, \
-        instances, unowned_shards, readiness (null here), generated_at.
+        instances, unowned_shards, readiness and in_flight (null here), generated_at.
         """)
     var json = false
     @Option(help: "Rows listed per section (tenants by backlog, retrying and dead events, deliveries).")

@@ -317,7 +317,7 @@ struct OperationsTests {
         }
         let keys: Set = [
             "pending", "oldest_pending_age_seconds", "dead", "processed", "tenants", "backlog", "retrying", "dead_letters",
-            "recent_deliveries", "delivery_rate", "instances", "unowned_shards", "readiness", "generated_at",
+            "recent_deliveries", "delivery_rate", "instances", "unowned_shards", "readiness", "in_flight", "generated_at",
         ]
 
         let empty = try await status()

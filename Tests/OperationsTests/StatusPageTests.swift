@@ -136,6 +136,8 @@ struct StatusPageTests {
         #expect((a.deliveryRate.map(\.eventsPerSecond).reduce(0, +) * 10).rounded() == 11, "the rate counts every delivery")
         #expect(a.readiness != nil, "the running relay says whether it is ready")
         #expect(c.readiness == nil, "the command is not the relay and cannot know")
+        #expect(a.inFlight == 0, "everything was acknowledged and marked")
+        #expect(c.inFlight == nil)
         await environment.drop()
     }
 
