@@ -22,8 +22,12 @@ public struct StatusEndpoint: Sendable {
     }
 
     /// Whether `request` may see the page and its data.
+    ///
+    /// A loopback client must also have asked for a loopback name: a web page from elsewhere
+    /// whose name was rebound to 127.0.0.1 (DNS rebinding) reaches the port from the operator's
+    /// own browser, but its requests carry its own name in `Host`.
     func permits(_ request: HTTPRequest) -> Bool {
-        if Self.isLoopback(request.remoteAddress) { return true }
+        if Self.isLoopback(request.remoteAddress), Self.namesLoopback(request.headers[.host]) { return true }
         guard let token, let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return false }
         return Self.constantTimeEqual(Array(header.dropFirst("Bearer ".count).utf8), Array(token.utf8))
     }
@@ -36,6 +40,13 @@ public struct StatusEndpoint: Sendable {
         case .unix?: true
         case nil: false
         }
+    }
+
+    /// `localhost`, `127.x.x.x` or `[::1]`, with or without a port.
+    private static func namesLoopback(_ host: String?) -> Bool {
+        guard let host = host?.lowercased() else { return false }
+        let name = host.hasPrefix("[") ? String(host.prefix { $0 != "]" }) + "]" : String(host.prefix { $0 != ":" })
+        return name == "localhost" || name.hasPrefix("127.") || name == "[::1]"
     }
 
     /// Compares every byte whatever the first difference, so the response time does not tell

@@ -16,8 +16,8 @@ struct StatusPageTests {
         var problem: String
     }
 
-    private func get(_ url: String, token: String? = nil) async throws -> Response {
-        let header = token.map { ["-H", "Authorization: Bearer \($0)"] } ?? []
+    private func get(_ url: String, token: String? = nil, host: String? = nil) async throws -> Response {
+        let header = (token.map { ["-H", "Authorization: Bearer \($0)"] } ?? []) + (host.map { ["-H", "Host: \($0)"] } ?? [])
         let result = try await runTool("/usr/bin/curl", ["-sS", "-m", "10", "-w", "\n%{http_code}"] + header + [url])
         let lines = result.output.split(separator: "\n", omittingEmptySubsequences: false)
         return Response(
@@ -170,6 +170,10 @@ struct StatusPageTests {
             }
             #expect(try await get(remote + path, token: "s3cret-status-token").status == 200, "\(path) with the token")
             #expect(try await get("http://127.0.0.1:\(port)\(path)").status == 200, "\(path) on loopback without a token")
+            #expect(try await get("http://localhost:\(port)\(path)").status == 200, "\(path) at localhost without a token")
+            #expect(
+                try await get("http://127.0.0.1:\(port)\(path)", host: "rebound.example:\(port)").status == 401,
+                "\(path) on loopback for a page whose name was rebound to 127.0.0.1 (DNS rebinding)")
         }
         let authorized = try await get(remote + "/api/status", token: "s3cret-status-token")
         #expect(try decodeStatus(authorized.body).tenants.map(\.tenant) == ["secretive"])
