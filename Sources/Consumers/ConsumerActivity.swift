@@ -3,7 +3,8 @@ import Synchronization
 
 /// What a consumer's status page and `/api/status` show: the lag per partition, the last event
 /// applied for each tenant, and the latest dead letters. A value not known yet (a partition's
-/// end before the first refresh, the event id of an undecodable record) is left out.
+/// end before the first refresh, the event id of an undecodable record) is left out. Keys are
+/// the properties' names in snake case, as the encoder of the operators' documents writes them.
 public struct ConsumerStatus: Sendable, Codable {
     public struct Partition: Sendable, Codable, Equatable {
         public var topic: String
@@ -11,12 +12,6 @@ public struct ConsumerStatus: Sendable, Codable {
         public var nextOffset: Int64
         public var highWatermark: Int64?
         public var lag: Int64?
-
-        enum CodingKeys: String, CodingKey {
-            case topic, partition, lag
-            case nextOffset = "next_offset"
-            case highWatermark = "high_watermark"
-        }
     }
 
     /// The latest event this consumer applied for one tenant (the record key).
@@ -30,9 +25,8 @@ public struct ConsumerStatus: Sendable, Codable {
         public var appliedAt: String
 
         enum CodingKeys: String, CodingKey {
-            case tenant, command, topic, partition, offset
+            case tenant, command, topic, partition, offset, appliedAt
             case eventID = "event_id"
-            case appliedAt = "applied_at"
         }
     }
 
@@ -66,13 +60,6 @@ public struct ConsumerStatus: Sendable, Codable {
     /// Most recent first, up to ``ConsumerActivity/listLimit``, since this process started.
     public var deadLetters: [DeadLetter]
     public var readiness: Readiness
-
-    enum CodingKeys: String, CodingKey {
-        case group, partitions, applied, readiness
-        case totalLag = "total_lag"
-        case lastApplied = "last_applied"
-        case deadLetters = "dead_letters"
-    }
 }
 
 /// Records what the runtime applies and dead-letters, in memory and bounded: the last event of

@@ -2,6 +2,7 @@ import FlyingFox
 import FlyingSocks
 import Foundation
 public import Logging
+import Outbox
 import Synchronization
 public import Prometheus
 public import ServiceLifecycle

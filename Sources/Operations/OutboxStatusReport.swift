@@ -53,13 +53,3 @@ public actor OutboxStatusReport {
         }
     }
 }
-
-/// The one JSON form of the operators' documents: `/api/status` and `status --json` alike, and
-/// `audit --json`. Indented, keys sorted, for people and scripts both.
-public enum OperatorJSON {
-    public static func encode(_ value: some Encodable) throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(value)
-    }
-}

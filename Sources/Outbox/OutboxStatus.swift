@@ -1,9 +1,12 @@
+public import Foundation
+
 /// What an operator asks of a running bridge: is it running, how far behind is it, and why is
 /// it stuck. One model for `outbox-bridge status --json` and the HTTP `/api/status` (the status
 /// page draws it), so a script can read either.
 ///
 /// Every key is always present: a value that does not apply is `null` (``AlwaysEncoded``) or `[]`
-/// rather than left out, so a monitoring script can rely on the keys.
+/// rather than left out, so a monitoring script can rely on the keys. Keys are the properties'
+/// names in snake case (``OperatorJSON``).
 public struct OutboxStatus: Sendable, Codable {
     /// Where a tenant's latest delivered event landed.
     public struct TenantPosition: Sendable, Codable, Equatable {
@@ -12,11 +15,6 @@ public struct OutboxStatus: Sendable, Codable {
         public var partition: Int32
         public var offset: Int64
         public var deliveredAt: String
-
-        enum CodingKeys: String, CodingKey {
-            case tenant, topic, partition, offset
-            case deliveredAt = "delivered_at"
-        }
     }
 
     /// One tenant's pending events (`""` for events emitted without a tenant).
@@ -24,11 +22,6 @@ public struct OutboxStatus: Sendable, Codable {
         public var tenant: String
         public var pending: Int
         public var oldestAgeSeconds: Double
-
-        enum CodingKeys: String, CodingKey {
-            case tenant, pending
-            case oldestAgeSeconds = "oldest_age_seconds"
-        }
     }
 
     /// A pending event that failed at least once and waits for its next attempt.
@@ -39,12 +32,6 @@ public struct OutboxStatus: Sendable, Codable {
         @AlwaysEncoded public var lastError: String?
         /// `nil` when it may be tried again now.
         @AlwaysEncoded public var nextAttemptAt: String?
-
-        enum CodingKeys: String, CodingKey {
-            case id, tenant, attempts
-            case lastError = "last_error"
-            case nextAttemptAt = "next_attempt_at"
-        }
     }
 
     /// An event the relay gave up on; it waits for a human (`replay`).
@@ -66,22 +53,12 @@ public struct OutboxStatus: Sendable, Codable {
         public var partition: Int32
         public var offset: Int64
         public var deliveredAt: String
-
-        enum CodingKeys: String, CodingKey {
-            case id, tenant, command, topic, partition, offset
-            case deliveredAt = "delivered_at"
-        }
     }
 
     /// Deliveries per second during one interval, `secondsAgo` being the interval's end.
     public struct RateSample: Sendable, Codable, Equatable {
         public var secondsAgo: Int
         public var eventsPerSecond: Double
-
-        enum CodingKeys: String, CodingKey {
-            case secondsAgo = "seconds_ago"
-            case eventsPerSecond = "events_per_second"
-        }
     }
 
     /// A relay instance that sent a heartbeat recently enough to be listed, with the shard
@@ -92,12 +69,6 @@ public struct OutboxStatus: Sendable, Codable {
         public var startedAt: String
         public var heartbeatAgeSeconds: Double
         public var shards: [Int]
-
-        enum CodingKeys: String, CodingKey {
-            case id, host, shards
-            case startedAt = "started_at"
-            case heartbeatAgeSeconds = "heartbeat_age_seconds"
-        }
     }
 
     /// Whether the serving process is ready, as its `/health/ready` says, and why not.
@@ -139,17 +110,6 @@ public struct OutboxStatus: Sendable, Codable {
     @AlwaysEncoded public var inFlight: Int?
     /// The database's clock when this was read (UTC, ISO 8601).
     public var generatedAt: String
-
-    enum CodingKeys: String, CodingKey {
-        case pending, dead, processed, tenants, backlog, retrying, instances, readiness
-        case inFlight = "in_flight"
-        case oldestPendingAgeSeconds = "oldest_pending_age_seconds"
-        case deadLetters = "dead_letters"
-        case recentDeliveries = "recent_deliveries"
-        case deliveryRate = "delivery_rate"
-        case unownedShards = "unowned_shards"
-        case generatedAt = "generated_at"
-    }
 }
 
 /// An optional that a JSON document always carries, as `null` when absent, where the synthesized
@@ -170,5 +130,24 @@ public struct AlwaysEncoded<Value: Codable & Sendable & Equatable>: Codable, Sen
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(wrappedValue)
+    }
+}
+
+/// The one JSON form of the operators' documents: `/api/status` and `status --json` alike, and
+/// `audit --json`. Keys in snake case (`oldest_pending_age_seconds`), indented and sorted, for
+/// people and scripts both.
+public enum OperatorJSON {
+    public static func encode(_ value: some Encodable) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return try encoder.encode(value)
+    }
+
+    /// Reads an ``OutboxStatus`` back.
+    public static func decodeStatus(_ data: Data) throws -> OutboxStatus {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(OutboxStatus.self, from: data)
     }
 }

@@ -2,6 +2,7 @@ import Consumers
 import CoreMetrics
 import Logging
 import Operations
+import Outbox
 import Prometheus
 import ServiceLifecycle
 

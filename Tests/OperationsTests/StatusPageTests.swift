@@ -45,7 +45,7 @@ struct StatusPageTests {
     }
 
     private func decodeStatus(_ json: String) throws -> OutboxStatus {
-        try JSONDecoder().decode(OutboxStatus.self, from: Data(json.utf8))
+        try OperatorJSON.decodeStatus(Data(json.utf8))
     }
 
     @Test("headless Chromium loads the page, which shows a DDL change soon after it is made, and its screenshot is not blank")
