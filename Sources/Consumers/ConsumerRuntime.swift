@@ -50,6 +50,7 @@ public final class ConsumerRuntime: Service, Sendable {
     private let consumer: KafkaConsumer
     private let deadLetters: KafkaProducer
     private let lagTracker: ConsumerLagTracker
+    private let activity = ConsumerActivity()
     private let logger: Logger
 
     /// Creates the consumer and the dead-letter producer; nothing is contacted until ``run()``.
@@ -82,6 +83,12 @@ public final class ConsumerRuntime: Service, Sendable {
     /// (every ``ConsumerRuntimeConfiguration/lagRefreshInterval``) and the last commit.
     public var lag: ConsumerLagSnapshot {
         lagTracker.snapshot
+    }
+
+    /// The status page's document: the lag, the last event applied per tenant and the latest
+    /// dead letters of this process, with the readiness problems its owner reports.
+    public func status(readinessProblems: [String]) -> ConsumerStatus {
+        activity.status(lag: lagTracker.snapshot, readinessProblems: readinessProblems)
     }
 
     public func run() async throws {
@@ -186,6 +193,7 @@ public final class ConsumerRuntime: Service, Sendable {
             }
             switch outcome {
             case .success:
+                activity.applied(consumed)
                 return true
             case .failure(.permanent(let reason)):
                 return await deadLetter(message, reason: reason, attempts: attempts, eventID: event.eventID)
@@ -223,6 +231,8 @@ public final class ConsumerRuntime: Service, Sendable {
         while true {
             do {
                 let report = try await untilShutdown { [deadLetters] in try await deadLetters.send(record) }
+                activity.deadLettered(
+                    eventID: eventID, topic: message.topic, partition: message.partition, offset: message.offset, reason: reason)
                 logger.error("record dead-lettered", metadata: [
                     "event-id": "\(eventID ?? "-")", "partition": "\(message.partition)", "offset": "\(message.offset)",
                     "reason": "\(reason)", "dead-letter": "\(report.topic)[\(report.partition)]@\(report.offset)"])

@@ -3,6 +3,7 @@ import Foundation
 import Kafka
 import Logging
 import Operations
+import Outbox
 
 struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,11 +2,14 @@ import Consumers
 import CoreMetrics
 import Logging
 import Operations
+import Outbox
 import Prometheus
 import ServiceLifecycle
 
 /// A consumer process's `/metrics` and `/health`, when it is given a port: the consumer lag per
-/// group, topic and partition (`outbox_consumer_lag`), refreshed every few seconds.
+/// group, topic and partition (`outbox_consumer_lag`), refreshed every few seconds; and its
+/// status page and `/api/status` (lag, last applied event per tenant, dead letters), for
+/// loopback clients only.
 enum ConsumerObservability {
     static func services(
         for runtime: ConsumerRuntime, port: UInt16?, logger: Logger
@@ -14,7 +17,11 @@ enum ConsumerObservability {
         guard let port else { return [] }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let server = try await ObservabilityServer(host: "0.0.0.0", port: port, registry: registry, readiness: [], logger: logger)
+        let status = StatusEndpoint(token: nil) { readinessProblems in
+            try OperatorJSON.encode(runtime.status(readinessProblems: readinessProblems))
+        }
+        let server = try await ObservabilityServer(
+            host: "0.0.0.0", port: port, registry: registry, readiness: [], status: status, logger: logger)
         return [.init(service: server), .init(service: ConsumerLagGauges(runtime: runtime))]
     }
 }

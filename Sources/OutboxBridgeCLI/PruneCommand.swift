@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Operations
+import Outbox
 
 struct PruneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -107,6 +107,11 @@ public enum RelayApplication {
                     { await relayProgress.check() },
                     { await kafkaReachable.check() },
                 ],
+                status: StatusEndpoint(token: observability.statusToken) { [statusReport = OutboxStatusReport(
+                    databaseURL: configuration.databaseURL, databaseOptions: configuration.database,
+                    schema: configuration.schema, logger: logger)] readinessProblems in
+                    try await statusReport.json(readinessProblems: readinessProblems, inFlight: relay.health.inFlightCount)
+                },
                 logger: logger)
             services.append(.init(service: server))
             services.append(.init(service: BacklogGauges(
@@ -142,12 +147,16 @@ public enum RelayApplication {
     }
 }
 
-/// Where `/metrics` and `/health/*` are served, and the registry the metrics are kept in.
+/// Where `/metrics`, `/health/*` and the status page are served, and the registry the metrics
+/// are kept in.
 public struct ObservabilityEndpoint: Sendable {
     /// IPv4 address to listen on. Default: `0.0.0.0`, every interface.
     public var host = "0.0.0.0"
     /// Default: 9090; 0 picks a free port (logged at start).
     public var port: UInt16 = 9090
+    /// The bearer token that opens the status page and `/api/status` to clients off the
+    /// loopback interface. Default: none, loopback clients only.
+    public var statusToken: String?
     public let registry: PrometheusCollectorRegistry
 
     public init(registry: PrometheusCollectorRegistry) {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Operations
+import Outbox
 
 struct ReplayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

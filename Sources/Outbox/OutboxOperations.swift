@@ -1,44 +1,5 @@
 public import Postgres
 
-/// How far behind the relay is and where each tenant's events last landed.
-public struct OutboxStatus: Sendable, Encodable {
-    public struct TenantPosition: Sendable, Encodable {
-        public var tenant: String
-        public var topic: String
-        public var partition: Int32
-        public var offset: Int64
-        public var deliveredAt: String
-
-        enum CodingKeys: String, CodingKey {
-            case tenant, topic, partition, offset
-            case deliveredAt = "delivered_at"
-        }
-    }
-
-    public var pending: Int
-    /// `nil` when nothing is pending.
-    public var oldestPendingAgeSeconds: Double?
-    public var dead: Int
-    public var processed: Int
-    public var tenants: [TenantPosition]
-
-    enum CodingKeys: String, CodingKey {
-        case pending, dead, processed, tenants
-        case oldestPendingAgeSeconds = "oldest_pending_age_seconds"
-    }
-
-    /// Every key, always: a value that does not apply is `null` rather than left out, so a
-    /// monitoring script can rely on the keys (the synthesized encoding omits `nil`s).
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(pending, forKey: .pending)
-        try container.encode(oldestPendingAgeSeconds, forKey: .oldestPendingAgeSeconds)
-        try container.encode(dead, forKey: .dead)
-        try container.encode(processed, forKey: .processed)
-        try container.encode(tenants, forKey: .tenants)
-    }
-}
-
 /// Which events a replay sends again.
 public enum ReplaySelection: Sendable, CustomStringConvertible {
     case ids(ClosedRange<Int64>)
@@ -74,8 +35,10 @@ public struct DeliveredRow: Sendable {
     public var offset: Int64
 }
 
-/// The operator's statements on the outbox: status, replay, retention and the rows an audit
-/// checks. Values travel as parameters; the schema name is quoted by libpq once.
+/// The operators' statements on the outbox, in one place beside the relay's own
+/// (``OutboxStore``): status and the backlog gauges (OutboxInspection.swift), replay, retention
+/// and the rows an audit checks. Values travel as parameters; the schema name is quoted by libpq
+/// once.
 public struct OutboxOperations: Sendable {
     public let connection: PostgresConnection
     public let quotedSchema: String
@@ -83,39 +46,6 @@ public struct OutboxOperations: Sendable {
     public init(connection: PostgresConnection, schema: String) async throws(PostgresError) {
         self.connection = connection
         self.quotedSchema = try await connection.quoteIdentifier(schema)
-    }
-
-    public func status() async throws(PostgresError) -> OutboxStatus {
-        let totals = try await connection.query(
-            """
-            SELECT count(*) FILTER (WHERE NOT processed AND NOT dead) AS pending,
-                   extract(epoch FROM pg_catalog.now() - min(created_at) FILTER (WHERE NOT processed AND NOT dead))
-                       AS oldest_pending_age,
-                   count(*) FILTER (WHERE dead) AS dead,
-                   count(*) FILTER (WHERE processed) AS processed
-            FROM \(quotedSchema).schema_changes
-            """)[0]
-        let positions = try await connection.query(
-            """
-            SELECT DISTINCT ON (tenant_key) tenant_key, kafka_topic, kafka_partition, kafka_offset,
-                   to_char(processed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS delivered_at
-            FROM \(quotedSchema).schema_changes
-            WHERE processed AND tenant_key IS NOT NULL
-            ORDER BY tenant_key, id DESC
-            """)
-        return OutboxStatus(
-            pending: try totals.require(Int.self, column: "pending"),
-            oldestPendingAgeSeconds: try totals.decode(Double.self, column: "oldest_pending_age"),
-            dead: try totals.require(Int.self, column: "dead"),
-            processed: try totals.require(Int.self, column: "processed"),
-            tenants: try positions.map { row throws(PostgresError) in
-                OutboxStatus.TenantPosition(
-                    tenant: try row.require(String.self, column: "tenant_key"),
-                    topic: try row.require(String.self, column: "kafka_topic"),
-                    partition: try row.require(Int32.self, column: "kafka_partition"),
-                    offset: try row.require(Int64.self, column: "kafka_offset"),
-                    deliveredAt: try row.require(String.self, column: "delivered_at"))
-            })
     }
 
     /// How many delivered or dead events `selection` covers: what a replay would send again.
@@ -181,6 +111,17 @@ public struct OutboxOperations: Sendable {
             deleted += batch
             if batch < batchSize { return deleted }
         }
+    }
+
+    /// How many processed events are older than `age`: what ``prune(olderThan:batchSize:)``
+    /// would delete now. Dead events are never counted, as they are never pruned.
+    public func pruneCount(olderThan age: Duration) async throws(PostgresError) -> Int {
+        try await connection.query(
+            """
+            SELECT count(*) AS n FROM \(quotedSchema).schema_changes
+            WHERE processed AND processed_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)
+            """,
+            [age.seconds])[0].require(Int.self, column: "n")
     }
 
     /// SQLSTATE `undefined_function`.
