@@ -41,12 +41,11 @@ struct AuditCommand: AsyncParsableCommand {
         guard let brokers = brokers ?? ProcessInfo.processInfo.environment["KAFKA_BROKERS"], !brokers.isEmpty else {
             throw ValidationError("--brokers (or KAFKA_BROKERS) is required")
         }
-        var properties: [String: String] = [:]
-        for entry in kafkaProperty {
-            guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
-                throw ValidationError("--kafka-property expects name=value, got \(entry)")
-            }
-            properties[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
+        let properties: [String: String]
+        do {
+            properties = try kafkaProperties(from: kafkaProperty)
+        } catch {
+            throw ValidationError("--kafka-property: \(error.problem)")
         }
         let operations = try await outbox.connect()
         let reader: KafkaRecordReader
