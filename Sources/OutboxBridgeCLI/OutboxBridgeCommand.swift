@@ -1,4 +1,5 @@
 public import ArgumentParser
+import Logging
 
 /// The `outbox-bridge` command. It only parses arguments; each subcommand assembles the
 /// services it needs, so tests can build the same services with test arguments.
@@ -27,4 +28,11 @@ public struct OutboxBridgeCommand: AsyncParsableCommand {
     )
 
     public init() {}
+
+    /// Parses the process's arguments and runs the command, with every log line in the one
+    /// format all commands share.
+    public static func runProcess() async {
+        ProcessLogging.use()
+        await main()
+    }
 }

@@ -290,8 +290,7 @@ struct CommonSettings: Sendable {
 
     /// Every log line of the process in the one format all commands share.
     func bootstrapLogging() {
-        let (format, level) = (logFormat, logLevel)
-        LoggingSystem.bootstrap { label in StructuredLogHandler(label: label, format: format, level: level) }
+        ProcessLogging.use(format: logFormat, level: logLevel)
     }
 }
 
