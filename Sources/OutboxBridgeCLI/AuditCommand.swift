@@ -58,11 +58,13 @@ struct AuditCommand: AsyncParsableCommand {
             throw ExitStatus.unreachable
         }
         let audit = DeliveryAudit(operations: operations, reader: reader)
+        let progress = ProgressReporter("audit: checked")
         let report = try await reportingFailures {
             try await audit.run(from: fromID, to: toID, tenant: tenant, pageSize: pageSize) { checked, total in
-                FileHandle.standardError.write(Data("audit: checked \(checked) of \(total)\n".utf8))
+                progress.advance(to: checked, of: total)
             }
         }
+        progress.finish(done: report.checked, summary: true)
         if json {
             try printJSON(report)
         } else {
