@@ -1,10 +1,9 @@
-import ArgumentParser
 import Foundation
 import Logging
 import Synchronization
 
 /// How log lines look: `logfmt` for people reading a terminal, `json` for log pipelines.
-enum LogFormat: String, CaseIterable, Sendable, ExpressibleByArgument {
+enum LogFormat: String, CaseIterable, Sendable {
     case logfmt, json
 }
 
