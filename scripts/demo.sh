@@ -92,7 +92,7 @@ wait_for "$warehouse_url" \
     "SELECT pg_catalog.to_regclass('outbox_warehouse.applied_events') IS NOT NULL AND (SELECT count(*) >= $ddl_events FROM outbox_warehouse.applied_events)" \
     "warehouse-sync"
 for _ in $(seq 600); do
-    [ -f "$sdk_dir/initech/package.json" ] && [ -f "$sdk_dir/acme/dist/index.cjs" ] && break
+    [ -f "$sdk_dir/initech/package.json" ] && [ -f "$sdk_dir/acme/dist/index.js" ] && break
     sleep 0.1
 done
 

@@ -52,7 +52,8 @@ struct ConsumerSettings {
             brokers: brokers, groupID: try await settings.string("consumer.group", default: defaultGroup))
         runtime.topics = [try await settings.string("consumer.topic", default: defaults.topics[0])]
         runtime.deadLetterTopic = try await settings.optionalString("consumer.deadLetterTopic")
-        runtime.maxAttempts = try await settings.int("consumer.maxAttempts", default: defaults.maxAttempts, in: 1...1000)
+        // Bounded by the runtime's own problems ("maxAttempts must be at least 1"), checked below.
+        runtime.maxAttempts = try await settings.int("consumer.maxAttempts", default: defaults.maxAttempts)
         runtime.kafkaProperties = try await settings.properties("kafka.properties")
         runtime.consumerProperties = try await settings.properties("kafka.consumerProperties")
         let common = try await CommonSettings.read(from: settings)

@@ -119,8 +119,13 @@ struct SettingsReader {
         }
     }
 
+    /// A whole number whose bounds the caller checks.
+    func int(_ key: String, default defaultValue: Int) async throws -> Int {
+        try await read(key) { try await reader.fetchInt(forKey: ConfigKey(key), default: defaultValue) }
+    }
+
     func int(_ key: String, default defaultValue: Int, in range: ClosedRange<Int>) async throws -> Int {
-        let value = try await read(key) { try await reader.fetchInt(forKey: ConfigKey(key), default: defaultValue) }
+        let value = try await int(key, default: defaultValue)
         guard range.contains(value) else {
             throw ConfigurationError(key: key, problem: "must be between \(range.lowerBound) and \(range.upperBound), got \(value)")
         }

@@ -140,7 +140,7 @@ struct CommandSettingsTests {
             ("run", [], ["HTTP_PORT": "0", "SHUTDOWN_TIMEOUT_SECONDS": "0"],
              "invalid configuration: shutdown.timeoutSeconds: must be between 1.0 and 600.0 seconds, got 0.0"),
             ("sdk-sync", ["--max-attempts", "0"], [:],
-             "invalid configuration: consumer.maxAttempts: must be between 1 and 1000, got 0 (from --max-attempts)"),
+             "invalid configuration: consumer: maxAttempts must be at least 1"),
             ("sdk-sync", ["--package-scope", "NoScope"], [:],
              "invalid configuration: sdk.packageScope: must look like @name (lowercase npm scope), got NoScope (from --package-scope)"),
             ("sdk-sync", [], ["LOG_FORMAT": "xml"], "invalid configuration: log.format: expected logfmt or json, got xml"),
