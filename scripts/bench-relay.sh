@@ -25,4 +25,4 @@ command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
 swift build -c release --product outbox-bridge
 swift build -c release --product relay-benchmark
 . scripts/use-dev-services.sh
-"$repo_root/.build/release/relay-benchmark" "$repo_root/.build/release/outbox-bridge" "$@"
+"$repo_root/.build/release/relay-benchmark" "$repo_root/.build/release/outbox-bridge" "$@" | tee "$repo_root/.dev/bench-relay.txt" && /usr/bin/python3 scripts/bench-chart.py "$repo_root/.dev/bench-relay.txt" docs/bench-relay.svg

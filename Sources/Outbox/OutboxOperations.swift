@@ -87,12 +87,15 @@ public struct OutboxOperations: Sendable {
 
     /// Deletes processed events older than `age` in batches of `batchSize` (1 to
     /// ``maximumPruneBatchSize``), each its own short statement so no lock is held for long.
-    /// Dead and pending events are never pruned. Returns how many.
+    /// Dead and pending events are never pruned. Returns how many; `progress` gets the running
+    /// total after each batch.
     ///
     /// It goes through `prune_processed` (sql/012_retention.sql), which runs with the outbox
     /// owner's rights: the relay's role may not delete rows itself, only have delivered ones
     /// deleted.
-    public func prune(olderThan age: Duration, batchSize: Int = 1000) async throws(PostgresError) -> Int {
+    public func prune(
+        olderThan age: Duration, batchSize: Int = 1000, progress: (Int) -> Void = { _ in }
+    ) async throws(PostgresError) -> Int {
         let batchSize = min(max(batchSize, 1), Self.maximumPruneBatchSize)
         var deleted = 0
         while true {
@@ -109,6 +112,7 @@ public struct OutboxOperations: Sendable {
                     detail: error.message)
             }
             deleted += batch
+            progress(deleted)
             if batch < batchSize { return deleted }
         }
     }

@@ -63,7 +63,9 @@ struct WarehouseSyncClusterTests {
             ["warehouse-sync", "--brokers", "127.0.0.1:9", "--warehouse-url", "postgresql://127.0.0.1:1/x",
              "--drop-policy", "archive"], label: "warehouse-sync")
         #expect(try await badPolicy.waitForExit(timeout: .seconds(30)) == 2)
-        #expect(badPolicy.standardErrorLines == ["outbox-bridge: --drop-policy must be keep or drop, not 'archive'"])
+        #expect(badPolicy.standardErrorLines == [
+            "outbox-bridge: invalid configuration: warehouse.dropPolicy: must be keep or drop, not 'archive' (from --drop-policy)",
+        ])
 
         let badURL = try RelayProcess.launch(
             ["warehouse-sync", "--brokers", "127.0.0.1:9", "--warehouse-url", "postgresql://nobody@127.0.0.1:1/nowhere"],

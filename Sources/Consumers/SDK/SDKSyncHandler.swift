@@ -2,8 +2,8 @@ public import Foundation
 public import Logging
 
 /// The `sdk-sync` consumer: keeps, per tenant, an npm package of TypeScript types at
-/// `<outputDirectory>/<tenant>/` (`package.json`, `tsconfig.json`, `src/index.ts`,
-/// `CHANGELOG.md`), following the tenant's schema changes.
+/// `<outputDirectory>/<tenant>/` (`package.json`, `tsconfig.json`, `src/index.ts`, the compiled
+/// `dist/` and `CHANGELOG.md`), following the tenant's schema changes.
 ///
 /// Idempotent by event id: the tenant's model, version, changelog and the ids of applied events
 /// live in `<tenant>/.outbox-sdk-state.json`. An event already recorded there changes nothing.
@@ -53,6 +53,7 @@ public struct SDKSyncHandler: EventHandler {
         do {
             AtomicFileWriter.removeLeftovers(in: directory)
             AtomicFileWriter.removeLeftovers(in: directory.appendingPathComponent("src"))
+            AtomicFileWriter.removeLeftovers(in: directory.appendingPathComponent("dist"))
             if !changes.isEmpty {
                 for file in TypeScriptRenderer(packageScope: packageScope).files(for: next) {
                     try AtomicFileWriter.write(Array(file.content.utf8), to: directory.appendingPathComponent(file.path))
