@@ -179,18 +179,23 @@ BEGIN
              OR pg_catalog.jsonb_path_exists(v_diff->'columns_added',
                     '$[*] ? (@.nullable == false && @.default == null && @.identity == null && @.generated == null)')
         THEN 'breaking'
-        WHEN @schema@.shape_without_comments(old_shape) = @schema@.shape_without_comments(new_shape) THEN 'cosmetic'
+        -- Cosmetic: equal but for comments. Column comments are stripped only when they changed
+        -- (comparing whole columns is much cheaper than rebuilding them).
+        WHEN (old_shape - 'comment' - 'columns') = (new_shape - 'comment' - 'columns')
+             AND CASE WHEN v_diff->'column_comments_changed' = '[]' THEN old_shape->'columns' = new_shape->'columns'
+                      ELSE @schema@.columns_without_comments(old_shape->'columns')
+                           = @schema@.columns_without_comments(new_shape->'columns') END
+        THEN 'cosmetic'
         ELSE 'additive' END);
 END
 $fn$
 $ddl$);
 
 CALL pg_temp.outbox_install($ddl$
-CREATE OR REPLACE FUNCTION @schema@.shape_without_comments(shape jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION @schema@.columns_without_comments(columns jsonb) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
-    RETURN (shape - 'comment') || pg_catalog.jsonb_build_object('columns', (
-        SELECT pg_catalog.jsonb_agg(c - 'comment' ORDER BY i) FROM pg_catalog.jsonb_array_elements(shape->'columns') WITH ORDINALITY x(c, i)));
+    RETURN (SELECT pg_catalog.jsonb_agg(c - 'comment' ORDER BY i) FROM pg_catalog.jsonb_array_elements(columns) WITH ORDINALITY x(c, i));
 END
 $fn$
 $ddl$);
