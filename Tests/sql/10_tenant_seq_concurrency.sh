@@ -7,6 +7,7 @@
 #      committed events are numbered 1..n without a gap or duplicate, in outbox id order, and
 #      each transaction's numbers are consecutive (no other transaction of the tenant got a number
 #      in between, so numbers follow commit order).
+#   3. (1d) platform.snapshot() is ordered with the tenant's DDL the same way.
 # DDL runs as tenant_alice, a plain login without any outbox role.
 # Usage: Tests/sql/10_tenant_seq_concurrency.sh BASE_URL   (run by scripts/test-capture.sh)
 set -euo pipefail
@@ -82,6 +83,23 @@ wait "$waiter_pid" || fail "waiter failed: $(cat "$work/waiter.after_commit")"
 [ "$(q "SELECT (SELECT id FROM platform.schema_changes WHERE event_data->'table'->>'name' = 'held_committed')
              < (SELECT id FROM platform.schema_changes WHERE event_data->'table'->>'name' = 'after_commit')")" = t ] \
     || fail "commit order: outbox ids out of order"
+
+# 1d. A snapshot of tenant a waits for the tenant's DDL in flight and includes it, with higher
+# numbers; a snapshot of tenant b does not wait for tenant a.
+hold held_for_snapshot
+q "SET statement_timeout = '120s'; SELECT count(*) FROM platform.snapshot('b')" >/dev/null || fail "snapshot of b waited for tenant a"
+psql -X -q -At -v ON_ERROR_STOP=1 -d "$base_url/$db" -c "SELECT tables FROM platform.snapshot('a')" >"$work/snapshot.a" 2>&1 &
+snapshot_pid=$!
+wait_for "snapshot of a waiting for the tenant's counter" \
+    "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = '$db' AND wait_event_type = 'Lock' AND query LIKE '%platform.snapshot(''a'')%')"
+finish COMMIT
+wait "$snapshot_pid" || fail "snapshot failed: $(cat "$work/snapshot.a")"
+[ "$(q "SELECT event_data->'snapshot_objects' @> '[{\"object_identity\": \"tenant_a.held_for_snapshot\"}]'
+          FROM platform.schema_changes WHERE event_data->>'kind' = 'snapshot_end' AND tenant_key = 'a'")" = t ] \
+    || fail "the snapshot misses the table committed while it waited"
+[ "$(q "SELECT (SELECT max((event_data->>'tenant_seq')::int) FROM platform.schema_changes WHERE tenant_key = 'a' AND event_data->>'kind' = 'ddl')
+             < (SELECT min((event_data->>'tenant_seq')::int) FROM platform.schema_changes WHERE tenant_key = 'a' AND event_data->>'kind' LIKE 'snapshot%')")" = t ] \
+    || fail "snapshot numbered before the DDL it waited for"
 
 # 2. Four concurrent sessions of tenant s, 15 transactions each, every third rolled back.
 pids=()
