@@ -378,7 +378,9 @@ $fn$
 $ddl$);
 
 -- reconcile(): as in 014, with changes.compatibility (created: additive, dropped: breaking,
--- altered: from the diff) and the envelope taken before the row's id.
+-- altered: from the diff) and the envelope taken before the row's id. It replaces whatever
+-- migration installed reconcile() last: its body must be that one's with exactly these two changes
+-- (the envelope into v_envelope before the INSERT; changes for created and dropped).
 CALL pg_temp.outbox_install($ddl$
 CREATE OR REPLACE FUNCTION @schema@.reconcile() RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
