@@ -183,6 +183,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "BootstrapTests",
+            dependencies: ["Consumers", "Relay", "Outbox", "Postgres", "OutboxBridgeCLI", "TestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "KafkaTests",
             dependencies: ["Kafka", "TestSupport"],
             swiftSettings: strictSettings

@@ -22,7 +22,9 @@ public struct SchemaChangeEvent: Sendable, Hashable, Decodable {
     public var actor: String?
     /// The table after the change; for drops, the shape that was dropped.
     public var table: TableShape?
-    /// What an `ALTER TABLE` or `COMMENT` changed; `nil` when no earlier shape was known.
+    /// What an `ALTER TABLE` or `COMMENT` changed, and for every DDL and drift event since
+    /// migration 16 its ``TableChanges/compatibility`` (alone, with empty lists, when there is no
+    /// diff); `nil` in snapshot events and in older events without a diff.
     public var changes: TableChanges?
     /// Whether a snapshot of the table existed before this statement.
     public var previousShapeKnown: Bool?
@@ -188,6 +190,9 @@ public struct TableChanges: Sendable, Hashable, Decodable {
         }
     }
 
+    /// What the change means to readers and writers, computed in capture (`sql/README.md`, the
+    /// compatibility table); `nil` in events captured before migration 16.
+    public var compatibility: Compatibility?
     public var tableRenamed: Rename?
     public var schemaChanged: Rename?
     public var columnsAdded: [Column]
@@ -203,7 +208,17 @@ public struct TableChanges: Sendable, Hashable, Decodable {
     /// before migration 14.
     public var generatedChanged: [GeneratedChange]?
 
+    public enum Compatibility: String, Sendable, Hashable, Decodable {
+        /// A drop, rename or retype, a nullability change, a NOT NULL column without a default.
+        case breaking
+        /// A new table, schema, enum, enum label, or column existing inserts need not name.
+        case additive
+        /// Comments only.
+        case cosmetic
+    }
+
     enum CodingKeys: String, CodingKey {
+        case compatibility
         case tableRenamed = "table_renamed"
         case schemaChanged = "schema_changed"
         case columnsAdded = "columns_added"
@@ -216,6 +231,25 @@ public struct TableChanges: Sendable, Hashable, Decodable {
         case commentChanged = "comment_changed"
         case primaryKeyChanged = "primary_key_changed"
         case generatedChanged = "generated_changed"
+    }
+
+    /// Events without a diff (a CREATE, a DROP, an enum) carry only `compatibility`: their lists
+    /// decode as empty.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        compatibility = try container.decodeIfPresent(Compatibility.self, forKey: .compatibility)
+        tableRenamed = try container.decodeIfPresent(Rename.self, forKey: .tableRenamed)
+        schemaChanged = try container.decodeIfPresent(Rename.self, forKey: .schemaChanged)
+        columnsAdded = try container.decodeIfPresent([Column].self, forKey: .columnsAdded) ?? []
+        columnsDropped = try container.decodeIfPresent([Column].self, forKey: .columnsDropped) ?? []
+        columnsRenamed = try container.decodeIfPresent([Rename].self, forKey: .columnsRenamed) ?? []
+        columnsRetyped = try container.decodeIfPresent([Retype].self, forKey: .columnsRetyped) ?? []
+        nullabilityChanged = try container.decodeIfPresent([NullabilityChange].self, forKey: .nullabilityChanged) ?? []
+        defaultsChanged = try container.decodeIfPresent([DefaultChange].self, forKey: .defaultsChanged) ?? []
+        columnCommentsChanged = try container.decodeIfPresent([CommentChange].self, forKey: .columnCommentsChanged) ?? []
+        commentChanged = try container.decodeIfPresent(CommentChange.self, forKey: .commentChanged)
+        primaryKeyChanged = try container.decodeIfPresent(KeyChange.self, forKey: .primaryKeyChanged)
+        generatedChanged = try container.decodeIfPresent([GeneratedChange].self, forKey: .generatedChanged)
     }
 }
 

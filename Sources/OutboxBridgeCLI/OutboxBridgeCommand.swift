@@ -21,6 +21,7 @@ public struct OutboxBridgeCommand: AsyncParsableCommand {
             AuditCommand.self,
             ReplayCommand.self,
             PruneCommand.self,
+            SnapshotCommand.self,
             SDKSyncCommand.self,
             WarehouseSyncCommand.self,
             DevBrokerCommand.self,

@@ -31,7 +31,7 @@ struct RunCommand: AsyncParsableCommand {
     var brokers: String?
     @Flag(help: "Relay to an in-memory development broker in this process instead of Kafka; everything it holds is lost on exit (kafka.devBroker, KAFKA_DEV_BROKER).")
     var devBroker = false
-    @Option(help: "Topic template with {tenant}, {schema}, {command} (relay.topic).")
+    @Option(help: "Topic template with {tenant}, {schema}, {command}, {database} (relay.topic).")
     var topic: String?
     @Option(help: "Dead-letter topic (relay.deadLetterTopic).")
     var deadLetterTopic: String?
@@ -286,7 +286,7 @@ extension RelayConfiguration {
 }
 
 /// What `EventRouter` fills in per event.
-private let topicPlaceholders = ["{tenant}", "{schema}", "{command}"]
+private let topicPlaceholders = ["{tenant}", "{schema}", "{command}", "{database}"]
 
 /// Why `template` cannot name Kafka topics, or `nil`: an unknown `{placeholder}` would otherwise
 /// be published literally, and Kafka allows only ASCII letters, digits, `.`, `_` and `-`.
