@@ -43,6 +43,14 @@ public struct ConsumerRuntimeConfiguration: Sendable {
     /// `session.timeout.ms` or `partition.assignment.strategy`, which the producer would only
     /// warn about. Default: none.
     public var consumerProperties: [String: String] = [:]
+    /// The source databases (the events' `database`) whose events this consumer applies; the
+    /// others are logged, counted and committed past. Default: empty, meaning the first database
+    /// the consumer sees after it starts, and only that one.
+    public var sourceDatabases: [String] = []
+    /// How long an event that follows a missing `tenant_seq` is held back, waiting for the
+    /// tenant's recorded sequence to catch up, before it is dead-lettered with the gap as the
+    /// reason. The partition waits meanwhile. Default: 60 s.
+    public var sequenceGapTimeout: Duration = .seconds(60)
 
     public init(brokers: String, groupID: String) {
         self.brokers = brokers
@@ -77,6 +85,8 @@ public struct ConsumerRuntimeConfiguration: Sendable {
         if pollTimeout <= .zero { problems.append("the poll timeout must be positive") }
         if lagRefreshInterval <= .zero { problems.append("the lag refresh interval must be positive") }
         if shutdownTimeout <= .zero { problems.append("the shutdown timeout must be positive") }
+        if sequenceGapTimeout < .zero { problems.append("the sequence gap timeout must not be negative") }
+        if sourceDatabases.contains(where: \.isEmpty) { problems.append("source database names must not be empty") }
         return problems
     }
 }

@@ -1,5 +1,8 @@
 import Consumers
 import Kafka
+import Logging
+import ServiceLifecycle
+import UnixSignals
 
 /// The checks `sdk-sync` and `warehouse-sync` share, run before anything connects.
 enum ConsumerOptions {
@@ -38,5 +41,28 @@ enum ConsumerOptions {
             properties[String(entry[..<separator])] = String(entry[entry.index(after: separator)...])
         }
         return properties
+    }
+
+    /// `--source-database` and `--sequence-gap-timeout`, which every consumer takes.
+    static func applyAdmission(
+        sourceDatabases: [String], sequenceGapTimeout: Int, to configuration: inout ConsumerRuntimeConfiguration
+    ) throws(ConfigurationError) {
+        guard (0...86_400).contains(sequenceGapTimeout) else {
+            throw ConfigurationError(key: "sequence-gap-timeout", problem: "must be between 0 and 86400 seconds")
+        }
+        configuration.sourceDatabases = sourceDatabases
+        configuration.sequenceGapTimeout = .seconds(sequenceGapTimeout)
+    }
+
+    /// The consumer and, with a port, its `/metrics` and `/health`, stopped by SIGTERM or SIGINT
+    /// within the runtime's shutdown bound.
+    static func serviceGroup(for runtime: ConsumerRuntime, httpPort: UInt16?, logger: Logger) async throws -> ServiceGroup {
+        let observability = try await ConsumerObservability.services(for: runtime, port: httpPort, logger: logger)
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: observability + [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = runtime.configuration.shutdownTimeout
+        return ServiceGroup(configuration: groupConfiguration)
     }
 }

@@ -16,6 +16,7 @@ public struct OutboxBridgeCommand: AsyncParsableCommand {
             PruneCommand.self,
             SDKSyncCommand.self,
             WarehouseSyncCommand.self,
+            ExecCommand.self,
             DevBrokerCommand.self,
         ]
     )

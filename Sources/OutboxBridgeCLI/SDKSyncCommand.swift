@@ -43,6 +43,10 @@ struct SDKSyncCommand: AsyncParsableCommand {
     var logLevel = "info"
     @Option(help: "Serve /metrics (consumer lag) and /health on this port; 0 picks a free one. Default: none.")
     var httpPort: UInt16?
+    @Option(help: "Apply only events of this source database, repeatable. Default: the first database seen.")
+    var sourceDatabase: [String] = []
+    @Option(help: "Seconds an event after a missing tenant_seq is held back before it is dead-lettered.")
+    var sequenceGapTimeout = 60
 
     func run() async throws {
         let settings: (ConsumerRuntimeConfiguration, URL, Logger.Level)
@@ -68,13 +72,7 @@ struct SDKSyncCommand: AsyncParsableCommand {
             printError("cannot start sdk-sync: \(error)")
             throw ExitStatus.status(for: error)
         }
-        let observability = try await ConsumerObservability.services(for: runtime, port: httpPort, logger: logger)
-        var groupConfiguration = ServiceGroupConfiguration(
-            services: observability + [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger)
-        groupConfiguration.maximumGracefulShutdownDuration = .seconds(shutdownTimeout)
-        try await ServiceGroup(configuration: groupConfiguration).run()
+        try await ConsumerOptions.serviceGroup(for: runtime, httpPort: httpPort, logger: logger).run()
     }
 
     private func validatedSettings() async throws -> (ConsumerRuntimeConfiguration, URL, Logger.Level) {
@@ -101,6 +99,8 @@ struct SDKSyncCommand: AsyncParsableCommand {
         configuration.deadLetterTopic = deadLetterTopic
         configuration.maxAttempts = maxAttempts
         configuration.shutdownTimeout = .seconds(shutdownTimeout)
+        try ConsumerOptions.applyAdmission(
+            sourceDatabases: sourceDatabase, sequenceGapTimeout: sequenceGapTimeout, to: &configuration)
         configuration.kafkaProperties = try ConsumerOptions.properties(kafkaProperties, option: "kafka-property")
         configuration.consumerProperties = try ConsumerOptions.properties(consumerProperties, option: "consumer-property")
         try await ConsumerOptions.check(configuration, httpPort: httpPort)

@@ -38,13 +38,18 @@ struct WarehouseSyncCommand: AsyncParsableCommand {
     var logFormat: LogFormat = .logfmt
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
+    @Option(help: "Apply only events of this source database, repeatable. Default: the first database seen.")
+    var sourceDatabase: [String] = []
+    @Option(help: "Seconds an event after a missing tenant_seq is held back before it is dead-lettered.")
+    var sequenceGapTimeout = 60
 
     func run() async throws {
         let assembly: WarehouseSyncAssembly
         do {
             assembly = try await WarehouseSyncAssembly(
                 brokers: brokers, warehouseURL: warehouseURL, group: group, dropPolicy: dropPolicy, topic: topic,
-                kafkaProperties: kafkaProperties, logLevel: logLevel, shutdownTimeout: shutdownTimeout, httpPort: httpPort)
+                kafkaProperties: kafkaProperties, logLevel: logLevel, shutdownTimeout: shutdownTimeout, httpPort: httpPort,
+                sourceDatabases: sourceDatabase, sequenceGapTimeout: sequenceGapTimeout)
         } catch {
             printError(error.description)
             throw ExitStatus.badSettings
@@ -84,7 +89,8 @@ struct WarehouseSyncAssembly {
 
     init(
         brokers: String, warehouseURL: String, group: String, dropPolicy: String, topic: String,
-        kafkaProperties: [String] = [], logLevel: String, shutdownTimeout: Int = 15, httpPort: UInt16? = nil
+        kafkaProperties: [String] = [], logLevel: String, shutdownTimeout: Int = 15, httpPort: UInt16? = nil,
+        sourceDatabases: [String] = [], sequenceGapTimeout: Int = 60
     ) async throws(InvalidOption) {
         guard let policy = WarehouseSyncConfiguration.DropPolicy(rawValue: dropPolicy) else {
             throw InvalidOption(
@@ -108,6 +114,8 @@ struct WarehouseSyncAssembly {
         runtime.shutdownTimeout = .seconds(shutdownTimeout)
         do {
             runtime.kafkaProperties = try ConsumerOptions.properties(kafkaProperties, option: "kafka-property")
+            try ConsumerOptions.applyAdmission(
+                sourceDatabases: sourceDatabases, sequenceGapTimeout: sequenceGapTimeout, to: &runtime)
             try await ConsumerOptions.check(runtime, httpPort: httpPort)
         } catch {
             throw InvalidOption(description: error.description)
