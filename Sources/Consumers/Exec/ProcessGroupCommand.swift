@@ -14,7 +14,7 @@ import Darwin
 /// Spawned with `posix_spawnp` and `POSIX_SPAWN_SETPGROUP` (Foundation's `Process` cannot put
 /// the child in a new group). Standard input is a file holding `input`, so a command that never
 /// reads it cannot block us on a full pipe; standard error goes to a file whose tail is kept for
-/// the dead letter; standard output is the consumer's own. Both files are unlinked at once and
+/// the dead letter; standard output is the consumer's own; no other descriptor is passed on. Both files are unlinked at once and
 /// live only as open descriptors. The child gets an empty signal mask and default dispositions,
 /// whatever the consumer blocked for its own shutdown handling.
 ///
@@ -76,6 +76,14 @@ struct ProcessGroupCommand: Sendable {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, standardInput, STDIN_FILENO)
         posix_spawn_file_actions_adddup2(&actions, standardError, STDERR_FILENO)
+        // Nothing else of ours: not the Kafka sockets, and not descriptors a parent watches to
+        // learn when we exit (Foundation's `Process` does), which a command that outlives us
+        // would otherwise hold open.
+        // (`posix_spawn_file_actions_addclosefrom_np` is not visible to Swift, so the open
+        // descriptors are listed; closing one that went away meanwhile is not an error.)
+        for descriptor in Self.openDescriptors() where descriptor > STDERR_FILENO {
+            posix_spawn_file_actions_addclose(&actions, descriptor)
+        }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -133,6 +141,12 @@ struct ProcessGroupCommand: Sendable {
         // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import as macros.
         let signal = status & 0x7f
         return signal == 0 ? .exited((status >> 8) & 0xff) : .signalled(signal)
+    }
+
+    private static func openDescriptors() -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))
+            ?? (try? FileManager.default.contentsOfDirectory(atPath: "/dev/fd")) ?? []
+        return entries.compactMap { Int32($0) }
     }
 
     private static func unlinkedFile(holding bytes: [UInt8]) throws(LaunchFailure) -> Int32 {
