@@ -78,3 +78,47 @@ struct EventAdmissionTests {
         #expect(named.skipped.gaps == 0 && named.skipped.duplicates == 0)
     }
 }
+
+/// The last `tenant_seq` is kept with the consumer's own state, so a restarted consumer, or a
+/// new group reading the topic again, still skips what the state already holds.
+@Suite("Consumer admission: tenant_seq persisted with the state")
+struct PersistedSequenceTests {
+    @Test("sdk-sync restarted on a re-read topic skips the tenant_seq numbers its state holds and stops at a gap")
+    func sdkSyncRemembersSequence() async throws {
+        let scratch = try ScratchDirectory()
+        let broker = try ExecTestBroker(group: "persisted-sdk-1")
+        let applied = [
+            SyntheticEvent(tenant: "acme", tenantSeq: 1, table: "orders"),
+            SyntheticEvent(kind: "domain", command: "order.placed", tenant: "acme", tenantSeq: 2, table: nil),
+        ]
+        try await produce(applied, to: broker.topic, on: broker.broker)
+        let handler = SDKSyncHandler(outputDirectory: scratch.url, logger: testLogger())
+        let first = try ConsumerRuntime(configuration: broker.configuration(), handler: handler, logger: testLogger())
+        try await withRunningConsumer(first) {
+            try await waitUntil("both events are committed", timeout: .seconds(120)) {
+                first.lag.partitions.first?.lag == 0
+            }
+        }
+        #expect(try await handler.lastAppliedSequence(tenant: "acme", database: "app") == 2,
+                "a domain event advances the recorded sequence too")
+
+        // A new group reads the whole topic again, plus an event after a missing number.
+        try await produce([SyntheticEvent(tenant: "acme", tenantSeq: 4, table: "after_gap")], to: broker.topic, on: broker.broker)
+        var rereading = broker.configuration()
+        rereading.groupID = "persisted-sdk-2"
+        rereading.deadLetterTopic = "persisted-sdk-1.dead-letter"
+        rereading.sequenceGapTimeout = .seconds(1)
+        let second = try ConsumerRuntime(
+            configuration: rereading, handler: SDKSyncHandler(outputDirectory: scratch.url, logger: testLogger()),
+            logger: testLogger())
+        try await withRunningConsumer(second) {
+            try await waitUntil("the event after the gap is dead-lettered", timeout: .seconds(120)) {
+                try await broker.deadLetters().count == 1
+            }
+        }
+        #expect(second.skipped.duplicates == 2)
+        #expect(second.skipped.gaps == 1)
+        let index = scratch.text("acme/src/index.ts")
+        #expect(index.contains("orders") && !index.contains("after_gap"), "\(index)")
+    }
+}
