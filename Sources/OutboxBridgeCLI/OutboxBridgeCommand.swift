@@ -17,6 +17,7 @@ public struct OutboxBridgeCommand: AsyncParsableCommand {
             SDKSyncCommand.self,
             WarehouseSyncCommand.self,
             ExecCommand.self,
+            SchemaStateCommand.self,
             DevBrokerCommand.self,
         ]
     )
