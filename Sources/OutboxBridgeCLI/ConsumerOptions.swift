@@ -1,4 +1,6 @@
+import ArgumentParser
 import Consumers
+import Foundation
 import Kafka
 import Logging
 import ServiceLifecycle
@@ -64,5 +66,71 @@ enum ConsumerOptions {
             logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = runtime.configuration.shutdownTimeout
         return ServiceGroup(configuration: groupConfiguration)
+    }
+}
+
+/// The options every consumer command built on ``ConsumerRuntime`` takes, for the commands that
+/// share them as a group (`exec`, `schema-state`); each command adds its own and names its
+/// default group.
+struct ConsumerCommandOptions: ParsableArguments {
+    @Option(help: "Kafka bootstrap servers, comma separated (default: KAFKA_BROKERS).")
+    var brokers: String?
+    @Option(help: "Consumer group; its dead-letter topic is <group>.dead-letter. Default: the command's name.")
+    var group: String?
+    @Option(help: "Topic the relay publishes schema changes to.")
+    var topic = "schema-changes"
+    @Option(help: "Attempts at an event before it is dead-lettered.")
+    var maxAttempts = 5
+    @Option(help: "Apply only events of this source database, repeatable. Default: the first database seen.")
+    var sourceDatabase: [String] = []
+    @Option(help: "Seconds an event after a missing tenant_seq is held back before it is dead-lettered.")
+    var sequenceGapTimeout = 60
+    @Option(name: .customLong("kafka-property"), help: "A librdkafka property for consumer and producers, as name=value, repeatable.")
+    var kafkaProperties: [String] = []
+    @Option(name: .customLong("consumer-property"), help: "A librdkafka property for the consumer only (session.timeout.ms=…), repeatable.")
+    var consumerProperties: [String] = []
+    @Option(help: "Seconds a graceful shutdown may take before the current event is abandoned (it is delivered again).")
+    var shutdownTimeout = 15
+    @Option(help: "logfmt or json.")
+    var logFormat: LogFormat = .logfmt
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel = "info"
+    @Option(help: "Serve /metrics (consumer lag) and /health on this port; 0 picks a free one. Default: none.")
+    var httpPort: UInt16?
+
+    /// The runtime configuration, checked as a whole (``ConsumerOptions/check(_:httpPort:)``).
+    func runtimeConfiguration(defaultGroup: String) async throws(ConfigurationError) -> ConsumerRuntimeConfiguration {
+        guard let brokers = brokers ?? ProcessInfo.processInfo.environment["KAFKA_BROKERS"], !brokers.isEmpty else {
+            throw ConfigurationError(key: "brokers", problem: "required (--brokers or KAFKA_BROKERS)")
+        }
+        guard (1...600).contains(shutdownTimeout) else {
+            throw ConfigurationError(key: "shutdown-timeout", problem: "must be between 1 and 600 seconds")
+        }
+        var configuration = ConsumerRuntimeConfiguration(brokers: brokers, groupID: group ?? defaultGroup)
+        configuration.topics = [topic]
+        configuration.maxAttempts = maxAttempts
+        configuration.shutdownTimeout = .seconds(shutdownTimeout)
+        try ConsumerOptions.applyAdmission(
+            sourceDatabases: sourceDatabase, sequenceGapTimeout: sequenceGapTimeout, to: &configuration)
+        configuration.kafkaProperties = try ConsumerOptions.properties(kafkaProperties, option: "kafka-property")
+        configuration.consumerProperties = try ConsumerOptions.properties(consumerProperties, option: "consumer-property")
+        try await ConsumerOptions.check(configuration, httpPort: httpPort)
+        return configuration
+    }
+
+    func level() throws(ConfigurationError) -> Logger.Level {
+        guard let level = Logger.Level(rawValue: logLevel.lowercased()) else {
+            throw ConfigurationError(key: "log-level", problem: "unknown level \(logLevel)")
+        }
+        return level
+    }
+
+    /// Sets up logging at the validated level and returns the command's logger.
+    func bootstrapLogging(level: Logger.Level, label: String) -> Logger {
+        let format = logFormat
+        LoggingSystem.bootstrap { label in
+            StructuredLogHandler(label: label, format: format, level: level)
+        }
+        return Logger(label: label)
     }
 }
