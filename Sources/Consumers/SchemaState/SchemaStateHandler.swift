@@ -17,7 +17,11 @@ public import Logging
 /// - The runtime commits an input offset only after this returned, and this returns only after
 ///   the broker acknowledged every output record.
 ///
-/// Events without a tenant, domain events and schema events write nothing.
+/// - Besides the objects, key `<tenant>` (no slash) holds the tenant's cursor: the last event of
+///   the tenant (any kind, domain events too) with its `tenant_seq` and position, so a consumer
+///   bootstrapping from the state knows which sequence number comes next and where to continue.
+///
+/// Events without a tenant write nothing.
 public struct SchemaStateHandler: EventHandler {
     /// Header names on every record written, tombstones included.
     public enum Header {
@@ -55,7 +59,7 @@ public struct SchemaStateHandler: EventHandler {
     /// The state records one event becomes; empty when it changes no object's state.
     static func records(for consumed: ConsumedEvent, stateTopic: String) throws(EventHandlerError) -> [KafkaRecord] {
         let event = consumed.event
-        guard let tenant = event.tenantID, ["ddl", "drift", "snapshot"].contains(event.kind) else { return [] }
+        guard let tenant = event.tenantID else { return [] }
         var headers = [
             KafkaHeader(name: Header.eventID, value: event.eventID),
             KafkaHeader(name: Header.sourceTopic, value: consumed.topic),
@@ -77,9 +81,16 @@ public struct SchemaStateHandler: EventHandler {
             }
         }
         let source = StateRecord.Source(topic: consumed.topic, partition: consumed.partition, offset: consumed.offset)
+        let cursor = KafkaRecord(
+            topic: stateTopic, key: tenant,
+            value: try shape(StateRecord(
+                tenant: tenant, database: event.database, objectType: StateRecord.tenantCursor, shape: .null,
+                eventID: event.eventID, tenantSeq: event.tenantSeq, occurredAt: event.occurredAt, source: source)),
+            headers: headers)
+        guard ["ddl", "drift", "snapshot"].contains(event.kind) else { return [cursor] }
         if let table = event.table, let raw = Self.member("table", of: consumed.value) {
             if event.command.hasPrefix("DROP") || event.drift == "dropped" {
-                return [tombstone(table.schema, table.name)]
+                return [tombstone(table.schema, table.name), cursor]
             }
             var records: [KafkaRecord] = []
             let oldSchema = event.changes?.schemaChanged?.old ?? table.schema
@@ -91,15 +102,18 @@ public struct SchemaStateHandler: EventHandler {
                 tenant: tenant, database: event.database, objectType: "table", shape: raw, eventID: event.eventID,
                 tenantSeq: event.tenantSeq, occurredAt: event.occurredAt, source: source)
             records.append(KafkaRecord(topic: stateTopic, key: key(table.schema, table.name), value: try shape(document), headers: headers))
-            return records
+            return records + [cursor]
         }
         if let enumType = event.enumType, let raw = Self.member("enum", of: consumed.value) {
             let document = StateRecord(
                 tenant: tenant, database: event.database, objectType: "type", shape: raw, eventID: event.eventID,
                 tenantSeq: event.tenantSeq, occurredAt: event.occurredAt, source: source)
-            return [KafkaRecord(topic: stateTopic, key: key(enumType.schema, enumType.name), value: try shape(document), headers: headers)]
+            return [
+                KafkaRecord(topic: stateTopic, key: key(enumType.schema, enumType.name), value: try shape(document), headers: headers),
+                cursor,
+            ]
         }
-        return []
+        return [cursor]
     }
 
     /// One member of the event's JSON object, unchanged, so the state holds the shape exactly as
@@ -118,9 +132,12 @@ public struct StateRecord: Sendable, Codable, Equatable {
         public var offset: Int64
     }
 
+    /// ``objectType`` of a tenant's cursor record (key `<tenant>`), whose shape is null.
+    public static let tenantCursor = "tenant"
+
     public var tenant: String
     public var database: String?
-    /// `table` or `type`.
+    /// `table`, `type`, or ``tenantCursor``.
     public var objectType: String
     /// The `table` or `enum` member of the event that produced it.
     public var shape: JSONValue
