@@ -103,6 +103,7 @@ public final class ConsumerRuntime: Service, Sendable {
             "dead-letter-topic": "\(configuration.effectiveDeadLetterTopic)",
         ])
         do {
+            try await bootstrapIfEmpty()
             try await untilShutdown { [consumer, configuration] in try await consumer.subscribe(topics: configuration.topics) }
             try await consumeUntilShutdown()
         } catch is AbandonedWait {
@@ -114,6 +115,53 @@ public final class ConsumerRuntime: Service, Sendable {
         }
         await close()
         logger.info("consumer stopped")
+    }
+
+    /// With ``ConsumerRuntimeConfiguration/bootstrapTopic`` and a handler that holds no state
+    /// yet: reads the state topic to its end, hands the handler one event per object and tenant
+    /// cursor, then commits the group's events-topic offsets after the positions the state
+    /// covers, so consuming continues where the state ends (earlier records may be long gone).
+    /// Anything the state does not cover is read from the start of what the topic still holds;
+    /// events there that the state already holds are skipped by their `tenant_seq`.
+    private func bootstrapIfEmpty() async throws {
+        guard let stateTopic = configuration.bootstrapTopic else { return }
+        guard let bootstrappable = handler as? any BootstrappableHandler else {
+            throw ConsumerRuntimeError.invalidConfiguration("\(handler.name) cannot bootstrap from a state topic")
+        }
+        guard try await untilShutdown({ try await bootstrappable.holdsNoState() }) else {
+            logger.info("state present; not bootstrapping", metadata: ["state-topic": "\(stateTopic)"])
+            return
+        }
+        let reader = try KafkaRecordReader(
+            bootstrapServers: configuration.brokers, properties: configuration.kafkaProperties, logger: logger)
+        let contents = try await untilShutdown { [logger] in
+            try await SchemaStateContents.read(topic: stateTopic, reader: reader, logger: logger)
+        }
+        try? await reader.close()
+        let events = try contents.replayEvents()
+        for consumed in events {
+            var attempts = 0
+            while true {
+                attempts += 1
+                do {
+                    try await untilShutdown { [handler] in try await handler.handle(consumed) }
+                    break
+                } catch let error as EventHandlerError {
+                    guard case .retriable = error, attempts < configuration.maxAttempts else { throw error }
+                    guard await pause(for: configuration.retryDelay(afterFailedAttempts: attempts)) else { throw AbandonedWait.cancelled }
+                }
+            }
+            admission.applied(consumed.event)
+        }
+        for topic in configuration.topics {
+            for (partition, offset) in contents.covered[topic] ?? [:] {
+                let position = KafkaMessage(topic: topic, partition: partition, offset: offset, key: nil, value: nil, headers: [])
+                try await untilShutdown { [consumer] in try await consumer.commit(position) }
+            }
+        }
+        logger.info("bootstrapped from the state topic", metadata: [
+            "state-topic": "\(stateTopic)", "objects": "\(contents.objects.count)", "tenants": "\(contents.cursors.count)",
+            "continuing-after": "\(contents.covered)"])
     }
 
     /// Waits for `operation` unless graceful shutdown (or cancellation) comes first, then throws

@@ -51,6 +51,11 @@ public struct ConsumerRuntimeConfiguration: Sendable {
     /// tenant's recorded sequence to catch up, before it is dead-lettered with the gap as the
     /// reason. The partition waits meanwhile. Default: 60 s.
     public var sequenceGapTimeout: Duration = .seconds(60)
+    /// A `schema-state` topic to build the handler's state from when it holds none, before
+    /// consuming ``topics`` from where that state ends (`--bootstrap-from`). The handler must be
+    /// a ``BootstrappableHandler``. Default: `nil`, start from the group's committed offsets
+    /// or the topic's first record.
+    public var bootstrapTopic: String?
 
     public init(brokers: String, groupID: String) {
         self.brokers = brokers
@@ -86,6 +91,9 @@ public struct ConsumerRuntimeConfiguration: Sendable {
         if lagRefreshInterval <= .zero { problems.append("the lag refresh interval must be positive") }
         if shutdownTimeout <= .zero { problems.append("the shutdown timeout must be positive") }
         if sequenceGapTimeout < .zero { problems.append("the sequence gap timeout must not be negative") }
+        if let bootstrapTopic, bootstrapTopic.isEmpty || topics.contains(bootstrapTopic) {
+            problems.append("the bootstrap topic must be a non-empty topic that is not consumed")
+        }
         if sourceDatabases.contains(where: \.isEmpty) { problems.append("source database names must not be empty") }
         return problems
     }

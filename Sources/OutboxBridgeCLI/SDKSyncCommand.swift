@@ -47,6 +47,8 @@ struct SDKSyncCommand: AsyncParsableCommand {
     var sourceDatabase: [String] = []
     @Option(help: "Seconds an event after a missing tenant_seq is held back before it is dead-lettered.")
     var sequenceGapTimeout = 60
+    @Option(help: "With no state yet, build it from this compacted schema-state topic, then continue where it ends. Default: none.")
+    var bootstrapFrom: String?
 
     func run() async throws {
         let settings: (ConsumerRuntimeConfiguration, URL, Logger.Level)
@@ -101,6 +103,7 @@ struct SDKSyncCommand: AsyncParsableCommand {
         configuration.shutdownTimeout = .seconds(shutdownTimeout)
         try ConsumerOptions.applyAdmission(
             sourceDatabases: sourceDatabase, sequenceGapTimeout: sequenceGapTimeout, to: &configuration)
+        configuration.bootstrapTopic = bootstrapFrom
         configuration.kafkaProperties = try ConsumerOptions.properties(kafkaProperties, option: "kafka-property")
         configuration.consumerProperties = try ConsumerOptions.properties(consumerProperties, option: "consumer-property")
         try await ConsumerOptions.check(configuration, httpPort: httpPort)

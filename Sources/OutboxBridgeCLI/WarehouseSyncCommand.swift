@@ -42,6 +42,8 @@ struct WarehouseSyncCommand: AsyncParsableCommand {
     var sourceDatabase: [String] = []
     @Option(help: "Seconds an event after a missing tenant_seq is held back before it is dead-lettered.")
     var sequenceGapTimeout = 60
+    @Option(help: "With an empty warehouse, build it from this compacted schema-state topic, then continue where it ends. Default: none.")
+    var bootstrapFrom: String?
 
     func run() async throws {
         let assembly: WarehouseSyncAssembly
@@ -49,7 +51,7 @@ struct WarehouseSyncCommand: AsyncParsableCommand {
             assembly = try await WarehouseSyncAssembly(
                 brokers: brokers, warehouseURL: warehouseURL, group: group, dropPolicy: dropPolicy, topic: topic,
                 kafkaProperties: kafkaProperties, logLevel: logLevel, shutdownTimeout: shutdownTimeout, httpPort: httpPort,
-                sourceDatabases: sourceDatabase, sequenceGapTimeout: sequenceGapTimeout)
+                sourceDatabases: sourceDatabase, sequenceGapTimeout: sequenceGapTimeout, bootstrapFrom: bootstrapFrom)
         } catch {
             printError(error.description)
             throw ExitStatus.badSettings
@@ -90,7 +92,7 @@ struct WarehouseSyncAssembly {
     init(
         brokers: String, warehouseURL: String, group: String, dropPolicy: String, topic: String,
         kafkaProperties: [String] = [], logLevel: String, shutdownTimeout: Int = 15, httpPort: UInt16? = nil,
-        sourceDatabases: [String] = [], sequenceGapTimeout: Int = 60
+        sourceDatabases: [String] = [], sequenceGapTimeout: Int = 60, bootstrapFrom: String? = nil
     ) async throws(InvalidOption) {
         guard let policy = WarehouseSyncConfiguration.DropPolicy(rawValue: dropPolicy) else {
             throw InvalidOption(
@@ -112,6 +114,7 @@ struct WarehouseSyncAssembly {
         var runtime = ConsumerRuntimeConfiguration(brokers: brokers, groupID: group)
         runtime.topics = [topic]
         runtime.shutdownTimeout = .seconds(shutdownTimeout)
+        runtime.bootstrapTopic = bootstrapFrom
         do {
             runtime.kafkaProperties = try ConsumerOptions.properties(kafkaProperties, option: "kafka-property")
             try ConsumerOptions.applyAdmission(

@@ -21,7 +21,7 @@ public import Logging
 /// The last `tenant_seq` lives in the same state file (``TenantSequenceRecording``), so gaps
 /// and duplicates are told apart across restarts. One output directory serves one source
 /// database: the runtime follows one unless told otherwise.
-public struct SDKSyncHandler: TenantSequenceRecording {
+public struct SDKSyncHandler: BootstrappableHandler {
     public static let stateFileName = ".outbox-sdk-state.json"
 
     public let name = "sdk-sync"
@@ -73,6 +73,15 @@ public struct SDKSyncHandler: TenantSequenceRecording {
             logger.info("SDK updated", metadata: [
                 "tenant": "\(tenant)", "version": "\(next.version.map(\.description) ?? "-")",
                 "event-id": "\(event.eventID)", "changes": "\(changes.count)"])
+        }
+    }
+
+    /// No tenant directory holds a state file.
+    public func holdsNoState() async throws(EventHandlerError) -> Bool {
+        let tenants = (try? FileManager.default.contentsOfDirectory(atPath: outputDirectory.path)) ?? []
+        return !tenants.contains { tenant in
+            FileManager.default.fileExists(
+                atPath: outputDirectory.appendingPathComponent(tenant).appendingPathComponent(Self.stateFileName).path)
         }
     }
 

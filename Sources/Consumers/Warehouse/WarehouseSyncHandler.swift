@@ -16,7 +16,7 @@ import Postgres
 /// One warehouse connection, used by one event at a time: concurrent `handle` calls (several
 /// partitions) wait their turn in arrival order. After the connection breaks, the next event
 /// connects anew; the broken event is reported retriable.
-public actor WarehouseSyncHandler: TenantSequenceRecording {
+public actor WarehouseSyncHandler: BootstrappableHandler {
     public nonisolated let name = "warehouse-sync"
     public nonisolated let configuration: WarehouseSyncConfiguration
     private let logger: Logger
@@ -59,19 +59,35 @@ public actor WarehouseSyncHandler: TenantSequenceRecording {
     }
 
     public func lastAppliedSequence(tenant: String, database: String?) async throws(EventHandlerError) -> Int64? {
+        try await bookkeeping("reading the last tenant_seq of \(tenant)") { sql, table throws(PostgresError) in
+            let rows = try await sql.query(
+                """
+                SELECT max(tenant_seq) AS last FROM \(table)
+                WHERE tenant = $1 AND source_database IS NOT DISTINCT FROM $2
+                """, [tenant, database])
+            return try rows.first?.decode(Int64.self, column: "last")
+        }
+    }
+
+    /// No event has been recorded in the warehouse yet.
+    public func holdsNoState() async throws(EventHandlerError) -> Bool {
+        try await bookkeeping("reading the applied events") { sql, table throws(PostgresError) in
+            try await sql.query("SELECT 1 FROM \(table) LIMIT 1").isEmpty
+        }
+    }
+
+    /// Runs one query on the bookkeeping table, one at a time with events.
+    private func bookkeeping<Value: Sendable>(
+        _ what: String, _ query: (PostgresConnection, String) async throws(PostgresError) -> Value
+    ) async throws(EventHandlerError) -> Value {
         await acquire()
         defer { release() }
         do {
             let sql = try await session()
-            let rows = try await sql.query(
-                """
-                SELECT max(tenant_seq) AS last FROM \(appliedEventsTable)
-                WHERE tenant = $1 AND source_database IS NOT DISTINCT FROM $2
-                """, [tenant, database])
-            return try rows.first?.decode(Int64.self, column: "last")
+            return try await query(sql, appliedEventsTable)
         } catch {
             connection = nil
-            throw .retriable("reading the last tenant_seq of \(tenant): \(error)")
+            throw .retriable("\(what): \(error)")
         }
     }
 
