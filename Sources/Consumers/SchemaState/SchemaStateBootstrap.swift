@@ -28,7 +28,7 @@ struct SchemaStateContents {
             let marks: KafkaWatermarks
             do {
                 marks = try await reader.watermarks(topic: topic, partition: partition)
-            } catch where error.code == .unknownTopicOrPartition && partition > 0 {
+            } catch where [.unknownPartition, .unknownTopicOrPartition].contains(error.code) && partition > 0 {
                 break
             }
             if marks.high > marks.low {
