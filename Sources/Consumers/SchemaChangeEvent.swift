@@ -83,6 +83,39 @@ public struct SnapshotObject: Sendable, Hashable, Decodable {
         case objectType = "object_type"
         case objectIdentity = "object_identity"
     }
+
+    /// Schema and name from ``objectIdentity``, unquoted (`"My ""Schema"""."t"` gives
+    /// `My "Schema"` and `t`); `nil` when it is not two dot-separated identifiers.
+    public var schemaAndName: (schema: String, name: String)? {
+        var parts: [String] = []
+        var current = ""
+        var quoted = false
+        var characters = Array(objectIdentity)[...]
+        while let character = characters.popFirst() {
+            if quoted {
+                if character == "\"" {
+                    if characters.first == "\"" {
+                        current.append("\"")
+                        characters.removeFirst()
+                    } else {
+                        quoted = false
+                    }
+                } else {
+                    current.append(character)
+                }
+            } else if character == "\"" {
+                quoted = true
+            } else if character == "." {
+                parts.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        parts.append(current)
+        guard parts.count == 2, !quoted else { return nil }
+        return (parts[0], parts[1])
+    }
 }
 
 public struct SchemaName: Sendable, Hashable, Decodable {

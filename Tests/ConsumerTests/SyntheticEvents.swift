@@ -1,3 +1,4 @@
+import Consumers
 import Foundation
 import Kafka
 import TestSupport
@@ -14,6 +15,33 @@ struct SyntheticEvent: Sendable {
     var database: String? = "app"
     var table: String? = "orders"
     var columns: [(name: String, type: String)] = [("id", "integer")]
+    /// `snapshot` and `snapshot_end` events: the snapshot call's id.
+    var snapshotID: String?
+    /// `snapshot_end` events: the identities of the tables the snapshot covered.
+    var snapshotTables: [String]?
+
+    /// A snapshot call for `tenant`: one `snapshot` event per table, then `snapshot_end`
+    /// listing them, numbered from `firstSequence`.
+    static func snapshot(
+        tenant: String, firstSequence: Int64, tables: [(name: String, columns: [(name: String, type: String)])]
+    ) -> [SyntheticEvent] {
+        let id = UUID().uuidString.lowercased()
+        var events = tables.enumerated().map { index, table in
+            SyntheticEvent(
+                kind: "snapshot", command: "SNAPSHOT", tenant: tenant, tenantSeq: firstSequence + Int64(index),
+                table: table.name, columns: table.columns, snapshotID: id)
+        }
+        events.append(SyntheticEvent(
+            kind: "snapshot_end", command: "SNAPSHOT END", tenant: tenant, tenantSeq: firstSequence + Int64(tables.count),
+            table: nil, snapshotID: id, snapshotTables: tables.map { "tenant_\(tenant).\($0.name)" }))
+        return events
+    }
+
+    var consumed: ConsumedEvent {
+        ConsumedEvent(
+            event: try! SchemaChangeEvent.decode(Array(json.utf8)), topic: "schema-changes", partition: 0, offset: 0,
+            key: key, value: Array(json.utf8))
+    }
 
     /// The record key the relay uses: the tenant.
     var key: String { tenant ?? "-" }
@@ -39,6 +67,12 @@ struct SyntheticEvent: Sendable {
                     ] as [String: Any]
                 },
             ] as [String: Any]
+        }
+        if let snapshotID {
+            document["snapshot_id"] = snapshotID
+        }
+        if let snapshotTables {
+            document["snapshot_objects"] = snapshotTables.map { ["object_type": "table", "object_identity": $0] }
         }
         let data = try! JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])
         return String(decoding: data, as: UTF8.self)

@@ -13,6 +13,9 @@ public import Logging
 /// it: nothing is applied twice (the changelog is rendered from the state, never appended to) and
 /// nothing is lost (the offset is committed only after this returns).
 ///
+/// A `snapshot` event makes the package's object equal to its shape and `snapshot_end` removes
+/// what the snapshot did not list, in the next major version (``SDKSnapshot``).
+///
 /// Events without a tenant are ignored (no file is touched); a tenant's other events (domain
 /// events) only advance the recorded `tenant_seq` of a tenant that already has a package. A
 /// tenant's DDL event that changes nothing in the package (a changed default, `CREATE SCHEMA`)
@@ -46,7 +49,7 @@ public struct SDKSyncHandler: BootstrappableHandler {
         guard let tenant = event.tenantID else { return }
         let directory = packageDirectory(forTenant: tenant)
         let stateURL = directory.appendingPathComponent(Self.stateFileName)
-        guard event.kind == "ddl" else {
+        guard ["ddl", "snapshot", "snapshot_end"].contains(event.kind) else {
             try recordSequence(of: event, at: stateURL, tenant: tenant)
             return
         }
@@ -55,7 +58,11 @@ public struct SDKSyncHandler: BootstrappableHandler {
             logger.debug("event already applied", metadata: ["event-id": "\(event.eventID)", "tenant": "\(tenant)"])
             return
         }
-        var (next, changes) = SDKStateUpdate.apply(event, to: state)
+        var (next, changes) = switch event.kind {
+        case "snapshot": SDKStateUpdate.apply(SDKSnapshot.asCreate(event), to: state)
+        case "snapshot_end": SDKSnapshot.removeUnlisted(event, from: state)
+        default: SDKStateUpdate.apply(event, to: state)
+        }
         next.recordSequence(event.tenantSeq)
         do {
             AtomicFileWriter.removeLeftovers(in: directory)
