@@ -149,6 +149,20 @@ struct ExecConsumerTests {
         ])
     }
 
+    @Test("Invalid exec settings exit with status 2 and one line naming the problem", arguments: [
+        (["exec", "--brokers", "127.0.0.1:9"], "command"),
+        (["exec", "--brokers", "127.0.0.1:9", "--timeout", "0", "--", "true"], "timeout"),
+        (["exec", "--brokers", "127.0.0.1:9", "--source-database", "", "--", "true"], "source database"),
+        (["exec", "--brokers", "127.0.0.1:9", "--sequence-gap-timeout", "-1", "--", "true"], "sequence-gap-timeout"),
+        (["schema-state", "--brokers", "127.0.0.1:9", "--state-topic", "schema-changes"], "state-topic"),
+    ])
+    func invalidSettings(arguments: [String], problem: String) async throws {
+        let process = try RelayProcess.launch(arguments, label: "exec-settings")
+        #expect(try await process.waitForExit(timeout: .seconds(60)) == 2)
+        let lines = process.standardErrorLines
+        #expect(lines.count == 1 && lines[0].contains(problem), "\(lines)")
+    }
+
     @Test("examples/markdown-docs.sh writes one Markdown page per table and an index per tenant, and follows drops")
     func markdownDocsExample() async throws {
         let scratch = try ScratchDirectory()
