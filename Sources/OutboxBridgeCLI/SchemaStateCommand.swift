@@ -45,7 +45,10 @@ struct SchemaStateCommand: AsyncParsableCommand {
                 logger: logger)
             runtime = try ConsumerRuntime(
                 configuration: runtimeConfiguration,
-                handler: SchemaStateHandler(stateTopic: stateTopic, producer: producer, logger: logger), logger: logger)
+                handler: SchemaStateHandler(
+                    stateTopic: stateTopic, producer: producer, brokers: runtimeConfiguration.brokers,
+                    kafkaProperties: runtimeConfiguration.kafkaProperties, logger: logger),
+                logger: logger)
         } catch {
             printError("cannot start schema-state: \(error)")
             throw ExitStatus.status(for: error)

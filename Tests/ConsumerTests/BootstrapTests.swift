@@ -45,7 +45,9 @@ struct BootstrapTests {
         stateConfiguration.groupID = "schema-state"
         let schemaState = try ConsumerRuntime(
             configuration: stateConfiguration,
-            handler: SchemaStateHandler(stateTopic: "schema-state", producer: stateProducer, logger: testLogger()),
+            handler: SchemaStateHandler(
+                stateTopic: "schema-state", producer: stateProducer, brokers: broker.broker.bootstrapServers,
+                logger: testLogger()),
             logger: testLogger())
         try await runUntilCommitted(schemaState, records: Self.early.count)
         await stateProducer.shutdown()

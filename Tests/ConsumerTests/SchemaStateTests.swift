@@ -57,6 +57,29 @@ struct SchemaStateTests {
                 "the same input gives the same output")
     }
 
+    @Test("A snapshot's end tombstones the tenant's keys it did not list, and only those")
+    func snapshotEndTombstonesUnlisted() async throws {
+        let broker = try ExecTestBroker(group: "schema-state-snapshot")
+        try broker.broker.createTopic("schema-state", partitions: 3)
+        let history = [
+            SyntheticEvent(command: "CREATE TABLE", tenant: "acme", tenantSeq: 1, table: "orders"),
+            SyntheticEvent(command: "CREATE TABLE", tenant: "acme", tenantSeq: 2, table: "vanished"),
+            SyntheticEvent(command: "CREATE TABLE", tenant: "globex", tenantSeq: 1, table: "invoices"),
+        ]
+        try await produce(history, to: broker.topic, on: broker.broker)
+        try await runSchemaState(broker, group: "schema-state-snapshot", stateTopic: "schema-state")
+        try await produce(
+            SyntheticEvent.snapshot(tenant: "acme", firstSequence: 3, tables: [("orders", [("id", "integer")])]),
+            to: broker.topic, on: broker.broker)
+        try await runSchemaState(broker, group: "schema-state-snapshot", stateTopic: "schema-state")
+
+        let records = try await IndependentKafkaClient(bootstrapServers: broker.broker.bootstrapServers).consume(topic: "schema-state")
+        let latest = Dictionary(records.map { ($0.key ?? "", $0) }, uniquingKeysWith: { $0.offset > $1.offset ? $0 : $1 })
+        #expect(latest["acme/tenant_acme.vanished"].map { $0.payload == nil } == true, "unlisted: tombstoned")
+        #expect(latest["acme/tenant_acme.orders"]?.payload != nil)
+        #expect(latest["globex/tenant_globex.invoices"]?.payload != nil, "another tenant's keys are not touched")
+    }
+
     /// Runs the schema-state consumer until every input record is committed, which happens only
     /// after its output was acknowledged.
     private func runSchemaState(_ broker: ExecTestBroker, group: String, stateTopic: String) async throws {
@@ -66,11 +89,12 @@ struct SchemaStateTests {
         configuration.groupID = group
         let runtime = try ConsumerRuntime(
             configuration: configuration,
-            handler: SchemaStateHandler(stateTopic: stateTopic, producer: producer, logger: testLogger()),
+            handler: SchemaStateHandler(
+                stateTopic: stateTopic, producer: producer, brokers: broker.broker.bootstrapServers, logger: testLogger()),
             logger: testLogger())
         try await withRunningConsumer(runtime) {
             try await waitUntil("every event is committed", timeout: .seconds(120)) {
-                runtime.lag.partitions.first?.lag == 0
+                runtime.lag.partitions.first.map { $0.lag == 0 && $0.highWatermark == $0.nextOffset } == true
             }
         }
         await producer.shutdown()

@@ -10,7 +10,8 @@ public import Logging
 /// - Value: ``StateRecord``, JSON with sorted keys: the table or enum shape, the event id and
 ///   `tenant_seq` that produced it, and the events-topic position it was read from.
 /// - A dropped table writes a tombstone (null value) for its key; a renamed one a tombstone
-///   for the old key and the shape under the new one. Tombstones carry the same facts as
+///   for the old key and the shape under the new one. A `snapshot` event writes the shape like
+///   any other; its `snapshot_end` writes tombstones for the tenant's keys it did not list. Tombstones carry the same facts as
 ///   headers (``Header``), so the position they cover survives as long as they do.
 /// - Deterministic: the output is a function of the input record alone, so a redelivered
 ///   event writes the same bytes again (compaction folds them).
@@ -36,16 +37,26 @@ public struct SchemaStateHandler: EventHandler {
     /// Where the state goes. Default in the command: `schema-state`.
     public let stateTopic: String
     private let producer: KafkaProducer
+    private let readerProperties: (brokers: String, properties: [String: String])
     private let logger: Logger
 
-    public init(stateTopic: String, producer: KafkaProducer, logger: Logger) {
+    /// `brokers` and `kafkaProperties` serve the reader that looks the tenant's keys up in the
+    /// state topic when a `snapshot_end` comes.
+    public init(
+        stateTopic: String, producer: KafkaProducer, brokers: String, kafkaProperties: [String: String] = [:],
+        logger: Logger
+    ) {
         self.stateTopic = stateTopic
         self.producer = producer
+        readerProperties = (brokers, kafkaProperties)
         self.logger = logger
     }
 
     public func handle(_ consumed: ConsumedEvent) async throws(EventHandlerError) {
-        let records = try Self.records(for: consumed, stateTopic: stateTopic)
+        var records = try Self.records(for: consumed, stateTopic: stateTopic)
+        if consumed.event.kind == "snapshot_end" {
+            records = try await tombstonesForUnlisted(consumed) + records
+        }
         guard !records.isEmpty else { return }
         for result in await producer.send(records) {
             if case .failure(let error) = result {
@@ -56,19 +67,46 @@ public struct SchemaStateHandler: EventHandler {
             "event-id": "\(consumed.event.eventID)", "keys": "\(records.compactMap(\.key).map { String(decoding: $0, as: UTF8.self) })"])
     }
 
-    /// The state records one event becomes; empty when it changes no object's state.
-    static func records(for consumed: ConsumedEvent, stateTopic: String) throws(EventHandlerError) -> [KafkaRecord] {
+    /// After a snapshot of a tenant, tombstones for the keys of the tenant's objects that the
+    /// state topic holds and the snapshot did not list: they are gone from the source. The state
+    /// topic is a function of the events before this one, so this is too.
+    private func tombstonesForUnlisted(_ consumed: ConsumedEvent) async throws(EventHandlerError) -> [KafkaRecord] {
         let event = consumed.event
         guard let tenant = event.tenantID else { return [] }
+        let contents: SchemaStateContents
+        do {
+            let reader = try KafkaRecordReader(
+                bootstrapServers: readerProperties.brokers, properties: readerProperties.properties, logger: logger)
+            contents = try await SchemaStateContents.read(topic: stateTopic, reader: reader, logger: logger)
+            try? await reader.close()
+        } catch {
+            throw .retriable("reading \(stateTopic) for the end of snapshot \(event.snapshotID ?? "?"): \(error)")
+        }
+        let listed = Set((event.snapshotObjects ?? []).compactMap(\.schemaAndName).map { "\(tenant)/\($0.schema).\($0.name)" })
+        let headers = Self.headers(for: consumed)
+        return contents.objects.filter { $0.value.tenant == tenant && !listed.contains($0.key) }.keys.sorted().map { key in
+            KafkaRecord(topic: stateTopic, key: key, value: [UInt8](), headers: headers)
+        }
+    }
+
+    private static func headers(for consumed: ConsumedEvent) -> [KafkaHeader] {
         var headers = [
-            KafkaHeader(name: Header.eventID, value: event.eventID),
+            KafkaHeader(name: Header.eventID, value: consumed.event.eventID),
             KafkaHeader(name: Header.sourceTopic, value: consumed.topic),
             KafkaHeader(name: Header.sourcePartition, value: String(consumed.partition)),
             KafkaHeader(name: Header.sourceOffset, value: String(consumed.offset)),
         ]
-        if let sequence = event.tenantSeq {
+        if let sequence = consumed.event.tenantSeq {
             headers.append(KafkaHeader(name: Header.tenantSequence, value: String(sequence)))
         }
+        return headers
+    }
+
+    /// The state records one event becomes; empty when it changes no object's state.
+    static func records(for consumed: ConsumedEvent, stateTopic: String) throws(EventHandlerError) -> [KafkaRecord] {
+        let event = consumed.event
+        guard let tenant = event.tenantID else { return [] }
+        let headers = Self.headers(for: consumed)
         func key(_ schema: String, _ name: String) -> String { "\(tenant)/\(schema).\(name)" }
         func tombstone(_ schema: String, _ name: String) -> KafkaRecord {
             KafkaRecord(topic: stateTopic, key: key(schema, name), value: [UInt8](), headers: headers)
