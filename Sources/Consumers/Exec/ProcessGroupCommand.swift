@@ -137,9 +137,10 @@ struct ProcessGroupCommand: Sendable {
             kill(-pid, SIGKILL)
         }
         timer.cancel()
-        if timedOut.withLock({ $0 }) { return .timedOut(timeout) }
         // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import as macros.
         let signal = status & 0x7f
+        // A leader that exited on its own just as the timer fired still counts as exited.
+        if signal == SIGKILL, timedOut.withLock({ $0 }) { return .timedOut(timeout) }
         return signal == 0 ? .exited((status >> 8) & 0xff) : .signalled(signal)
     }
 
