@@ -155,6 +155,10 @@ struct ExecConsumerTests {
         (["exec", "--brokers", "127.0.0.1:9", "--source-database", "", "--", "true"], "source database"),
         (["exec", "--brokers", "127.0.0.1:9", "--sequence-gap-timeout", "-1", "--", "true"], "sequence-gap-timeout"),
         (["schema-state", "--brokers", "127.0.0.1:9", "--state-topic", "schema-changes"], "state-topic"),
+        (["sdk-sync", "--brokers", "127.0.0.1:9", "--out", "/tmp/outbox-sdk-unused", "--bootstrap-from", "schema-changes"],
+         "bootstrap topic"),
+        (["sdk-sync", "--brokers", "127.0.0.1:9", "--out", "/tmp/outbox-sdk-unused", "--source-database", ""],
+         "source database"),
     ])
     func invalidSettings(arguments: [String], problem: String) async throws {
         let process = try RelayProcess.launch(arguments, label: "exec-settings")

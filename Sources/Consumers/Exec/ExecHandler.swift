@@ -14,7 +14,9 @@ public import Logging
 ///   run in order and never overlap. A command still running at ``ExecConfiguration/timeout``
 ///   is killed with its whole process group.
 /// - Redelivery: a crash of the consumer mid-command leaves the offset uncommitted, so the event
-///   runs again; commands must be idempotent by `OUTBOX_EVENT_ID`.
+///   runs again; commands must be idempotent by `OUTBOX_EVENT_ID`. (A consumer killed with
+///   SIGKILL cannot stop the command it was running; `posix_spawn` offers no parent-death
+///   signal.)
 ///
 /// Events that the tenant or command-type filters leave out are committed without running
 /// anything.
