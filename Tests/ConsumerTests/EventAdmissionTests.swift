@@ -1,6 +1,8 @@
 import Consumers
 import Foundation
 import Kafka
+import Logging
+import Synchronization
 import TestSupport
 import Testing
 
@@ -86,13 +88,41 @@ struct PersistedSequenceTests {
     @Test("sdk-sync restarted on a re-read topic skips the tenant_seq numbers its state holds and stops at a gap")
     func sdkSyncRemembersSequence() async throws {
         let scratch = try ScratchDirectory()
-        let broker = try ExecTestBroker(group: "persisted-sdk-1")
+        try await rememberedAcrossRestart(group: "persisted-sdk") {
+            SDKSyncHandler(outputDirectory: scratch.url, logger: testLogger())
+        }
+        let index = scratch.text("acme/src/index.ts")
+        #expect(index.contains("orders") && !index.contains("after_gap"), "\(index)")
+    }
+
+    @Test("warehouse-sync restarted on a re-read topic skips the tenant_seq numbers applied_events holds and stops at a gap")
+    func warehouseSyncRemembersSequence() async throws {
+        let warehouse = try await TestDatabase.create("seqwh")
+        let handlers = Mutex<[WarehouseSyncHandler]>([])
+        try await rememberedAcrossRestart(group: "persisted-warehouse") {
+            let handler = WarehouseSyncHandler(
+                configuration: WarehouseSyncConfiguration(warehouseURL: warehouse.url), logger: Logger(label: "test.warehouse-sync"))
+            handlers.withLock { $0.append(handler) }
+            return handler
+        }
+        let catalog = try await WarehouseSyncFixture.catalog(of: try await warehouse.connect(), excluding: ["outbox_warehouse"])
+        #expect(catalog.contains { $0.contains("orders") } && !catalog.contains { $0.contains("after_gap") }, "\(catalog)")
+        for handler in handlers.withLock({ $0 }) { await handler.disconnect() }
+        try? await warehouse.drop()
+    }
+
+    /// Feeds a handler a DDL and a domain event, then has a fresh handler on the same state read
+    /// the topic again (a new group) with an event after a missing number.
+    private func rememberedAcrossRestart(
+        group: String, handler makeHandler: () -> any TenantSequenceRecording
+    ) async throws {
+        let broker = try ExecTestBroker(group: group)
         let applied = [
             SyntheticEvent(tenant: "acme", tenantSeq: 1, table: "orders"),
             SyntheticEvent(kind: "domain", command: "order.placed", tenant: "acme", tenantSeq: 2, table: nil),
         ]
         try await produce(applied, to: broker.topic, on: broker.broker)
-        let handler = SDKSyncHandler(outputDirectory: scratch.url, logger: testLogger())
+        let handler = makeHandler()
         let first = try ConsumerRuntime(configuration: broker.configuration(), handler: handler, logger: testLogger())
         try await withRunningConsumer(first) {
             try await waitUntil("both events are committed", timeout: .seconds(120)) {
@@ -102,15 +132,12 @@ struct PersistedSequenceTests {
         #expect(try await handler.lastAppliedSequence(tenant: "acme", database: "app") == 2,
                 "a domain event advances the recorded sequence too")
 
-        // A new group reads the whole topic again, plus an event after a missing number.
         try await produce([SyntheticEvent(tenant: "acme", tenantSeq: 4, table: "after_gap")], to: broker.topic, on: broker.broker)
         var rereading = broker.configuration()
-        rereading.groupID = "persisted-sdk-2"
-        rereading.deadLetterTopic = "persisted-sdk-1.dead-letter"
+        rereading.groupID = "\(group)-again"
+        rereading.deadLetterTopic = "\(group).dead-letter"
         rereading.sequenceGapTimeout = .seconds(1)
-        let second = try ConsumerRuntime(
-            configuration: rereading, handler: SDKSyncHandler(outputDirectory: scratch.url, logger: testLogger()),
-            logger: testLogger())
+        let second = try ConsumerRuntime(configuration: rereading, handler: makeHandler(), logger: testLogger())
         try await withRunningConsumer(second) {
             try await waitUntil("the event after the gap is dead-lettered", timeout: .seconds(120)) {
                 try await broker.deadLetters().count == 1
@@ -118,7 +145,5 @@ struct PersistedSequenceTests {
         }
         #expect(second.skipped.duplicates == 2)
         #expect(second.skipped.gaps == 1)
-        let index = scratch.text("acme/src/index.ts")
-        #expect(index.contains("orders") && !index.contains("after_gap"), "\(index)")
     }
 }
