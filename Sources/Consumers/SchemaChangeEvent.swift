@@ -38,6 +38,17 @@ public struct SchemaChangeEvent: Sendable, Hashable, Decodable {
     public var enumType: EnumType?
     /// Drift events: `created`, `altered` or `dropped`.
     public var drift: String?
+    /// The source database (`current_database()` where the event was captured); `nil` in events
+    /// captured before the field existed.
+    public var database: String?
+    /// The tenant's sequence number: per tenant, gap-free and in commit order, so a consumer can
+    /// tell a missed event from a repeated one. `nil` for events without a tenant and for events
+    /// captured before sequence numbers existed.
+    public var tenantSeq: Int64?
+    /// `snapshot` and `snapshot_end` events: the id shared by every event of one snapshot call.
+    public var snapshotID: String?
+    /// `snapshot_end` events: every object the snapshot covered for the tenant.
+    public var snapshotObjects: [SnapshotObject]?
 
     enum CodingKeys: String, CodingKey {
         case version, kind, command, actor, table, changes, cascade, schema, drift
@@ -51,11 +62,61 @@ public struct SchemaChangeEvent: Sendable, Hashable, Decodable {
         case previousShapeKnown = "previous_shape_known"
         case droppedTables = "dropped_tables"
         case enumType = "enum"
+        case database
+        case tenantSeq = "tenant_seq"
+        case snapshotID = "snapshot_id"
+        case snapshotObjects = "snapshot_objects"
     }
 
     /// Decodes an event from the bytes of a Kafka record's value.
     public static func decode(_ bytes: some Collection<UInt8>) throws -> SchemaChangeEvent {
         try JSONDecoder().decode(SchemaChangeEvent.self, from: Data(bytes))
+    }
+}
+
+/// One object a snapshot covered, as a `snapshot_end` event lists it.
+public struct SnapshotObject: Sendable, Hashable, Decodable {
+    /// `table` or `type`.
+    public var objectType: String
+    /// `<schema>.<name>`, quoted as in DDL events.
+    public var objectIdentity: String
+
+    enum CodingKeys: String, CodingKey {
+        case objectType = "object_type"
+        case objectIdentity = "object_identity"
+    }
+
+    /// Schema and name from ``objectIdentity``, unquoted (`"My ""Schema"""."t"` gives
+    /// `My "Schema"` and `t`); `nil` when it is not two dot-separated identifiers.
+    public var schemaAndName: (schema: String, name: String)? {
+        var parts: [String] = []
+        var current = ""
+        var quoted = false
+        var characters = Array(objectIdentity)[...]
+        while let character = characters.popFirst() {
+            if quoted {
+                if character == "\"" {
+                    if characters.first == "\"" {
+                        current.append("\"")
+                        characters.removeFirst()
+                    } else {
+                        quoted = false
+                    }
+                } else {
+                    current.append(character)
+                }
+            } else if character == "\"" {
+                quoted = true
+            } else if character == "." {
+                parts.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        parts.append(current)
+        guard parts.count == 2, !quoted else { return nil }
+        return (parts[0], parts[1])
     }
 }
 

@@ -49,6 +49,32 @@ public struct OutboxOperations: Sendable {
     }
 
     /// How many delivered or dead events `selection` covers: what a replay would send again.
+    /// What `<schema>.snapshot()` emitted for one tenant.
+    public struct SnapshotCount: Sendable {
+        public var tenant: String
+        public var snapshotID: String
+        public var tables: Int
+        public var enums: Int
+    }
+
+    /// Emits `snapshot` / `snapshot_end` events for `tenant`, or for every tenant when nil,
+    /// through the outbox in one transaction (ordered with each tenant's DDL by `tenant_seq`).
+    /// A tenant without a schema, or one the capture does not publish, fails with SQLSTATE 22023.
+    public func snapshot(tenant: String?) async throws(PostgresError) -> [SnapshotCount] {
+        let rows = try await connection.query(
+            """
+            SELECT tenant_id, snapshot_id::text AS snapshot_id, tables, enums
+              FROM \(quotedSchema).snapshot($1::text) ORDER BY tenant_id
+            """, [tenant])
+        return try rows.map { row throws(PostgresError) in
+            SnapshotCount(
+                tenant: try row.require(String.self, column: "tenant_id"),
+                snapshotID: try row.require(String.self, column: "snapshot_id"),
+                tables: try row.require(Int.self, column: "tables"),
+                enums: try row.require(Int.self, column: "enums"))
+        }
+    }
+
     public func replayCount(_ selection: ReplaySelection) async throws(PostgresError) -> Int {
         let (condition, parameters) = selection.condition
         return try await connection.query(

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Consumers
 import Kafka
+import Logging
+import ServiceLifecycle
+import UnixSignals
 
 /// The options every consumer command shares, each with its settings key (config/ documents
 /// them per command). A consumer command adds its own options next to this group.
@@ -23,6 +26,10 @@ struct ConsumerSettingsOptions: ParsableArguments {
     var consumerProperties: [String] = []
     @Option(help: "Serve /metrics (consumer lag) and /health on this port; 0 picks a free one (http.port; default: none).")
     var httpPort: String?
+    @Option(help: "Apply only events of this source database, repeatable (consumer.sourceDatabases; default: the first database seen).")
+    var sourceDatabase: [String] = []
+    @Option(help: "Seconds an event after a missing tenant_seq is held back before it is dead-lettered (consumer.sequenceGapTimeoutSeconds, default 60).")
+    var sequenceGapTimeout: String?
     @OptionGroup var common: CommonSettingsOptions
 
     func add(to commandLine: inout CommandLineSettings) throws(ConfigurationError) {
@@ -35,6 +42,19 @@ struct ConsumerSettingsOptions: ParsableArguments {
         commandLine.list("kafka.properties", kafkaProperties, option: "--kafka-property")
         commandLine.list("kafka.consumerProperties", consumerProperties, option: "--consumer-property")
         try commandLine.int("http.port", httpPort, option: "--http-port")
+        commandLine.list("consumer.sourceDatabases", sourceDatabase, option: "--source-database")
+        try commandLine.number("consumer.sequenceGapTimeoutSeconds", sequenceGapTimeout, option: "--sequence-gap-timeout")
+    }
+}
+
+/// `--bootstrap-from`, for the consumers whose state can be built from the schema-state topic
+/// (`sdk-sync`, `warehouse-sync`).
+struct BootstrapOption: ParsableArguments {
+    @Option(help: "With no state yet, build it from this compacted schema-state topic, then continue where it ends (consumer.bootstrapFrom; default: none).")
+    var bootstrapFrom: String?
+
+    func add(to commandLine: inout CommandLineSettings) {
+        commandLine.string("consumer.bootstrapFrom", bootstrapFrom, option: "--bootstrap-from")
     }
 }
 
@@ -44,7 +64,11 @@ struct ConsumerSettings {
     var httpPort: UInt16?
     var common: CommonSettings
 
-    static func read(from settings: SettingsReader, defaultGroup: String) async throws -> ConsumerSettings {
+    /// - Parameter bootstrappable: whether the command's handler can be built from the
+    ///   schema-state topic, so that `consumer.bootstrapFrom` is read.
+    static func read(
+        from settings: SettingsReader, defaultGroup: String, bootstrappable: Bool = false
+    ) async throws -> ConsumerSettings {
         let brokers = try await settings.requiredString(
             "kafka.brokers", problem: "required (--brokers, KAFKA_BROKERS or kafka.brokers in the settings file)")
         let defaults = ConsumerRuntimeConfiguration(brokers: brokers, groupID: defaultGroup)
@@ -56,11 +80,29 @@ struct ConsumerSettings {
         runtime.maxAttempts = try await settings.int("consumer.maxAttempts", default: defaults.maxAttempts)
         runtime.kafkaProperties = try await settings.properties("kafka.properties")
         runtime.consumerProperties = try await settings.properties("kafka.consumerProperties")
+        runtime.sourceDatabases = try await settings.strings("consumer.sourceDatabases")
+        runtime.sequenceGapTimeout = try await settings.seconds(
+            "consumer.sequenceGapTimeoutSeconds", default: defaults.sequenceGapTimeout, in: 0...86_400)
+        if bootstrappable {
+            runtime.bootstrapTopic = try await settings.optionalString("consumer.bootstrapFrom")
+        }
         let common = try await CommonSettings.read(from: settings)
         runtime.shutdownTimeout = common.shutdownTimeout
         let httpPort = try await settings.optionalInt("http.port", in: 0...65_535).map { UInt16($0) }
         try await check(runtime, httpPort: httpPort)
         return ConsumerSettings(runtime: runtime, httpPort: httpPort, common: common)
+    }
+
+    /// The consumer and, with a port, its `/metrics`, `/health` and status page, stopped by SIGTERM
+    /// or SIGINT within the shutdown bound.
+    func serviceGroup(for runtime: ConsumerRuntime, logger: Logger) async throws -> ServiceGroup {
+        let observability = try await ConsumerObservability.services(for: runtime, port: httpPort, logger: logger)
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: observability + [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = common.shutdownTimeout
+        return ServiceGroup(configuration: groupConfiguration)
     }
 
     /// Registers the secrets among the properties for redaction, then refuses a configuration

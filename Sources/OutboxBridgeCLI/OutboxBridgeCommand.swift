@@ -24,6 +24,8 @@ public struct OutboxBridgeCommand: AsyncParsableCommand {
             SnapshotCommand.self,
             SDKSyncCommand.self,
             WarehouseSyncCommand.self,
+            ExecCommand.self,
+            SchemaStateCommand.self,
             DevBrokerCommand.self,
         ]
     )

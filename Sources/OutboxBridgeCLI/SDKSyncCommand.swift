@@ -20,6 +20,7 @@ struct SDKSyncCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var consumer: ConsumerSettingsOptions
+    @OptionGroup var bootstrap: BootstrapOption
     @Option(help: "Directory holding one package directory per tenant (sdk.out); required.")
     var out: String?
     @Option(help: "npm scope of the generated packages (sdk.packageScope, default @outbox-sdk).")
@@ -54,14 +55,7 @@ struct SDKSyncCommand: AsyncParsableCommand {
             printError("cannot start sdk-sync: \(error)")
             throw ExitStatus.status(for: error)
         }
-        let observability = try await ConsumerObservability.services(
-            for: runtime, port: settings.consumer.httpPort, logger: logger)
-        var groupConfiguration = ServiceGroupConfiguration(
-            services: observability + [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger)
-        groupConfiguration.maximumGracefulShutdownDuration = settings.consumer.common.shutdownTimeout
-        try await ServiceGroup(configuration: groupConfiguration).run()
+        try await settings.consumer.serviceGroup(for: runtime, logger: logger).run()
     }
 
     /// The settings from file, environment and options, checked as a whole.
@@ -70,6 +64,7 @@ struct SDKSyncCommand: AsyncParsableCommand {
     ) async throws(ConfigurationError) -> Settings {
         var commandLine = CommandLineSettings()
         try consumer.add(to: &commandLine)
+        bootstrap.add(to: &commandLine)
         commandLine.string("sdk.out", out, option: "--out")
         commandLine.string("sdk.packageScope", packageScope, option: "--package-scope")
         return try await consumer.common.load(commandLine, environment: environment, Self.read)
@@ -77,7 +72,7 @@ struct SDKSyncCommand: AsyncParsableCommand {
 
     /// Every setting `sdk-sync` uses, from whichever layer has it.
     static func read(from settings: SettingsReader) async throws -> Settings {
-        let consumer = try await ConsumerSettings.read(from: settings, defaultGroup: "sdk-sync")
+        let consumer = try await ConsumerSettings.read(from: settings, defaultGroup: "sdk-sync", bootstrappable: true)
         let out = try await settings.requiredString(
             "sdk.out", problem: "required: the directory to write packages to (--out, SDK_OUT or sdk.out)")
         let scope = try await settings.string("sdk.packageScope", default: "@outbox-sdk")

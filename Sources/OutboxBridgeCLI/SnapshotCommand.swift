@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Operations
+import Outbox
 import Postgres
 
 /// `outbox-bridge snapshot`: the current tables and enums of a tenant, or of every tenant, as
@@ -34,33 +35,25 @@ struct SnapshotCommand: AsyncParsableCommand {
 
     func run() async throws {
         let operations = try await outbox.connect()
-        let rows = try await reportingFailures(schema: outbox.schema) {
+        let counts = try await reportingFailures(schema: outbox.schema) {
             do {
-                return try await operations.connection.query(
-                    """
-                    SELECT tenant_id, snapshot_id::text AS snapshot_id, tables, enums
-                      FROM \(operations.quotedSchema).snapshot($1::text) ORDER BY tenant_id
-                    """, [tenant])
+                return try await operations.snapshot(tenant: tenant)
             } catch let error as PostgresError where error.sqlState == Self.invalidParameterValue {
                 // A tenant without a schema, or one the capture does not publish: bad input.
                 printError(error.message)
                 throw ExitStatus.badSettings
             }
         }
-        guard let first = rows.first else {
+        guard let first = counts.first else {
             print("no tenant schema to snapshot")
             return
         }
-        var tables = 0
-        var enums = 0
-        for row in rows {
-            let rowTables = try row.require(Int.self, column: "tables")
-            let rowEnums = try row.require(Int.self, column: "enums")
-            print("tenant \(try row.require(String.self, column: "tenant_id")): \(rowTables) tables, \(rowEnums) enums")
-            tables += rowTables
-            enums += rowEnums
+        for count in counts {
+            print("tenant \(count.tenant): \(count.tables) tables, \(count.enums) enums")
         }
-        print("snapshot \(try first.require(String.self, column: "snapshot_id")): \(rows.count) tenants, \(tables) tables, \(enums) enums")
+        let tables = counts.reduce(0) { $0 + $1.tables }
+        let enums = counts.reduce(0) { $0 + $1.enums }
+        print("snapshot \(first.snapshotID): \(counts.count) tenants, \(tables) tables, \(enums) enums")
     }
 
     /// `22023`: what `snapshot()` raises for a tenant it cannot snapshot.

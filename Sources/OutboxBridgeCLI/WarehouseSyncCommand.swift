@@ -21,6 +21,7 @@ struct WarehouseSyncCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var consumer: ConsumerSettingsOptions
+    @OptionGroup var bootstrap: BootstrapOption
     @Option(help: "Warehouse database URL or conninfo (warehouse.url, WAREHOUSE_URL); required.")
     var warehouseURL: String?
     @Option(help: "What a dropped table, column or schema becomes in the warehouse: keep (renamed as deprecated) or drop (warehouse.dropPolicy, default keep).")
@@ -52,6 +53,7 @@ struct WarehouseSyncCommand: AsyncParsableCommand {
     ) async throws(ConfigurationError) -> WarehouseSyncAssembly {
         var commandLine = CommandLineSettings()
         try consumer.add(to: &commandLine)
+        bootstrap.add(to: &commandLine)
         commandLine.string("warehouse.url", warehouseURL, option: "--warehouse-url")
         commandLine.string("warehouse.dropPolicy", dropPolicy, option: "--drop-policy")
         return try await consumer.common.load(commandLine, environment: environment, Self.read)
@@ -59,7 +61,7 @@ struct WarehouseSyncCommand: AsyncParsableCommand {
 
     /// Every setting `warehouse-sync` uses, from whichever layer has it.
     static func read(from settings: SettingsReader) async throws -> WarehouseSyncAssembly {
-        let consumer = try await ConsumerSettings.read(from: settings, defaultGroup: "warehouse-sync")
+        let consumer = try await ConsumerSettings.read(from: settings, defaultGroup: "warehouse-sync", bootstrappable: true)
         let url = try await settings.requiredString(
             "warehouse.url", isSecret: true, problem: "required (--warehouse-url, WAREHOUSE_URL or warehouse.url)")
         SecretRedaction.register(connectionString: url)
@@ -104,16 +106,10 @@ struct WarehouseSyncAssembly {
         } catch {
             throw StartupError(description: "warehouse-sync: \(error)")
         }
-        let observability: [ServiceGroupConfiguration.ServiceConfiguration]
         do {
-            observability = try await ConsumerObservability.services(for: runtime, port: consumer.httpPort, logger: logger)
+            return (try await consumer.serviceGroup(for: runtime, logger: logger), handler)
         } catch {
             throw StartupError(description: "warehouse-sync: cannot serve /metrics: \(error)")
         }
-        var groupConfiguration = ServiceGroupConfiguration(
-            services: observability + [.init(service: runtime)], gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger)
-        groupConfiguration.maximumGracefulShutdownDuration = consumer.common.shutdownTimeout
-        return (ServiceGroup(configuration: groupConfiguration), handler)
     }
 }

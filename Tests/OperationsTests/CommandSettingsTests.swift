@@ -164,12 +164,18 @@ struct CommandSettingsTests {
     func configurationFilesDocumentEveryKey() async throws {
         let config = OutboxTestEnvironment.sqlDirectory.deletingLastPathComponent().appendingPathComponent("config")
         let required = ["KAFKA_BROKERS": "127.0.0.1:9", "SDK_OUT": "/tmp/x", "WAREHOUSE_URL": "postgresql://x@127.0.0.1:1/dw"]
-        for (command, file) in [("run", "bridge.yaml"), ("sdk-sync", "sdk-sync.yaml"), ("warehouse-sync", "warehouse-sync.yaml")] {
+        let commands = [
+            ("run", "bridge.yaml"), ("sdk-sync", "sdk-sync.yaml"), ("warehouse-sync", "warehouse-sync.yaml"),
+            ("exec", "exec.yaml"), ("schema-state", "schema-state.yaml"),
+        ]
+        for (command, file) in commands {
             let path = config.appendingPathComponent(file).path
             let settings = try await SettingsReader.layered(yamlFile: path, environment: required.merging(["HTTP_PORT": "0"]) { $1 })
             switch command {
             case "run": _ = try await RunCommand.read(from: settings)
             case "sdk-sync": _ = try await SDKSyncCommand.read(from: settings)
+            case "exec": _ = try await ExecCommand.read(from: settings, command: ["true"])
+            case "schema-state": _ = try await SchemaStateCommand.read(from: settings)
             default: _ = try await WarehouseSyncCommand.read(from: settings)
             }
             try settings.checkFileHasNoUnknownKeys()

@@ -16,6 +16,9 @@ struct SDKState: Codable, Equatable, Sendable {
     var changelog: [SDKChangelogEntry] = []
     /// Sorted; every event applied, including those that changed nothing in the package.
     var appliedEventIDs: [String] = []
+    /// The highest `tenant_seq` applied (or passed over: domain events); `nil` in state written
+    /// before sequence numbers, or when no event carried one.
+    var lastTenantSeq: Int64?
 
     init(tenant: String) {
         self.tenant = tenant
@@ -24,6 +27,11 @@ struct SDKState: Codable, Equatable, Sendable {
     func hasApplied(_ eventID: String) -> Bool {
         let index = appliedEventIDs.partitioningIndex { $0 >= eventID }
         return index < appliedEventIDs.count && appliedEventIDs[index] == eventID
+    }
+
+    mutating func recordSequence(_ sequence: Int64?) {
+        guard let sequence else { return }
+        lastTenantSeq = max(lastTenantSeq ?? sequence, sequence)
     }
 
     mutating func recordApplied(_ eventID: String) {
