@@ -36,13 +36,13 @@ public struct DriftReconciliationService: Service {
     public func run() async throws {
         // Exported from the start, so a dashboard tells "no drift" from "not reconciling".
         driftEvents.increment(by: 0)
-        var database = ReconnectingConnection(url: databaseURL, options: databaseOptions, logger: logger)
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
-                let emitted = try await database.use { connection in
-                    let function = "\(try await connection.quoteIdentifier(schema)).reconcile()"
-                    return try await connection.query("SELECT \(function) AS emitted")[0].require(Int64.self, column: "emitted")
-                }
+                // A connection per call, closed when the call ends: calls are minutes apart, and
+                // an idle session held in between would only count against the login's limit.
+                let connection = try await PostgresConnection.connect(databaseURL, options: databaseOptions, logger: logger)
+                let function = "\(try await connection.quoteIdentifier(schema)).reconcile()"
+                let emitted = try await connection.query("SELECT \(function) AS emitted")[0].require(Int64.self, column: "emitted")
                 if emitted > 0 {
                     driftEvents.increment(by: emitted)
                     logger.warning("DDL escaped the event triggers; drift events emitted", metadata: [

@@ -18,7 +18,7 @@ struct SnapshotConsumerTests {
         ("orders", [("id", "integer"), ("total", "numeric(12,2)")]),
     ]
 
-    @Test("sdk-sync: a snapshot updates what changed and removes what is gone in one major; the same snapshot again changes no byte")
+    @Test("sdk-sync: a snapshot updates what changed and removes what is gone, each a major (snapshots carry no compatibility label); the same snapshot again changes no byte")
     func sdkSync() async throws {
         let scratch = try ScratchDirectory()
         let handler = SDKSyncHandler(outputDirectory: scratch.url, logger: testLogger())
@@ -28,7 +28,8 @@ struct SnapshotConsumerTests {
         }
         let package = ["acme/src/index.ts", "acme/package.json", "acme/CHANGELOG.md"].map { scratch.text($0) }
         #expect(package[0].contains("total") && !package[0].contains("legacy"), "\(package[0])")
-        #expect(package[1].contains("\"version\": \"2.0.0\""), "legacy removed in the next major: \(package[1])")
+        // 1.0.0 orders, 1.1.0 legacy (additive), 2.0.0 orders corrected by the snapshot, 3.0.0 legacy removed.
+        #expect(package[1].contains("\"version\": \"3.0.0\""), "the correction and the removal are majors: \(package[1])")
 
         // The same snapshot delivered again, and a new snapshot call of the same catalog.
         for event in first + SyntheticEvent.snapshot(tenant: "acme", firstSequence: 5, tables: Self.now) {

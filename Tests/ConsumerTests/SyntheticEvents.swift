@@ -68,6 +68,10 @@ struct SyntheticEvent: Sendable {
                 },
             ] as [String: Any]
         }
+        if kind == "ddl", command == "CREATE TABLE" {
+            // As capture labels it (sql/016): a new table is additive.
+            document["changes"] = ["compatibility": "additive"]
+        }
         if let snapshotID {
             document["snapshot_id"] = snapshotID
         }
