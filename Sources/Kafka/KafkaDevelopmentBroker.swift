@@ -5,6 +5,9 @@ public import Logging
 ///
 /// Any Kafka client, not only this module's, can connect through ``bootstrapServers``.
 ///
+/// The fault controls (broker down, round-trip time, request errors) are `package`: tests and the
+/// benchmark in this package use them; they are not part of the product's API.
+///
 /// Topics that a client uses before they are created here are auto-created with the mock's
 /// default of 4 partitions (librdkafka 2.0.2) and a replication factor of
 /// min(3, broker count); use ``createTopic(_:partitions:replicationFactor:)`` for exact counts.
@@ -39,45 +42,45 @@ public final class KafkaDevelopmentBroker: Sendable {
 
     /// Drops the broker's connections and refuses new ones; its partitions get no new leader,
     /// as when a broker of a single-replica topic is lost.
-    public func setBrokerDown(_ brokerID: Int32) throws(KafkaError) {
+    package func setBrokerDown(_ brokerID: Int32) throws(KafkaError) {
         try cluster.setBrokerDown(brokerID)
     }
 
-    public func setBrokerUp(_ brokerID: Int32) throws(KafkaError) {
+    package func setBrokerUp(_ brokerID: Int32) throws(KafkaError) {
         try cluster.setBrokerUp(brokerID)
     }
 
     /// Delays every response of the broker, to imitate a slow or distant cluster.
-    public func setRoundTripTime(broker brokerID: Int32, milliseconds: Int32) throws(KafkaError) {
+    package func setRoundTripTime(broker brokerID: Int32, milliseconds: Int32) throws(KafkaError) {
         try cluster.setRoundTripTime(brokerID: brokerID, milliseconds: milliseconds)
     }
 
     /// Answers the next `errors.count` requests of this kind, on any broker, with these errors
     /// in order; later requests are served normally.
-    public func pushRequestErrors(apiKey: KafkaAPIKey, errors: [KafkaErrorCode]) {
+    package func pushRequestErrors(apiKey: KafkaAPIKey, errors: [KafkaErrorCode]) {
         cluster.pushRequestErrors(apiKey: apiKey.rawValue, errors: errors)
     }
 
     /// Serves the next `count` requests of this kind that reach broker `brokerID` as usual (a
     /// produce request's records are stored at once) but answers each only after
     /// `milliseconds`; other requests are answered at once.
-    public func delayResponses(broker brokerID: Int32, apiKey: KafkaAPIKey, count: Int, milliseconds: Int32) throws(KafkaError) {
+    package func delayResponses(broker brokerID: Int32, apiKey: KafkaAPIKey, count: Int, milliseconds: Int32) throws(KafkaError) {
         try cluster.delayResponses(brokerID: brokerID, apiKey: apiKey.rawValue, count: count, milliseconds: milliseconds)
     }
 
     /// Forgets errors pushed for this kind of request that have not been used yet.
-    public func clearRequestErrors(apiKey: KafkaAPIKey) {
+    package func clearRequestErrors(apiKey: KafkaAPIKey) {
         cluster.clearRequestErrors(apiKey: apiKey.rawValue)
     }
 
     /// Makes metadata requests report this error for the topic until reset with `.noError`.
-    public func setTopicError(_ topic: String, error: KafkaErrorCode) {
+    package func setTopicError(_ topic: String, error: KafkaErrorCode) {
         cluster.setTopicError(topic, error: error)
     }
 }
 
 /// Kafka protocol request kinds, for injecting errors into one kind of request.
-public enum KafkaAPIKey: Int16, Sendable {
+package enum KafkaAPIKey: Int16, Sendable {
     case produce = 0
     case fetch = 1
     case listOffsets = 2

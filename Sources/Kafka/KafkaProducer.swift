@@ -4,8 +4,9 @@ import Synchronization
 /// Produces records and reports, per record, where the broker stored it, so the caller can mark
 /// an outbox row processed only after Kafka acknowledged it.
 ///
-/// Each producer has one dedicated thread serving delivery reports and one serial queue that
-/// enqueues records and runs blocking calls; neither uses Swift's cooperative pool.
+/// Records are enqueued on the caller's thread (librdkafka's produce call never blocks); each
+/// producer has one dedicated thread serving delivery reports and one serial queue for the calls
+/// that block (flush), neither on Swift's cooperative pool.
 ///
 /// librdkafka requires an instance that reports a fatal error (an idempotent producer's sequence
 /// failure, say) to be replaced, and this producer replaces its own: records the dead instance
@@ -27,7 +28,7 @@ public final class KafkaProducer: Sendable {
     private let awaitingRecovery = Atomic<Bool>(false)
     private let blockingCalls: BlockingCallQueue
     /// Metadata requests for health probes wait on their own queue: on `blockingCalls` a slow
-    /// broker's metadata reply would hold up every record produced behind it.
+    /// broker's metadata reply would hold up a flush behind it.
     private let probeCalls = BlockingCallQueue(label: "outbox-bridge.kafka.producer.probe")
     private let logger: Logger
 
@@ -138,34 +139,35 @@ public final class KafkaProducer: Sendable {
     }
 
     /// Returns once librdkafka has taken every record (or refused it), before any acknowledgement.
+    ///
+    /// Produces on the caller's thread: `rd_kafka_produceva` never blocks (it copies the record
+    /// into librdkafka's queue or refuses it), so a hop to another thread would only add two
+    /// wake-ups per batch. When the queue is full this waits, without blocking a thread, for the
+    /// next delivery report to make room.
     func enqueue(
         _ records: [KafkaRecord], observer: (@Sendable (Int, DeliveryBatch.Outcome) -> Void)? = nil
     ) async -> DeliveryBatch {
         let batch = DeliveryBatch(count: records.count, observer: observer)
-        await blockingCalls.run { [self] in
-            let instance = instance
-            Self.enqueue(records, of: batch, on: instance.client, tracking: instance.deliveries)
-        }
-        return batch
-    }
-
-    private static func enqueue(
-        _ records: [KafkaRecord], of batch: DeliveryBatch, on client: RDKafkaClient, tracking deliveries: DeliveryTracker
-    ) {
+        let instance = instance
+        let deliveries = instance.deliveries
         for (index, record) in records.enumerated() {
             guard let token = deliveries.register(batch, index: index) else {
-                batch.resolve(index, .failure(shutDownError))
+                batch.resolve(index, .failure(Self.shutDownError))
                 continue
             }
-            while let error = client.produce(record, token: token) {
+            while true {
+                let served = deliveries.reportsServed
+                guard let error = instance.client.produce(record, token: token) else { break }
                 guard error.code == .queueFull else {
                     deliveries.complete(RDKafkaDelivery(token: token, result: .failure(error)))
                     break
                 }
-                // Serving reports here frees queue space as soon as the broker acknowledges.
-                client.poll(timeoutMilliseconds: 100)
+                await deliveries.nextReport(after: served)
+                // Shut down or retired meanwhile: the record already has its outcome.
+                guard deliveries.isPending(token) else { break }
             }
         }
+        return batch
     }
 
     /// Waits until every enqueued record has been acknowledged or has failed.

@@ -67,6 +67,18 @@ final class DeliveryTracker: Sendable {
         var nextToken: UInt64 = 1
         var pending: [UInt64: Pending] = [:]
         var isClosed = false
+        /// How many reports were served so far: a sender that met a full queue waits for this
+        /// to pass the count it saw before producing, so a report served in between still
+        /// counts.
+        var reportsServed: UInt64 = 0
+        var roomWaiters: [(after: UInt64, waiter: CheckedContinuation<Void, Never>)] = []
+
+        mutating func takeRoomWaiters() -> [CheckedContinuation<Void, Never>] {
+            guard !roomWaiters.isEmpty else { return [] }
+            let due = roomWaiters.filter { isClosed || $0.after < reportsServed }.map(\.waiter)
+            roomWaiters.removeAll { isClosed || $0.after < reportsServed }
+            return due
+        }
     }
 
     private let state = Mutex(State())
@@ -86,15 +98,46 @@ final class DeliveryTracker: Sendable {
     /// record was still waiting for its report, so what it records is in place by the time
     /// the sender hears the outcome.
     func complete(_ delivery: RDKafkaDelivery, beforeResolving: () -> Void = {}) {
-        let pending = state.withLock { $0.pending.removeValue(forKey: delivery.token) }
+        let (pending, roomWaiters) = state.withLock { state in
+            state.reportsServed += 1
+            return (state.pending.removeValue(forKey: delivery.token), state.takeRoomWaiters())
+        }
+        roomWaiters.forEach { $0.resume() }
         guard let pending else { return }
         beforeResolving()
         pending.batch.resolve(pending.index, delivery.result)
     }
 
+    /// Reports served so far, to pass to ``nextReport(after:)``.
+    var reportsServed: UInt64 {
+        state.withLock { $0.reportsServed }
+    }
+
+    func isPending(_ token: UInt64) -> Bool {
+        state.withLock { $0.pending[token] != nil }
+    }
+
+    /// Returns once a report beyond the first `served` has been served, or once the tracker is
+    /// closed: a full librdkafka queue has room again only after a report. Bounded by
+    /// librdkafka's `message.timeout.ms`, after which every outstanding record is reported.
+    func nextReport(after served: UInt64) async {
+        await withCheckedContinuation { continuation in
+            let resumeNow = state.withLock { state in
+                guard !state.isClosed, state.reportsServed <= served else { return true }
+                state.roomWaiters.append((served, continuation))
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+
     /// Refuses further registrations; records already registered still get their reports.
+    /// Senders waiting for room stop waiting.
     func close() {
-        state.withLock { $0.isClosed = true }
+        state.withLock { state in
+            state.isClosed = true
+            return state.takeRoomWaiters()
+        }.forEach { $0.resume() }
     }
 
     func failAll(with error: KafkaError) {

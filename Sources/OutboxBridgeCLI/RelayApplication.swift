@@ -12,16 +12,6 @@ import UnixSignals
 /// Assembles the relay's services from a configuration, so tests build exactly what
 /// `outbox-bridge run` runs.
 public enum RelayApplication {
-    /// librdkafka settings the relay adds to the producer's own defaults; user properties
-    /// override them.
-    /// - `message.timeout.ms=30000`: a record the broker has not acknowledged in 30 s comes back
-    ///   as a failure, so its row gets a retry with backoff (and its tenant waits) instead of
-    ///   waiting for librdkafka's default of 5 minutes.
-    /// - `linger.ms=0`: the relay hands librdkafka whole batches at once, so waiting for more
-    ///   records only adds latency (5 ms would be most of the idle commit-to-ack time); records
-    ///   still batch up behind requests in flight.
-    public static let producerDefaults = ["message.timeout.ms": "30000", "linger.ms": "0"]
-
     /// A failure to start, reported as one line with exit status 1.
     public struct StartupError: Error, CustomStringConvertible {
         public let description: String
@@ -63,7 +53,7 @@ public enum RelayApplication {
             producer = try KafkaProducer(
                 configuration: KafkaProducerConfiguration(
                     bootstrapServers: configuration.brokers,
-                    properties: producerDefaults.merging(configuration.kafkaProperties) { _, user in user }),
+                    properties: ProducerGuarantees.producerProperties(passThrough: configuration.kafkaProperties)),
                 logger: logger)
             _ = try await producer.checkConnectivity(timeout: .seconds(10))
         } catch {

@@ -223,8 +223,7 @@ struct RunCommand: AsyncParsableCommand {
                 problem: "\(refused); allow it with --allow-unsafe-kafka-property \(refused.property) if you accept that")
         }
         let producer = KafkaProducerConfiguration.defaultProperties
-            .merging(RelayApplication.producerDefaults) { _, relay in relay }
-            .merging(relay.kafkaProperties) { _, user in user }
+            .merging(ProducerGuarantees.producerProperties(passThrough: relay.kafkaProperties)) { _, relay in relay }
         if let problem = await KafkaPropertyCheck.problem(with: producer, for: .producer) {
             throw ConfigurationError(key: "kafka.properties", problem: problem)
         }

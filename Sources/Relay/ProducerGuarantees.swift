@@ -11,10 +11,35 @@
 /// - the partitioner is `murmur2_random`: a tenant's key lands on the partition a Java client
 ///   (and every earlier record of that tenant) uses.
 ///
-/// The producer's defaults (`KafkaProducerConfiguration.defaultProperties`) set these; a
-/// pass-through property that contradicts one is refused at start unless it is named in an
-/// explicit allowance, so a guarantee is never switched off by a copied snippet or a typo.
+/// ``producerProperties(passThrough:)`` sets these, and the relay's timing, on top of the user's
+/// pass-through properties only where the user left them unset; a pass-through property that
+/// contradicts a guarantee is refused at start unless it is named in an explicit allowance, so a
+/// guarantee is never switched off by a copied snippet or a typo.
 public enum ProducerGuarantees {
+    /// The librdkafka settings the relay's producer runs with unless a pass-through property
+    /// says otherwise (the guarded ones only with an allowance):
+    /// - `enable.idempotence=true`, `acks=all`, `partitioner=murmur2_random`: the guarantees above
+    ///   (`max.in.flight` is librdkafka's default of 5, within the idempotent limit);
+    /// - `message.timeout.ms=30000`: a record the broker has not acknowledged in 30 s comes back
+    ///   as a failure, so its row gets a retry with backoff (and its tenant waits) instead of
+    ///   waiting for librdkafka's default of 5 minutes;
+    /// - `linger.ms=0`: the relay hands librdkafka whole batches at once, so waiting for more
+    ///   records only adds latency (5 ms would be most of the idle commit-to-ack time); records
+    ///   still batch up behind requests in flight.
+    public static let relayDefaults: [String: String] = [
+        "enable.idempotence": "true",
+        "acks": "all",
+        "partitioner": "murmur2_random",
+        "message.timeout.ms": "30000",
+        "linger.ms": "0",
+    ]
+
+    /// The properties to build the relay's producer with: ``relayDefaults`` under the user's
+    /// pass-through properties.
+    public static func producerProperties(passThrough: [String: String]) -> [String: String] {
+        relayDefaults.merging(passThrough) { _, user in user }
+    }
+
     /// One pass-through property that breaks a guarantee.
     public struct Violation: Sendable, Hashable, CustomStringConvertible {
         /// The property as the user spelled it (an alias such as `request.required.acks`

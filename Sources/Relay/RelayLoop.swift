@@ -47,7 +47,8 @@ final class RelayLoop {
 
     private var maxInFlight: Int { configuration.batchSize * configuration.maxInFlightBatches }
 
-    /// Runs until cancelled, or after a graceful shutdown once nothing is in flight.
+    /// Runs until cancelled, or after a graceful shutdown once nothing is in flight. A graceful
+    /// shutdown signals the wake signal, which ends any sleep, so the loop notices it at once.
     func run() async {
         while !Task.isCancelled {
             let stopping = Task.isShuttingDownGracefully
@@ -64,12 +65,12 @@ final class RelayLoop {
                 case .moreWaiting:
                     continue
                 case .idle:
-                    try await sleepUntilWoken()
+                    await sleepUntilWoken()
                 case .outOfRoom:
                     // Wait for the marker to resolve rows: some, to claim into the room; or,
                     // when stopping, all of them, to return.
                     if ledger.requestRoomSignal(below: stopping ? 1 : maxInFlight) {
-                        try await sleepUntilWoken()
+                        await sleepUntilWoken()
                     }
                 }
             } catch is CancellationError {
@@ -99,17 +100,11 @@ final class RelayLoop {
         return reconnected
     }
 
-    /// Sleeps until room is freed, a notification arrives or the poll interval passes. While
-    /// nothing is in flight a graceful shutdown ends the sleep at once.
-    private func sleepUntilWoken() async throws {
+    /// Sleeps until room is freed, a notification arrives, a graceful shutdown begins or the
+    /// poll interval passes.
+    private func sleepUntilWoken() async {
         let interval = min(configuration.pollInterval, configuration.leaseDuration / 5)
-        let signalled: Bool
-        if ledger.count == 0 {
-            signalled = await cancelWhenGracefulShutdown { [wake] in await wake.wait(timeout: interval) }
-        } else {
-            signalled = await wake.wait(timeout: interval)
-        }
-        if !signalled { metrics.polled() }
+        if await !wake.wait(timeout: interval) { metrics.polled() }
     }
 
     private enum Turn {

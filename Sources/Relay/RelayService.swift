@@ -70,7 +70,11 @@ public final class RelayService: Service, Sendable {
                     inbox: inbox, roomFreed: wake, logger: logger
                 ).run()
             }
-            await loop.run()
+            await withGracefulShutdownHandler {
+                await loop.run()
+            } onGracefulShutdown: {
+                wake.signal()
+            }
             background.cancelAll()
         }
         do {

@@ -29,6 +29,8 @@ struct DrainResult {
     let peakRSSKiB: Int
     /// The largest anonymous part of RSS seen, sampled every 50 ms (so it may miss a spike).
     let sampledPeakAnonymousKiB: Int
+    /// Context switches and instructions of the contestant's processes over the drain.
+    let counts: StableCounters.Counts
 }
 
 struct BenchmarkFailure: Error, CustomStringConvertible {
@@ -130,6 +132,7 @@ struct BenchmarkEnvironment {
         let started = clock.now
         let relay = try contestant.start()
         defer { relay.stop() }
+        let counters = StableCounters(pids: relay.pids)
         var drained = false
         var peakAnonymous = 0
         while !drained {
@@ -145,10 +148,11 @@ struct BenchmarkEnvironment {
         }
         let elapsed = started.duration(to: clock.now).seconds
         let cpu = relay.cpuSeconds
+        let counts = counters.stop()
         let peak = relay.peakResidentKiB
         let processed = drained ? expected : try await processedCount()
         return DrainResult(rate: Double(processed) / elapsed, processed: processed, seconds: elapsed,
-                           cpuSeconds: cpu, peakRSSKiB: peak, sampledPeakAnonymousKiB: peakAnonymous)
+                           cpuSeconds: cpu, peakRSSKiB: peak, sampledPeakAnonymousKiB: peakAnonymous, counts: counts)
     }
 
     private static func failures(_ outcomes: [Result<KafkaDeliveryReport, KafkaError>]) -> Int {

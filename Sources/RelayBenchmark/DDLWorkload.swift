@@ -32,6 +32,8 @@ struct DDLResult {
     /// CPU of the relay's process while the load ran and drained (start-up excluded).
     let cpuSeconds: Double
     let peakRSSKiB: Int
+    /// Context switches and instructions of the relay's processes while the load ran and drained.
+    let counts: StableCounters.Counts
 }
 
 /// Schema changes in tenant schemas `tenant_load_<n>`, written by several connections while a
@@ -80,6 +82,7 @@ struct DDLWorkload {
         defer { relay.stop() }
         try await waitUntilRelaying(relay)
         let cpuBefore = relay.cpuSeconds
+        let counters = StableCounters(pids: relay.pids)
         let recordsBefore = arrivals.recordCount
         let startedAt = wallClockSeconds()
         let written: WrittenStatements
@@ -92,6 +95,7 @@ struct DDLWorkload {
         _ = await arrivals.waitForRecords(atLeast: recordsBefore + written.count, timeout: grace)
         let observedUntil = wallClockSeconds()
         let cpuSeconds = relay.cpuSeconds - cpuBefore
+        let counts = counters.stop()
         let peak = relay.peakResidentKiB
         relay.stop()
 
@@ -106,7 +110,8 @@ struct DDLWorkload {
         let achievedRate: Double? = if case .steady = load { Double(events.count) / (lastCommit - startedAt) } else { nil }
         return DDLResult(
             load: load, statements: events.count, achievedRate: achievedRate, worstWriterLag: written.worstLag,
-            toKafka: toKafka, toMarked: toMarked, cpuSeconds: cpuSeconds, peakRSSKiB: peak)
+            toKafka: toKafka, toMarked: toMarked, cpuSeconds: cpuSeconds, peakRSSKiB: peak,
+            counts: counts)
     }
 
     /// Fresh tenant schemas and an empty outbox, with no relay running. Schemas are dropped one

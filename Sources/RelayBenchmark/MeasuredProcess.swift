@@ -5,10 +5,20 @@ import Foundation
 final class MeasuredProcess {
     private let processes: [Process]
 
+    /// CPUs the contestants run on (`taskset` list syntax), from `RELAY_BENCHMARK_CONTESTANT_CPUS`:
+    /// bench-relay.sh pins the harness to the other ones, so its consumer and polling loops do
+    /// not compete with the contestant for a core.
+    private static let contestantCPUs = ProcessInfo.processInfo.environment["RELAY_BENCHMARK_CONTESTANT_CPUS"]
+
     init(executable: String, arguments: [String]) throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
+        if let cpus = Self.contestantCPUs {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+            process.arguments = ["-c", cpus, executable] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+        }
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         processes = [process]
@@ -47,6 +57,8 @@ final class MeasuredProcess {
             return total + Double((Int(fields[12]) ?? 0) + (Int(fields[13]) ?? 0)) / Double(sysconf(Int32(_SC_CLK_TCK)))
         }
     }
+
+    var pids: [Int32] { processes.map(\.processIdentifier) }
 
     var isRunning: Bool { processes.allSatisfy(\.isRunning) }
 

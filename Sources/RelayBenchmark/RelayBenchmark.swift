@@ -80,8 +80,9 @@ struct RelayBenchmark {
             try await fillBacklog()
             let result = try await bench.drain(contestant, expected: options.events, budget: budget)
             let label = contestant.name + (budget == nil ? "" : ", \(options.articleSeconds) s budget")
-            print(String(format: "  %@: %8.0f events/s  (%d events in %.1f s, %.2f CPU s, peak RSS %.1f MiB)",
-                         label, result.rate, result.processed, result.seconds, result.cpuSeconds, result.peakRSSKiB.mebibytes))
+            print(String(format: "  %@: %8.0f events/s  (%d events in %.1f s, %.2f CPU s, peak RSS %.1f MiB; %@)",
+                         label, result.rate, result.processed, result.seconds, result.cpuSeconds, result.peakRSSKiB.mebibytes,
+                         result.counts.perEvent(result.processed)))
             drains.append((label, result))
         }
         let bridgeDrain = drains[0].result, batchDrain = drains[1].result
@@ -131,27 +132,29 @@ struct RelayBenchmark {
 
         // The tables, ready to paste into the README.
         print("\nmachine: \(machine)")
-        print("\n| relay (drain of \(options.events.grouped) events, \(options.tenants.grouped) tenants) | events/s | CPU s | CPU µs/event | peak RSS |")
-        print("| --- | ---: | ---: | ---: | ---: |")
+        print("\n| relay (drain of \(options.events.grouped) events, \(options.tenants.grouped) tenants) | events/s | CPU s | CPU µs/event | peak RSS"
+            + " | context switches, instructions per event |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
         for (label, result) in drains {
-            print(String(format: "| %@ | %.0f | %.2f | %.1f | %.1f MiB |", label, result.rate, result.cpuSeconds,
-                         result.cpuSeconds * 1e6 / Double(max(result.processed, 1)), result.peakRSSKiB.mebibytes))
+            print(String(format: "| %@ | %.0f | %.2f | %.1f | %.1f MiB | %@ |", label, result.rate, result.cpuSeconds,
+                         result.cpuSeconds * 1e6 / Double(max(result.processed, 1)), result.peakRSSKiB.mebibytes,
+                         result.counts.perEvent(result.processed)))
         }
-        print(String(format: "| PostgreSQL only (claim + mark, no Kafka) | %.0f | — | — | — |", postgresLimit))
-        print(String(format: "| librdkafka only (produce + ack, no PostgreSQL) | %.0f | — | — | — |", kafkaLimit))
+        print(String(format: "| PostgreSQL only (claim + mark, no Kafka) | %.0f | — | — | — | — |", postgresLimit))
+        print(String(format: "| librdkafka only (produce + ack, no PostgreSQL) | %.0f | — | — | — | — |", kafkaLimit))
 
         if !latencyRows.isEmpty {
             print("\n| relay | DDL | achieved rate | commit → in Kafka, ms p50 / p99 / p99.9 | commit → marked, ms p50 / p99 / p99.9"
-                + " | not in Kafka \(options.graceSeconds) s after | CPU s | peak RSS |")
-            print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+                + " | not in Kafka \(options.graceSeconds) s after | CPU s | peak RSS | context switches, instructions per event |")
+            print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
             if let floor {
-                print("| librdkafka only (produce → read) | idle, \(floor.count) records | — | \(floor.summary) | — | — | — | — |")
+                print("| librdkafka only (produce → read) | idle, \(floor.count) records | — | \(floor.summary) | — | — | — | — | — |")
             }
             for (relay, result) in latencyRows {
                 print("| \(relay) | \(result.load.label) | \(result.achievedRate.map { String(format: "%.0f/s", $0) } ?? "—") | "
                     + "\(result.toKafka.summary) | \(result.toMarked?.summary ?? "— (marks before publishing)") | "
                     + "\(result.toKafka.notArrived.grouped) | \(String(format: "%.2f", result.cpuSeconds)) | "
-                    + "\(String(format: "%.1f MiB", result.peakRSSKiB.mebibytes)) |")
+                    + "\(String(format: "%.1f MiB", result.peakRSSKiB.mebibytes)) | \(result.counts.perEvent(result.statements)) |")
             }
         }
 
@@ -278,6 +281,7 @@ extension DDLResult {
         if let toMarked { parts.append("→ marked \(toMarked.summary) ms") }
         if toKafka.notArrived > 0 { parts.append("\(toKafka.notArrived) not in Kafka at the end") }
         parts.append(String(format: "%.2f CPU s, peak RSS %.1f MiB", cpuSeconds, peakRSSKiB.mebibytes))
+        parts.append(counts.perEvent(statements))
         return parts.joined(separator: ", ")
     }
 }

@@ -28,6 +28,15 @@ struct SettingsValidationTests {
         #expect(acks.isAllowed(by: ["acks"]) && acks.isAllowed(by: ["request.required.acks"]) && !acks.isAllowed(by: ["partitioner"]))
     }
 
+    @Test("the relay's producer runs with every guarantee by default; pass-through properties win where no guarantee is at stake")
+    func relayProducerDefaults() {
+        #expect(ProducerGuarantees.violations(in: ProducerGuarantees.relayDefaults).isEmpty)
+        let properties = ProducerGuarantees.producerProperties(passThrough: ["linger.ms": "2", "compression.type": "lz4"])
+        #expect(properties["linger.ms"] == "2" && properties["compression.type"] == "lz4")
+        #expect(properties["acks"] == "all" && properties["enable.idempotence"] == "true"
+            && properties["partitioner"] == "murmur2_random" && properties["message.timeout.ms"] == "30000")
+    }
+
     @Test("the YAML key scanner finds every key of a block-style file, typos included, and refuses flow mappings")
     func yamlKeys() throws {
         let keys = try YAMLKeys.keys(in: """

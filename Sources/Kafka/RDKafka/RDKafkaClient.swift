@@ -1,10 +1,12 @@
 internal import CRdKafka
+import Foundation
 import Logging
 
 /// Owns one `rd_kafka_t` and makes every raw call on it.
 ///
-/// `@unchecked Sendable` because librdkafka documents its handle as thread-safe: the producer's
-/// poll thread and its enqueue queue use the same handle at once. Calls that block
+/// `@unchecked Sendable` because librdkafka documents its handle as thread-safe (and the event
+/// pipe's ends are only read by one thread, written by any): the producer's poll thread and the
+/// tasks that produce use the same handle at once. Calls that block
 /// (`poll`, `flush`, metadata, consumer poll, commit, close) must be made from a dedicated thread
 /// or queue, never from Swift's cooperative pool; callers guarantee that.
 final class RDKafkaClient: @unchecked Sendable {
@@ -25,17 +27,29 @@ final class RDKafkaClient: @unchecked Sendable {
     /// Kept alive as long as `handle`: librdkafka's callbacks reach it through `rd_kafka_opaque`.
     private let context: RDKafkaClientContext
     private let counterScope: String
+    /// A non-blocking pipe librdkafka writes a byte to whenever the main queue (delivery
+    /// reports, logs, errors) goes from empty to non-empty, so a thread can sleep until there is
+    /// something to serve. Closed only after the handle is destroyed: librdkafka writes to it
+    /// until then.
+    private let eventPipe: (read: Int32, write: Int32)
 
-    private init(handle: OpaquePointer, bootstrapServers: String, context: RDKafkaClientContext) {
+    private init(
+        handle: OpaquePointer, bootstrapServers: String, context: RDKafkaClientContext, eventPipe: (read: Int32, write: Int32)
+    ) {
         self.handle = handle
         self.bootstrapServers = bootstrapServers
         self.context = context
+        self.eventPipe = eventPipe
         counterScope = RDKafkaHandleCounter.created()
     }
 
     deinit {
         rd_kafka_destroy(handle)
         RDKafkaHandleCounter.destroyed(in: counterScope)
+        if eventPipe.read >= 0 {
+            Foundation.close(eventPipe.read)
+            Foundation.close(eventPipe.write)
+        }
     }
 
     /// Builds a configured handle. librdkafka takes ownership of the conf only when
@@ -77,15 +91,59 @@ final class RDKafkaClient: @unchecked Sendable {
         // librdkafka's own threads (started with C11 `thrd_create`, which ThreadSanitizer and
         // other tools do not see). Lines logged during `rd_kafka_new` were delivered directly.
         rd_kafka_set_log_queue(handle, nil)
-        return RDKafkaClient(handle: handle, bootstrapServers: properties["bootstrap.servers"] ?? "", context: context)
+        // A consumer's main queue is forwarded to its consumer queue, which its own poll serves;
+        // librdkafka signals only a destination queue, so only producers get the pipe.
+        let eventPipe = kind == .producer ? signalMainQueue(of: handle) : (-1, -1)
+        return RDKafkaClient(
+            handle: handle, bootstrapServers: properties["bootstrap.servers"] ?? "", context: context, eventPipe: eventPipe)
+    }
+
+    /// Asks librdkafka to write a byte to a new non-blocking pipe whenever the handle's main queue
+    /// becomes non-empty. Without a pipe (the process is out of descriptors) the waiting thread
+    /// falls back to polling every 100 ms.
+    private static func signalMainQueue(of handle: OpaquePointer) -> (read: Int32, write: Int32) {
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { return (-1, -1) }
+        for end in ends {
+            _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+        }
+        let queue = rd_kafka_queue_get_main(handle)
+        var byte: UInt8 = 1
+        rd_kafka_queue_io_event_enable(queue, ends[1], &byte, 1)
+        rd_kafka_queue_destroy(queue)
+        return (ends[0], ends[1])
     }
 
     // MARK: Producer
 
     /// Serves delivery reports, logs and errors; returns as soon as one event was served or the
     /// timeout passed.
-    func poll(timeoutMilliseconds: Int32) {
+    /// - Returns: how many events were served.
+    @discardableResult
+    func poll(timeoutMilliseconds: Int32) -> Int32 {
         rd_kafka_poll(handle, timeoutMilliseconds)
+    }
+
+    /// Sleeps until the main queue has something to serve or ``interruptEventWait()`` is
+    /// called (then, or on a spurious wake-up, returns early: callers serve and wait again).
+    /// Blocks its thread: only for a dedicated one.
+    func waitForEvents() {
+        guard eventPipe.read >= 0 else {
+            rd_kafka_poll(handle, 100)
+            return
+        }
+        var descriptor = pollfd(fd: eventPipe.read, events: Int16(POLLIN), revents: 0)
+        while Glibc.poll(&descriptor, 1, -1) < 0 && errno == EINTR {}
+        var bytes = [UInt8](repeating: 0, count: 64)
+        while read(eventPipe.read, &bytes, bytes.count) > 0 {}
+    }
+
+    /// Ends a ``waitForEvents()`` in progress, or the next one. Safe from any thread.
+    func interruptEventWait() {
+        guard eventPipe.write >= 0 else { return }
+        var byte: UInt8 = 1
+        _ = write(eventPipe.write, &byte, 1)
     }
 
     /// Enqueues one record; librdkafka copies key, value and headers before returning.

@@ -1,13 +1,12 @@
 import Foundation
 import Synchronization
 
-/// A dedicated thread that keeps a client's events (delivery reports, logs, errors) flowing by
-/// blocking in `rd_kafka_poll`.
-///
-/// `rd_kafka_poll` returns as soon as a delivery report arrives, so acknowledgements reach their
-/// waiters without a sleep-imposed floor on latency; the 100 ms timeout only bounds how long a
-/// stop request waits to be noticed. The thread holds the client weakly between polls so that
-/// releasing the client's owner is what destroys the handle.
+/// A dedicated thread that keeps a client's events (delivery reports, logs, errors) flowing. It
+/// sleeps in `poll()` on the client's event descriptor, which librdkafka signals as soon as an
+/// event is queued, and then serves every queued event at once: a report wakes it exactly once,
+/// and an idle client never wakes it at all (the former 100 ms `rd_kafka_poll` loop woke it ten
+/// times a second). The thread keeps the client alive until it stops, so the handle is destroyed
+/// only after it no longer waits on the client's descriptor.
 final class PollThread: Sendable {
     private struct State {
         var stopRequested = false
@@ -16,14 +15,20 @@ final class PollThread: Sendable {
     }
 
     private let state = Mutex(State())
+    private let client: RDKafkaClient
 
-    private init() {}
+    private init(client: RDKafkaClient) {
+        self.client = client
+    }
 
     static func start(name: String, polling client: RDKafkaClient) -> PollThread {
-        let loop = PollThread()
-        let thread = Thread { [weak client] in
-            while !loop.isStopRequested, let client {
-                client.poll(timeoutMilliseconds: 100)
+        let loop = PollThread(client: client)
+        let thread = Thread { [client] in
+            while !loop.isStopRequested {
+                // Serve before waiting: the pipe is written only when the queue turns non-empty,
+                // so whatever was queued before it was set up, or while serving, is served here.
+                while client.poll(timeoutMilliseconds: 0) > 0 {}
+                client.waitForEvents()
             }
             loop.markExited()
         }
@@ -38,6 +43,7 @@ final class PollThread: Sendable {
 
     func requestStop() {
         state.withLock { $0.stopRequested = true }
+        client.interruptEventWait()
     }
 
     /// Returns once the thread no longer touches the client.
@@ -53,6 +59,7 @@ final class PollThread: Sendable {
             if alreadyExited {
                 continuation.resume()
             }
+            client.interruptEventWait()
         }
     }
 
