@@ -2,15 +2,15 @@
 # Installs the Debian packages OutboxBridge needs, only those missing, so repeated runs are quick.
 #
 #   scripts/install-deps.sh        # what building and running the bridge needs
-#   scripts/install-deps.sh demo   # plus kcat, which the demo reads Kafka with, and tsc and node for the SDK
+#   scripts/install-deps.sh demo   # plus kcat, which the demo reads Kafka with, tsc and node for the SDK, jq for exec's example
 #   scripts/install-deps.sh test   # plus the independent clients and servers the tests use
 #   scripts/install-deps.sh bench  # plus the Python peer relays' libraries (scripts/peers/)
 set -euo pipefail
 
 packages=(pkg-config libpq-dev librdkafka-dev postgresql-15)
 if [ "${1:-}" = demo ]; then
-    # kcat reads Kafka; tsc and node use the generated SDK.
-    packages+=(kcat node-typescript nodejs)
+    # kcat reads Kafka; tsc and node use the generated SDK; jq reads events in examples/markdown-docs.sh.
+    packages+=(kcat node-typescript nodejs jq)
 fi
 if [ "${1:-}" = test ]; then
     # kcat and python3-kafka read Kafka independently of our librdkafka wrapper;

@@ -10,15 +10,16 @@ import ServiceLifecycle
 /// group, topic and partition (`outbox_consumer_lag`), and the events not applied since start by
 /// reason (`outbox_consumer_skipped_events{group,reason}`: `other_database`, `duplicate`,
 /// `sequence_gap`), refreshed every few seconds; and its status page and `/api/status` (lag, last
-/// applied event per tenant, dead letters), for loopback clients only.
+/// applied event per tenant, dead letters), for loopback clients and, with `http.token`, for
+/// clients sending it as a bearer token.
 enum ConsumerObservability {
     static func services(
-        for runtime: ConsumerRuntime, port: UInt16?, logger: Logger
+        for runtime: ConsumerRuntime, port: UInt16?, statusToken: String?, logger: Logger
     ) async throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
         guard let port else { return [] }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let status = StatusEndpoint(token: nil) { readinessProblems in
+        let status = StatusEndpoint(token: statusToken) { readinessProblems in
             try OperatorJSON.encode(runtime.status(readinessProblems: readinessProblems))
         }
         let server = try await ObservabilityServer(

@@ -62,6 +62,8 @@ struct BootstrapOption: ParsableArguments {
 struct ConsumerSettings {
     var runtime: ConsumerRuntimeConfiguration
     var httpPort: UInt16?
+    /// The bearer token that opens the status page to clients off loopback; `nil`: loopback only.
+    var statusToken: String?
     var common: CommonSettings
 
     /// - Parameter bootstrappable: whether the command's handler can be built from the
@@ -89,14 +91,16 @@ struct ConsumerSettings {
         let common = try await CommonSettings.read(from: settings)
         runtime.shutdownTimeout = common.shutdownTimeout
         let httpPort = try await settings.optionalInt("http.port", in: 0...65_535).map { UInt16($0) }
+        let statusToken = try await settings.statusToken()
         try await check(runtime, httpPort: httpPort)
-        return ConsumerSettings(runtime: runtime, httpPort: httpPort, common: common)
+        return ConsumerSettings(runtime: runtime, httpPort: httpPort, statusToken: statusToken, common: common)
     }
 
     /// The consumer and, with a port, its `/metrics`, `/health` and status page, stopped by SIGTERM
     /// or SIGINT within the shutdown bound.
     func serviceGroup(for runtime: ConsumerRuntime, logger: Logger) async throws -> ServiceGroup {
-        let observability = try await ConsumerObservability.services(for: runtime, port: httpPort, logger: logger)
+        let observability = try await ConsumerObservability.services(
+            for: runtime, port: httpPort, statusToken: statusToken, logger: logger)
         var groupConfiguration = ServiceGroupConfiguration(
             services: observability + [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -6,7 +6,7 @@ import Synchronization
 import Glibc
 #endif
 
-/// How far a long operator command (`audit`, `replay`, `prune`) is, as one line on standard
+/// How far a long operator command (`audit`, `replay`, `prune`, `snapshot`) is, as one line on standard
 /// error redrawn in place: done of total, rate and time left. It draws only on a terminal: a
 /// log file or a pipe gets no carriage returns and no half lines, at most the one summary line
 /// a command asks for at the end. Standard output stays the command's result.

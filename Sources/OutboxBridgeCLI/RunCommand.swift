@@ -166,34 +166,12 @@ struct RunCommand: AsyncParsableCommand {
         var endpoint = ObservabilityEndpoint(registry: PrometheusCollectorRegistry())
         endpoint.host = try await settings.string("http.host", default: endpoint.host)
         endpoint.port = UInt16(try await settings.int("http.port", default: Int(endpoint.port), in: 0...65_535))
-        endpoint.statusToken = try await statusToken(from: settings)
+        endpoint.statusToken = try await settings.statusToken()
         guard enabled else { return nil }
         if let problem = PortCheck.bindProblem(host: endpoint.host, port: endpoint.port) {
             throw ConfigurationError(key: "http.port", problem: problem)
         }
         return endpoint
-    }
-
-    /// `http.token`, or the first line of the file `http.tokenFile` (so the token stays out of
-    /// the settings file and the process list); not both.
-    private static func statusToken(from settings: SettingsReader) async throws -> String? {
-        let token = try await settings.secret("http.token", default: "")
-        let file = try await settings.optionalString("http.tokenFile")
-        switch (token.isEmpty ? nil : token, file) {
-        case (nil, nil): return nil
-        case (let token?, nil): return token
-        case (nil, let path?):
-            guard let contents = FileManager.default.contents(atPath: path) else {
-                throw ConfigurationError(key: "http.tokenFile", problem: "cannot read \(path)")
-            }
-            let firstLine = String(decoding: contents, as: UTF8.self).split(whereSeparator: \.isNewline).first
-            guard let read = firstLine.map({ $0.trimmingCharacters(in: .whitespaces) }), !read.isEmpty else {
-                throw ConfigurationError(key: "http.tokenFile", problem: "\(path) holds no token")
-            }
-            return read
-        case (_?, _?):
-            throw ConfigurationError(key: "http.token", problem: "set together with http.tokenFile; choose one")
-        }
     }
 
     /// Brokers or an explicit development broker, properties librdkafka accepts, and no

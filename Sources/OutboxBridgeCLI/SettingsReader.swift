@@ -142,6 +142,29 @@ struct SettingsReader {
         return .milliseconds(Int64((value * 1000).rounded()))
     }
 
+    /// `http.token`, or the first line of the file `http.tokenFile` (so the token stays out of
+    /// the settings file and the process list); not both. `run` and every consumer read it
+    /// alike for their status page.
+    func statusToken() async throws -> String? {
+        let token = try await secret("http.token", default: "")
+        let file = try await optionalString("http.tokenFile")
+        switch (token.isEmpty ? nil : token, file) {
+        case (nil, nil): return nil
+        case (let token?, nil): return token
+        case (nil, let path?):
+            guard let contents = FileManager.default.contents(atPath: path) else {
+                throw ConfigurationError(key: "http.tokenFile", problem: "cannot read \(path)")
+            }
+            let firstLine = String(decoding: contents, as: UTF8.self).split(whereSeparator: \.isNewline).first
+            guard let fileToken = firstLine.map({ $0.trimmingCharacters(in: .whitespaces) }), !fileToken.isEmpty else {
+                throw ConfigurationError(key: "http.tokenFile", problem: "\(path) holds no token")
+            }
+            return fileToken
+        case (_?, _?):
+            throw ConfigurationError(key: "http.token", problem: "set together with http.tokenFile; choose one")
+        }
+    }
+
     private func read<T>(_ key: String, _ fetch: () async throws -> T) async throws -> T {
         _ = requestedKeys.keys.withLock { $0.insert(key) }
         do {

@@ -15,7 +15,8 @@ struct SnapshotCommand: AsyncParsableCommand {
         discussion: """
             Calls <schema>.snapshot(): one snapshot event per table (partitions included) and \
             enum, then a snapshot_end event per tenant listing them, all with one snapshot_id. \
-            Prints a line per tenant with the counts. Needs a role granted outbox_relay.
+            Prints a line per tenant with the counts; on a terminal, standard error shows the time \
+            so far while it runs. Needs a role granted outbox_relay.
             """)
 
     @OptionGroup var outbox: OutboxLocation
@@ -35,15 +36,18 @@ struct SnapshotCommand: AsyncParsableCommand {
 
     func run() async throws {
         let operations = try await outbox.connect()
+        // One SQL call whose size is unknown until it returns: on a terminal, the time so far.
+        let progress = ProgressReporter("snapshot: tables and enums")
         let counts = try await reportingFailures(schema: outbox.schema) {
             do {
-                return try await operations.snapshot(tenant: tenant)
+                return try await progress.whileRunning { try await operations.snapshot(tenant: tenant) }
             } catch let error as PostgresError where error.sqlState == Self.invalidParameterValue {
                 // A tenant without a schema, or one the capture does not publish: bad input.
                 printError(error.message)
                 throw ExitStatus.badSettings
             }
         }
+        progress.finish(done: counts.reduce(0) { $0 + $1.tables + $1.enums })
         guard let first = counts.first else {
             print("no tenant schema to snapshot")
             return

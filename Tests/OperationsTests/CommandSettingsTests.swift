@@ -7,7 +7,7 @@ import Relay
 import TestSupport
 import Testing
 
-/// `run`, `sdk-sync` and `warehouse-sync` read their settings one way: the YAML file, then
+/// `run`, `sdk-sync`, `warehouse-sync`, `exec` and `schema-state` read their settings one way: the YAML file, then
 /// environment variables, then options; a key nothing reads and a value that cannot be used are
 /// refused with one line naming the key; `config/` documents every key each command reads.
 @Suite("One settings path for every long-running command")
@@ -115,6 +115,63 @@ struct CommandSettingsTests {
         #expect(fromOptions.consumer.runtime.shutdownTimeout == .seconds(7))
     }
 
+    @Test("exec: file < environment < option")
+    func execPrecedence() async throws {
+        let file = try settingsFile("""
+            kafka:
+              brokers: 127.0.0.1:9
+            consumer:
+              group: file-group
+            exec:
+              tenants: [from-file]
+              timeoutSeconds: 10
+
+            """)
+        let command = ["--", "examples/markdown-docs.sh"]
+        let fromFile = try await ExecCommand.parse(["--config", file] + command).loadSettings(environment: [:])
+        #expect(fromFile.consumer.runtime.groupID == "file-group")
+        #expect(fromFile.exec.tenants == ["from-file"])
+        #expect(fromFile.exec.timeout == .seconds(10))
+        #expect(fromFile.exec.command == ["examples/markdown-docs.sh"])
+        let environment = ["CONSUMER_GROUP": "env-group", "EXEC_TENANTS": "from-env", "EXEC_TIMEOUT_SECONDS": "20"]
+        let fromEnvironment = try await ExecCommand.parse(["--config", file] + command).loadSettings(environment: environment)
+        #expect(fromEnvironment.consumer.runtime.groupID == "env-group")
+        #expect(fromEnvironment.exec.tenants == ["from-env"])
+        #expect(fromEnvironment.exec.timeout == .seconds(20))
+        let fromOptions = try await ExecCommand.parse(
+            ["--config", file, "--group", "option-group", "--tenant", "from-option", "--timeout", "30"] + command
+        ).loadSettings(environment: environment)
+        #expect(fromOptions.consumer.runtime.groupID == "option-group")
+        #expect(fromOptions.exec.tenants == ["from-option"])
+        #expect(fromOptions.exec.timeout == .seconds(30))
+    }
+
+    @Test("schema-state: file < environment < option")
+    func schemaStatePrecedence() async throws {
+        let file = try settingsFile("""
+            kafka:
+              brokers: 127.0.0.1:9
+            schemaState:
+              topic: state-from-file
+            shutdown:
+              timeoutSeconds: 5
+
+            """)
+        let fromFile = try await SchemaStateCommand.parse(["--config", file]).loadSettings(environment: [:])
+        #expect(fromFile.stateTopic == "state-from-file")
+        #expect(fromFile.consumer.runtime.groupID == "schema-state")
+        #expect(fromFile.consumer.runtime.shutdownTimeout == .seconds(5))
+        let environment = ["SCHEMA_STATE_TOPIC": "state-from-env", "SHUTDOWN_TIMEOUT_SECONDS": "6"]
+        let fromEnvironment = try await SchemaStateCommand.parse(["--config", file]).loadSettings(environment: environment)
+        #expect(fromEnvironment.stateTopic == "state-from-env")
+        #expect(fromEnvironment.consumer.runtime.shutdownTimeout == .seconds(6))
+        let fromOptions = try await SchemaStateCommand.parse(
+            ["--config", file, "--state-topic", "state-from-option", "--shutdown-timeout", "7"]
+        ).loadSettings(environment: environment)
+        #expect(fromOptions.stateTopic == "state-from-option")
+        #expect(fromOptions.consumer.runtime.shutdownTimeout == .seconds(7))
+    }
+
     @Test("An unknown key in the file is refused, naming it, by every command")
     func unknownKeys() async throws {
         let run = try settingsFile("kafka:\n  brokers: 127.0.0.1:9\nrelay:\n  batchSzie: 5\n")
@@ -129,6 +186,16 @@ struct CommandSettingsTests {
             _ = try await WarehouseSyncCommand.parse(["--config", warehouse]).loadSettings(environment: [:])
         }
         #expect(warehouseError?.key == "consumer.gruop")
+        let exec = try settingsFile("kafka:\n  brokers: 127.0.0.1:9\nexec:\n  timeout: 5\n")
+        let execError = await refusal {
+            _ = try await ExecCommand.parse(["--config", exec, "--", "true"]).loadSettings(environment: [:])
+        }
+        #expect(execError?.key == "exec.timeout")
+        let schemaState = try settingsFile("kafka:\n  brokers: 127.0.0.1:9\nschemaState:\n  stateTopic: x\n")
+        let schemaStateError = await refusal {
+            _ = try await SchemaStateCommand.parse(["--config", schemaState]).loadSettings(environment: [:])
+        }
+        #expect(schemaStateError?.key == "schemaState.stateTopic")
     }
 
     @Test("A bad value is refused with one line naming the key, and the option when it came from one")
@@ -150,6 +217,15 @@ struct CommandSettingsTests {
              "invalid configuration: warehouse.dropPolicy: must be keep or drop, not 'archive'"),
             ("warehouse-sync", ["--http-port", "70000"], [:],
              "invalid configuration: http.port: must be between 0 and 65535, got 70000 (from --http-port)"),
+            ("exec", ["--timeout", "0", "--", "true"], [:],
+             "invalid configuration: exec.timeoutSeconds: must be between 1.0 and 86400.0 seconds, got 0.0 (from --timeout)"),
+            ("exec", ["--timeout", "soon", "--", "true"], [:],
+             "invalid configuration: exec.timeoutSeconds: expected a number, got soon (from --timeout)"),
+            ("exec", [], [:], "invalid configuration: command: a command to run is required (after --)"),
+            ("schema-state", ["--state-topic", "schema-changes"], [:],
+             "invalid configuration: schemaState.topic: must be a topic other than the events topic (consumer.topic) (from --state-topic)"),
+            ("schema-state", [], ["CONSUMER_SEQUENCE_GAP_TIMEOUT_SECONDS": "-1"],
+             "invalid configuration: consumer.sequenceGapTimeoutSeconds: must be between 0.0 and 86400.0 seconds, got -1.0"),
         ]
         for (command, arguments, environment, line) in cases {
             let merged = required.merging(environment) { $1 }
@@ -192,6 +268,8 @@ struct CommandSettingsTests {
         switch command {
         case "run": _ = try await RunCommand.parse(arguments).loadSettings(environment: environment)
         case "sdk-sync": _ = try await SDKSyncCommand.parse(arguments).loadSettings(environment: environment)
+        case "exec": _ = try await ExecCommand.parse(arguments).loadSettings(environment: environment)
+        case "schema-state": _ = try await SchemaStateCommand.parse(arguments).loadSettings(environment: environment)
         default: _ = try await WarehouseSyncCommand.parse(arguments).loadSettings(environment: environment)
         }
     }

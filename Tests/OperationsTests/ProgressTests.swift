@@ -51,6 +51,28 @@ struct ProgressTests {
         #expect(pruneOnTerminal.contains("\r\u{1B}[2Kprune: deleted 6 of 6 (100%)"), "\(pruneOnTerminal.debugDescription)")
     }
 
+    @Test("snapshot draws its elapsed time on a terminal and nothing into a pipe")
+    func snapshotOnTerminalOnly() async throws {
+        let environment = try await OutboxTestEnvironment.start("progress_snapshot")
+        defer { Task { await environment.drop() } }
+        let sql = try await environment.database.connect()
+        try await sql.execute(script: """
+            CREATE SCHEMA tenant_progress; CREATE TYPE tenant_progress.mood AS ENUM ('ok');
+            CREATE TABLE tenant_progress.a (id int); CREATE TABLE tenant_progress.b (id int);
+            """)
+        let executable = try RelayProcess.executableURL().path
+        let command = [executable, "snapshot", "--database-url", environment.database.url, "--all"]
+
+        let intoFile = try await runTool(command[0], Array(command.dropFirst()))
+        #expect(intoFile.status == 0, "\(intoFile.errorOutput)")
+        #expect(intoFile.output.contains("tenant progress: 2 tables, 1 enums"))
+        #expect(intoFile.errorOutput.isEmpty, "drawn into a file: \(intoFile.errorOutput.debugDescription)")
+        let onTerminal = try await onTerminal(command)
+        #expect(onTerminal.contains("\r\u{1B}[2Ksnapshot: tables and enums 3, "), "\(onTerminal.debugDescription)")
+        #expect(onTerminal.contains("done in"), "\(onTerminal.debugDescription)")
+        #expect(onTerminal.contains("tenant progress: 2 tables, 1 enums"))
+    }
+
     /// Events of these tenants, delivered ten days ago.
     private func deliveredLongAgo(_ sql: PostgresConnection, tenants: [String]) async throws {
         for tenant in tenants {

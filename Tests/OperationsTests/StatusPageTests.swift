@@ -235,7 +235,7 @@ struct StatusPageTests {
         await environment.drop()
     }
 
-    @Test("a consumer's page shows its lag per partition, the last event applied per tenant and its dead letters, on loopback only")
+    @Test("a consumer's page shows its lag per partition, the last event applied per tenant and its dead letters, on loopback or with the token (401 otherwise)")
     func consumerPage() async throws {
         let browser = try HeadlessBrowser()
         let environment = try await OutboxTestEnvironment.start("consumer_page")
@@ -254,7 +254,7 @@ struct StatusPageTests {
         defer { try? FileManager.default.removeItem(at: output) }
         let consumer = try RelayProcess.launch(
             ["sdk-sync", "--brokers", environment.broker.bootstrapServers, "--out", output.path, "--http-port", "0"],
-            label: "consumer-page")
+            environment: ["HTTP_TOKEN": "consumer-status-token"], label: "consumer-page")
         defer { consumer.stop() }
         let port = try await listeningPort(of: consumer)
         let page = "http://127.0.0.1:\(port)/"
@@ -270,7 +270,16 @@ struct StatusPageTests {
         let status = try JSONSerialization.jsonObject(with: Data(try await get(page + "api/status").body.utf8)) as? [String: Any]
         #expect(status?["group"] as? String == "sdk-sync")
         #expect((status?["partitions"] as? [[String: Any]])?.isEmpty == false)
-        #expect(try await get("http://\(try nonLoopbackIPv4Address()):\(port)/api/status").status == 401)
+        let remote = "http://\(try nonLoopbackIPv4Address()):\(port)"
+        for path in ["/", "/api/status"] {
+            for token in [nil, "wrong-token", "consumer-status-tokenX"] {
+                let response = try await get(remote + path, token: token)
+                #expect(response.status == 401, "\(path) with token \(token ?? "none"): \(response.problem)")
+                #expect(response.body == "unauthorized\n", "the 401 body says nothing else")
+            }
+            #expect(try await get(remote + path, token: "consumer-status-token").status == 200, "\(path) with the token")
+        }
+        #expect(try await get(remote + "/health/live").status == 200, "/health needs no token")
         await environment.drop()
     }
 }
