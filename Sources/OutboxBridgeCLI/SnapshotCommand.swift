@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Operations
+import Outbox
 import Postgres
 
 /// `outbox-bridge snapshot`: the current tables and enums of a tenant, or of every tenant, as
