@@ -5,6 +5,7 @@
 #   BENCH_PG_MAJOR=18 scripts/bench-capture.sh  # the server major (default 15; others from scripts/pg-versions.sh)
 #   BENCH_DURABILITY=fast scripts/bench-capture.sh  # fsync, synchronous_commit, full_page_writes off
 #   BENCH_SQL_DIR=/tmp/old-sql scripts/bench-capture.sh   # install the NNN_*.sql of another version
+#   BENCH_BASELINE_SQL_DIR=/tmp/old-sql scripts/bench-capture.sh  # also run that version's capture, as mode "baseline"
 #
 # The server is a private cluster of the chosen major, started for the run and removed after it.
 # BENCH_DURABILITY=durable (the default) is what users run: fsync, synchronous_commit and
@@ -22,6 +23,10 @@
 #   empty    one do-nothing plpgsql trigger on ddl_command_end (same WHEN TAG list as the
 #            capture trigger): the fixed cost of having an event trigger at all -- the floor
 #   capture  the two outbox-bridge triggers
+#   baseline (only with BENCH_BASELINE_SQL_DIR) the capture of another version of sql/, installed
+#            in a second database: a change to the capture is compared with what it replaces in
+#            the same rounds, under the same load, which runs one after the other are not (on a
+#            shared machine a bare statement's CPU moved 2x between such runs)
 #
 # Every round runs each mode once (the order rotates from round to round), so all modes see the
 # same machine conditions. Each run creates its tables in a new schema tenant_<run>; nothing is
@@ -51,6 +56,8 @@ n=${1:-1000}
 rounds=${2:-7}
 modes=(plain empty capture)
 db=bench_capture
+baseline_db=bench_capture_baseline
+[ -z "${BENCH_BASELINE_SQL_DIR:-}" ] || modes+=(baseline)
 stmts=$((2 * n))
 export PGOPTIONS="-c client_min_messages=warning"
 psql_() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
@@ -106,6 +113,10 @@ if [ "${BENCH_SETTLE:-65}" -gt 0 ]; then
     fi
 fi
 for f in "${BENCH_SQL_DIR:-sql}"/0*.sql; do psql_ -d "$url" -f "$f" >/dev/null; done
+if [ -n "${BENCH_BASELINE_SQL_DIR:-}" ]; then
+    psql_ -d "$base_url/postgres" -c "CREATE DATABASE $baseline_db"
+    for f in "$BENCH_BASELINE_SQL_DIR"/0*.sql; do psql_ -d "$base_url/$baseline_db" -f "$f" >/dev/null; done
+fi
 psql_ -d "$url" >/dev/null <<'SQL'
 CREATE FUNCTION public.bench_empty_trigger() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
 CREATE EVENT TRIGGER bench_empty ON ddl_command_end
@@ -130,14 +141,15 @@ set_triggers() { # mode: enable exactly that mode's triggers
 }
 
 run() { # mode schema -> "wall_seconds backend_cpu_seconds backend_system_cpu_seconds"
-    local start end schema=$2
-    set_triggers plain >/dev/null
-    psql_ -d "$url" -c "CREATE SCHEMA $schema" -c "CHECKPOINT" >/dev/null
-    set_triggers "$1" >/dev/null
+    local start end schema=$2 run_url=$url
+    # The baseline database keeps its capture triggers enabled; the other modes share one database.
+    if [ "$1" = baseline ]; then run_url=$base_url/$baseline_db; else set_triggers plain >/dev/null; fi
+    psql_ -d "$run_url" -c "CREATE SCHEMA $schema" -c "CHECKPOINT" >/dev/null
+    [ "$1" = baseline ] || set_triggers "$1" >/dev/null
     start=$(date +%s.%N)
-    psql_ -d "$url" -v schema="$schema" -f "$tmp/workload.sql" >/dev/null
+    psql_ -d "$run_url" -v schema="$schema" -f "$tmp/workload.sql" >/dev/null
     end=$(date +%s.%N)
-    set_triggers plain >/dev/null
+    [ "$1" = baseline ] || set_triggers plain >/dev/null
     echo "$(echo "$end - $start" | bc) $(awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz, $15 / hz }' "$tmp/stat")"
 }
 
@@ -147,8 +159,8 @@ col() { awk -v m="$1" -v c="$2" '$1 == m { print $c }' "$tmp/results" | median; 
 # results: mode wall cpu wall/plain cpu/plain system-cpu
 for r in $(seq 1 "$rounds"); do
     declare -A wall=() cpu=() sys=()
-    for k in 0 1 2; do
-        m=${modes[$(((r + k) % 3))]}   # rotate the order so that no mode always runs first
+    for k in "${!modes[@]}"; do
+        m=${modes[$(((r + k) % ${#modes[@]}))]}   # rotate the order so that no mode always runs first
         read -r wall[$m] cpu[$m] sys[$m] < <(run "$m" "tenant_${r}_$m")
     done
     line="round $r:"
@@ -157,6 +169,7 @@ for r in $(seq 1 "$rounds"); do
         echo "$m ${wall[$m]} ${cpu[$m]} $(echo "${wall[$m]} / ${wall[plain]}" | bc -l) $(echo "${cpu[$m]} / ${cpu[plain]}" | bc -l) ${sys[$m]}" >>"$tmp/results"
     done
     echo "$line$(printf '  capture/plain %.3f' "$(echo "${wall[capture]} / ${wall[plain]}" | bc -l)")"
+    [ -z "${cpu[baseline]:-}" ] || echo "capture/baseline ${cpu[capture]} ${cpu[baseline]} $(echo "${cpu[capture]} / ${cpu[baseline]}" | bc -l)" >>"$tmp/versus"
 done
 
 echo "medians over $rounds rounds, $stmts statements per run (wall = psql session; cpu = its backend):"
@@ -176,6 +189,11 @@ printf 'backend CPU added per statement: %.0f us user, %.0f us system\n' \
 printf 'RESULT PostgreSQL %s %s: median capture/plain ratio: wall %.3f (goal <= 1.3 durable), cpu %.3f; backend CPU added %.0f us/stmt (goal <= 200); empty-trigger floor: wall %.3f, cpu %.3f\n' \
     "$major" "$durability" "$(col capture 4)" "$(col capture 5)" \
     "$(echo "($(col capture 3) - $(col plain 3)) * 1000000 / $stmts" | bc -l)" "$(col empty 4)" "$(col empty 5)"
+if [ -n "${BENCH_BASELINE_SQL_DIR:-}" ]; then
+    printf 'RESULT capture against baseline (%s): median per-round backend CPU ratio %.3f; backend CPU saved %.0f us/stmt\n' \
+        "$BENCH_BASELINE_SQL_DIR" "$(awk '{ print $4 }' "$tmp/versus" | median)" \
+        "$(echo "($(col baseline 3) - $(col capture 3)) * 1000000 / $stmts" | bc -l)"
+fi
 events=$(psql_ -At -d "$url" -c "SELECT count(*) FROM platform.schema_changes WHERE event_data->>'command' IN ('CREATE TABLE', 'ALTER TABLE')")
 echo "events captured (all capture runs): $events (expected $((rounds * stmts)))"
 [ "$events" = $((rounds * stmts)) ]
