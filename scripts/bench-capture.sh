@@ -5,6 +5,7 @@
 #   BENCH_PG_MAJOR=18 scripts/bench-capture.sh  # the server major (default 15; others from scripts/pg-versions.sh)
 #   BENCH_DURABILITY=fast scripts/bench-capture.sh  # fsync, synchronous_commit, full_page_writes off
 #   BENCH_SQL_DIR=/tmp/old-sql scripts/bench-capture.sh   # install the NNN_*.sql of another version
+#   BENCH_BASELINE_SQL_DIR=/tmp/old-sql scripts/bench-capture.sh  # also run that version's capture functions, as mode "baseline"
 #
 # The server is a private cluster of the chosen major, started for the run and removed after it.
 # BENCH_DURABILITY=durable (the default) is what users run: fsync, synchronous_commit and
@@ -22,6 +23,15 @@
 #   empty    one do-nothing plpgsql trigger on ddl_command_end (same WHEN TAG list as the
 #            capture trigger): the fixed cost of having an event trigger at all -- the floor
 #   capture  the two outbox-bridge triggers
+#   baseline (only with BENCH_BASELINE_SQL_DIR) the same triggers running the functions of another
+#            version of sql/: a change to the capture is compared with what it replaces in the
+#            same rounds and the same database, which runs one after the other are not (on a
+#            shared machine a bare statement's CPU moved 2x between such runs, and a second
+#            database is not comparable: its files go to other ext4 directories). Before each
+#            capture or baseline run that version's functions are put in place (CREATE OR
+#            REPLACE of every function of the schema, as installed in a scratch database), so
+#            the two versions must have the same tables: this compares changes of functions,
+#            like migration 18.
 #
 # Every round runs each mode once (the order rotates from round to round), so all modes see the
 # same machine conditions. Each run creates its tables in a new schema tenant_<run>; nothing is
@@ -51,6 +61,7 @@ n=${1:-1000}
 rounds=${2:-7}
 modes=(plain empty capture)
 db=bench_capture
+[ -z "${BENCH_BASELINE_SQL_DIR:-}" ] || modes+=(baseline)
 stmts=$((2 * n))
 export PGOPTIONS="-c client_min_messages=warning"
 psql_() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
@@ -106,6 +117,16 @@ if [ "${BENCH_SETTLE:-65}" -gt 0 ]; then
     fi
 fi
 for f in "${BENCH_SQL_DIR:-sql}"/0*.sql; do psql_ -d "$url" -f "$f" >/dev/null; done
+functions_of() { # database url -> the CREATE OR REPLACE of every function of the capture's schema
+    psql_ -At -d "$1" -c "SELECT pg_catalog.string_agg(pg_catalog.pg_get_functiondef(p.oid) || ';', E'\n')
+                            FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'platform'::regnamespace AND p.prokind = 'f'"
+}
+if [ -n "${BENCH_BASELINE_SQL_DIR:-}" ]; then
+    psql_ -d "$base_url/postgres" -c "CREATE DATABASE bench_capture_baseline"
+    for f in "$BENCH_BASELINE_SQL_DIR"/0*.sql; do psql_ -d "$base_url/bench_capture_baseline" -f "$f" >/dev/null; done
+    functions_of "$base_url/bench_capture_baseline" >"$tmp/functions-baseline.sql"
+    functions_of "$url" >"$tmp/functions-capture.sql"
+fi
 psql_ -d "$url" >/dev/null <<'SQL'
 CREATE FUNCTION public.bench_empty_trigger() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
 CREATE EVENT TRIGGER bench_empty ON ddl_command_end
@@ -133,7 +154,10 @@ run() { # mode schema -> "wall_seconds backend_cpu_seconds backend_system_cpu_se
     local start end schema=$2
     set_triggers plain >/dev/null
     psql_ -d "$url" -c "CREATE SCHEMA $schema" -c "CHECKPOINT" >/dev/null
-    set_triggers "$1" >/dev/null
+    if [ -n "${BENCH_BASELINE_SQL_DIR:-}" ] && { [ "$1" = capture ] || [ "$1" = baseline ]; }; then
+        psql_ -d "$url" -f "$tmp/functions-$1.sql" >/dev/null
+    fi
+    if [ "$1" = baseline ]; then set_triggers capture >/dev/null; else set_triggers "$1" >/dev/null; fi
     start=$(date +%s.%N)
     psql_ -d "$url" -v schema="$schema" -f "$tmp/workload.sql" >/dev/null
     end=$(date +%s.%N)
@@ -147,8 +171,8 @@ col() { awk -v m="$1" -v c="$2" '$1 == m { print $c }' "$tmp/results" | median; 
 # results: mode wall cpu wall/plain cpu/plain system-cpu
 for r in $(seq 1 "$rounds"); do
     declare -A wall=() cpu=() sys=()
-    for k in 0 1 2; do
-        m=${modes[$(((r + k) % 3))]}   # rotate the order so that no mode always runs first
+    for k in "${!modes[@]}"; do
+        m=${modes[$(((r + k) % ${#modes[@]}))]}   # rotate the order so that no mode always runs first
         read -r wall[$m] cpu[$m] sys[$m] < <(run "$m" "tenant_${r}_$m")
     done
     line="round $r:"
@@ -157,6 +181,7 @@ for r in $(seq 1 "$rounds"); do
         echo "$m ${wall[$m]} ${cpu[$m]} $(echo "${wall[$m]} / ${wall[plain]}" | bc -l) $(echo "${cpu[$m]} / ${cpu[plain]}" | bc -l) ${sys[$m]}" >>"$tmp/results"
     done
     echo "$line$(printf '  capture/plain %.3f' "$(echo "${wall[capture]} / ${wall[plain]}" | bc -l)")"
+    [ -z "${cpu[baseline]:-}" ] || echo "${cpu[capture]} / ${cpu[baseline]}" | bc -l >>"$tmp/versus"
 done
 
 echo "medians over $rounds rounds, $stmts statements per run (wall = psql session; cpu = its backend):"
@@ -176,6 +201,13 @@ printf 'backend CPU added per statement: %.0f us user, %.0f us system\n' \
 printf 'RESULT PostgreSQL %s %s: median capture/plain ratio: wall %.3f (goal <= 1.3 durable), cpu %.3f; backend CPU added %.0f us/stmt (goal <= 200); empty-trigger floor: wall %.3f, cpu %.3f\n' \
     "$major" "$durability" "$(col capture 4)" "$(col capture 5)" \
     "$(echo "($(col capture 3) - $(col plain 3)) * 1000000 / $stmts" | bc -l)" "$(col empty 4)" "$(col empty 5)"
+if [ -n "${BENCH_BASELINE_SQL_DIR:-}" ]; then
+    printf 'RESULT capture against baseline %s: median per-round backend CPU ratio capture/baseline %.3f; backend CPU added by capture %.0f us/stmt, by baseline %.0f us/stmt\n' \
+        "$BENCH_BASELINE_SQL_DIR" "$(median <"$tmp/versus")" \
+        "$(echo "($(col capture 3) - $(col plain 3)) * 1000000 / $stmts" | bc -l)" \
+        "$(echo "($(col baseline 3) - $(col plain 3)) * 1000000 / $stmts" | bc -l)"
+fi
 events=$(psql_ -At -d "$url" -c "SELECT count(*) FROM platform.schema_changes WHERE event_data->>'command' IN ('CREATE TABLE', 'ALTER TABLE')")
-echo "events captured (all capture runs): $events (expected $((rounds * stmts)))"
-[ "$events" = $((rounds * stmts)) ]
+captures=$((rounds * stmts)); [ -z "${BENCH_BASELINE_SQL_DIR:-}" ] || captures=$((2 * captures))
+echo "events captured (all capture and baseline runs): $events (expected $captures)"
+[ "$events" = "$captures" ]
