@@ -37,13 +37,7 @@ struct ExecCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let settings: Settings
-        do {
-            settings = try await loadSettings()
-        } catch {
-            printError(error.description)
-            throw ExitStatus.badSettings
-        }
+        let settings = try await settingsOrExit { try await loadSettings() }
         settings.consumer.common.bootstrapLogging()
         let logger = Logger(label: "outbox-bridge.exec")
         let runtime: ConsumerRuntime

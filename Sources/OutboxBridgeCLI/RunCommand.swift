@@ -64,13 +64,7 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let settings: Settings
-        do {
-            settings = try await loadSettings()
-        } catch {
-            printError(error.description)
-            throw ExitStatus.badSettings
-        }
+        let settings = try await settingsOrExit { try await loadSettings() }
         settings.common.bootstrapLogging()
         let logger = Logger(label: "outbox-bridge")
         for accepted in settings.acceptedUnsafeProperties {

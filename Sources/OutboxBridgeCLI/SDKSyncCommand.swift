@@ -34,13 +34,7 @@ struct SDKSyncCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let settings: Settings
-        do {
-            settings = try await loadSettings()
-        } catch {
-            printError(error.description)
-            throw ExitStatus.badSettings
-        }
+        let settings = try await settingsOrExit { try await loadSettings() }
         settings.consumer.common.bootstrapLogging()
         let logger = Logger(label: "outbox-bridge.sdk-sync")
         let runtime: ConsumerRuntime

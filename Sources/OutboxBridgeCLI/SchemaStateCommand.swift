@@ -30,13 +30,7 @@ struct SchemaStateCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let settings: Settings
-        do {
-            settings = try await loadSettings()
-        } catch {
-            printError(error.description)
-            throw ExitStatus.badSettings
-        }
+        let settings = try await settingsOrExit { try await loadSettings() }
         settings.consumer.common.bootstrapLogging()
         let logger = Logger(label: "outbox-bridge.schema-state")
         let runtimeConfiguration = settings.consumer.runtime

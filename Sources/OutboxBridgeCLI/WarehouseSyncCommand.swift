@@ -28,13 +28,7 @@ struct WarehouseSyncCommand: AsyncParsableCommand {
     var dropPolicy: String?
 
     func run() async throws {
-        let assembly: WarehouseSyncAssembly
-        do {
-            assembly = try await loadSettings()
-        } catch {
-            printError(error.description)
-            throw ExitStatus.badSettings
-        }
+        let assembly = try await settingsOrExit { try await loadSettings() }
         assembly.consumer.common.bootstrapLogging()
         let logger = Logger(label: "outbox-bridge.warehouse-sync")
         let services: (ServiceGroup, WarehouseSyncHandler)
