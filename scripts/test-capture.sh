@@ -55,6 +55,8 @@ for check in Tests/sql/[0-9]*.sh; do
     fi
     # check 05 captures into a hostile schema name; validate those events too
     [[ "$name" == 05_* ]] && dbs+=("capture_05:out\"box; sch*/ema ü")
+    # check 10's concurrent transactions and snapshots
+    [[ "$name" == 10_* ]] && dbs+=(capture_10)
 done
 
 if [ ${#dbs[@]} -gt 0 ]; then

@@ -6,9 +6,15 @@ public struct ConsumedEvent: Sendable {
     public var offset: Int64
     /// The record key: the tenant (or schema name for events outside tenant schemas).
     public var key: String?
+    /// The record's value as the relay published it (the event's JSON), for handlers that pass
+    /// the event on unchanged, such as `exec`. Empty when the event was built without a record.
+    public var value: [UInt8]
 
-    public init(event: SchemaChangeEvent, topic: String, partition: Int32, offset: Int64, key: String?) {
+    public init(
+        event: SchemaChangeEvent, topic: String, partition: Int32, offset: Int64, key: String?, value: [UInt8] = []
+    ) {
         self.event = event
+        self.value = value
         self.topic = topic
         self.partition = partition
         self.offset = offset

@@ -26,6 +26,12 @@ public import ServiceLifecycle
 ///   A record waiting for a retry, or whose commit did not finish, is left uncommitted (it is
 ///   delivered again to whoever takes over).
 /// - Lag: ``lag`` is a snapshot per partition, for the metrics endpoint.
+/// - Admission (``EventAdmission``): before the handler sees an event, events of source
+///   databases the consumer does not follow and repeated `tenant_seq` numbers are logged,
+///   counted in ``skipped`` and committed past. An event after a missing `tenant_seq` is held
+///   back, its tenant's recorded sequence checked again with backoff, and after
+///   ``ConsumerRuntimeConfiguration/sequenceGapTimeout`` dead-lettered with the gap as the
+///   reason, never applied.
 ///
 /// A new consumer is one handler in one file, plus the lines of its command that build this:
 ///
@@ -50,6 +56,8 @@ public final class ConsumerRuntime: Service, Sendable {
     private let consumer: KafkaConsumer
     private let deadLetters: KafkaProducer
     private let lagTracker: ConsumerLagTracker
+    private let activity = ConsumerActivity()
+    private let admission: EventAdmission
     private let logger: Logger
 
     /// Creates the consumer and the dead-letter producer; nothing is contacted until ``run()``.
@@ -76,6 +84,12 @@ public final class ConsumerRuntime: Service, Sendable {
                 bootstrapServers: configuration.brokers, properties: configuration.kafkaProperties),
             logger: logger)
         lagTracker = ConsumerLagTracker(group: configuration.groupID)
+        admission = EventAdmission(sourceDatabases: configuration.sourceDatabases)
+    }
+
+    /// Events not applied since start, by reason, for the metrics endpoint.
+    public var skipped: ConsumerSkipCounts {
+        admission.counts
     }
 
     /// Consumer lag per partition this instance has read from, as of the last refresh
@@ -84,12 +98,19 @@ public final class ConsumerRuntime: Service, Sendable {
         lagTracker.snapshot
     }
 
+    /// The status page's document: the lag, the last event applied per tenant and the latest
+    /// dead letters of this process, with the readiness problems its owner reports.
+    public func status(readinessProblems: [String]) -> ConsumerStatus {
+        activity.status(lag: lagTracker.snapshot, readinessProblems: readinessProblems)
+    }
+
     public func run() async throws {
         logger.info("consumer started", metadata: [
             "topics": "\(configuration.topics.joined(separator: ","))",
             "dead-letter-topic": "\(configuration.effectiveDeadLetterTopic)",
         ])
         do {
+            try await bootstrapIfEmpty()
             try await untilShutdown { [consumer, configuration] in try await consumer.subscribe(topics: configuration.topics) }
             try await consumeUntilShutdown()
         } catch is AbandonedWait {
@@ -101,6 +122,53 @@ public final class ConsumerRuntime: Service, Sendable {
         }
         await close()
         logger.info("consumer stopped")
+    }
+
+    /// With ``ConsumerRuntimeConfiguration/bootstrapTopic`` and a handler that holds no state
+    /// yet: reads the state topic to its end, hands the handler one event per object and tenant
+    /// cursor, then commits the group's events-topic offsets after the positions the state
+    /// covers, so consuming continues where the state ends (earlier records may be long gone).
+    /// Anything the state does not cover is read from the start of what the topic still holds;
+    /// events there that the state already holds are skipped by their `tenant_seq`.
+    private func bootstrapIfEmpty() async throws {
+        guard let stateTopic = configuration.bootstrapTopic else { return }
+        guard let bootstrappable = handler as? any BootstrappableHandler else {
+            throw ConsumerRuntimeError.invalidConfiguration("\(handler.name) cannot bootstrap from a state topic")
+        }
+        guard try await untilShutdown({ try await bootstrappable.holdsNoState() }) else {
+            logger.info("state present; not bootstrapping", metadata: ["state-topic": "\(stateTopic)"])
+            return
+        }
+        let reader = try KafkaRecordReader(
+            bootstrapServers: configuration.brokers, properties: configuration.kafkaProperties, logger: logger)
+        let contents = try await untilShutdown { [logger] in
+            try await SchemaStateContents.read(topic: stateTopic, reader: reader, logger: logger)
+        }
+        try? await reader.close()
+        let events = try contents.replayEvents()
+        for consumed in events {
+            var attempts = 0
+            while true {
+                attempts += 1
+                do {
+                    try await untilShutdown { [handler] in try await handler.handle(consumed) }
+                    break
+                } catch let error as EventHandlerError {
+                    guard case .retriable = error, attempts < configuration.maxAttempts else { throw error }
+                    guard await pause(for: configuration.retryDelay(afterFailedAttempts: attempts)) else { throw AbandonedWait.cancelled }
+                }
+            }
+            admission.applied(consumed.event)
+        }
+        for topic in configuration.topics {
+            for (partition, offset) in contents.covered[topic] ?? [:] {
+                let position = KafkaMessage(topic: topic, partition: partition, offset: offset, key: nil, value: nil, headers: [])
+                try await untilShutdown { [consumer] in try await consumer.commit(position) }
+            }
+        }
+        logger.info("bootstrapped from the state topic", metadata: [
+            "state-topic": "\(stateTopic)", "objects": "\(contents.objects.count)", "tenants": "\(contents.cursors.count)",
+            "continuing-after": "\(contents.covered)"])
     }
 
     /// Waits for `operation` unless graceful shutdown (or cancellation) comes first, then throws
@@ -165,7 +233,10 @@ public final class ConsumerRuntime: Service, Sendable {
         }
         let consumed = ConsumedEvent(
             event: event, topic: message.topic, partition: message.partition, offset: message.offset,
-            key: message.key.map { String(decoding: $0, as: UTF8.self) })
+            key: message.key.map { String(decoding: $0, as: UTF8.self) }, value: value)
+        if let settled = await admit(event, message: message) {
+            return settled
+        }
         var attempts = 0
         while true {
             attempts += 1
@@ -186,11 +257,15 @@ public final class ConsumerRuntime: Service, Sendable {
             }
             switch outcome {
             case .success:
+                activity.applied(consumed)
+                admission.applied(event)
                 return true
             case .failure(.permanent(let reason)):
+                admission.applied(event)
                 return await deadLetter(message, reason: reason, attempts: attempts, eventID: event.eventID)
             case .failure(.retriable(let reason)):
                 guard attempts < configuration.maxAttempts else {
+                    admission.applied(event)
                     return await deadLetter(
                         message, reason: "gave up after \(attempts) attempts: \(reason)", attempts: attempts,
                         eventID: event.eventID)
@@ -200,6 +275,58 @@ public final class ConsumerRuntime: Service, Sendable {
                     "event-id": "\(event.eventID)", "attempt": "\(attempts)", "retry-in": "\(delay)",
                     "reason": "\(reason)"])
                 guard await pause(for: delay) else { return false }
+            }
+        }
+    }
+
+    /// Settles an event the handler must not see: `nil` when it is to be applied; otherwise
+    /// whether it was dealt with (skipped, or dead-lettered after a gap that did not close), or
+    /// `false` when shutdown came first.
+    private func admit(_ event: SchemaChangeEvent, message: KafkaMessage) async -> Bool? {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: configuration.sequenceGapTimeout)
+        var waits = 0
+        while true {
+            let verdict: EventAdmission.Verdict
+            do {
+                verdict = try await admission.verdict(on: event, handler: handler, refresh: waits > 0)
+            } catch {
+                // The handler's state cannot be read; the handler meets the same problem and
+                // retries or dead-letters with it.
+                return nil
+            }
+            let metadata: Logger.Metadata = [
+                "event-id": "\(event.eventID)", "tenant": "\(event.tenantID ?? "-")",
+                "tenant-seq": "\(event.tenantSeq.map(String.init) ?? "-")", "database": "\(event.database ?? "-")",
+                "partition": "\(message.partition)", "offset": "\(message.offset)"]
+            switch verdict {
+            case .apply:
+                return nil
+            case .otherDatabase(let followed):
+                logger.warning("skipping an event of a source database this consumer does not follow", metadata: metadata.merging(
+                    ["following": "\(followed.sorted().joined(separator: ","))"]) { $1 })
+                return true
+            case .duplicate(let lastApplied):
+                logger.info("skipping an event whose tenant_seq was already applied", metadata: metadata.merging(
+                    ["last-applied": "\(lastApplied)"]) { $1 })
+                return true
+            case .gap(let expected):
+                if waits == 0 {
+                    admission.countGap()
+                    logger.error("tenant_seq gap: an earlier event of the tenant is missing; not applying past it", metadata: metadata.merging(
+                        ["expected": "\(expected)", "gives-up-in": "\(configuration.sequenceGapTimeout)"]) { $1 })
+                }
+                let now = clock.now
+                guard now < deadline else {
+                    return await deadLetter(
+                        message,
+                        reason: "tenant_seq gap: expected \(expected) for tenant \(event.tenantID ?? "-"), got \(event.tenantSeq ?? 0); not applied",
+                        attempts: 0, eventID: event.eventID)
+                }
+                waits += 1
+                guard await pause(for: min(configuration.retryDelay(afterFailedAttempts: waits), deadline - now)) else {
+                    return false
+                }
             }
         }
     }
@@ -223,6 +350,8 @@ public final class ConsumerRuntime: Service, Sendable {
         while true {
             do {
                 let report = try await untilShutdown { [deadLetters] in try await deadLetters.send(record) }
+                activity.deadLettered(
+                    eventID: eventID, topic: message.topic, partition: message.partition, offset: message.offset, reason: reason)
                 logger.error("record dead-lettered", metadata: [
                     "event-id": "\(eventID ?? "-")", "partition": "\(message.partition)", "offset": "\(message.offset)",
                     "reason": "\(reason)", "dead-letter": "\(report.topic)[\(report.partition)]@\(report.offset)"])

@@ -43,6 +43,19 @@ public struct ConsumerRuntimeConfiguration: Sendable {
     /// `session.timeout.ms` or `partition.assignment.strategy`, which the producer would only
     /// warn about. Default: none.
     public var consumerProperties: [String: String] = [:]
+    /// The source databases (the events' `database`) whose events this consumer applies; the
+    /// others are logged, counted and committed past. Default: empty, meaning the first database
+    /// the consumer sees after it starts, and only that one.
+    public var sourceDatabases: [String] = []
+    /// How long an event that follows a missing `tenant_seq` is held back, waiting for the
+    /// tenant's recorded sequence to catch up, before it is dead-lettered with the gap as the
+    /// reason. The partition waits meanwhile. Default: 60 s.
+    public var sequenceGapTimeout: Duration = .seconds(60)
+    /// A `schema-state` topic to build the handler's state from when it holds none, before
+    /// consuming ``topics`` from where that state ends (`--bootstrap-from`). The handler must be
+    /// a ``BootstrappableHandler``. Default: `nil`, start from the group's committed offsets
+    /// or the topic's first record.
+    public var bootstrapTopic: String?
 
     public init(brokers: String, groupID: String) {
         self.brokers = brokers
@@ -77,6 +90,11 @@ public struct ConsumerRuntimeConfiguration: Sendable {
         if pollTimeout <= .zero { problems.append("the poll timeout must be positive") }
         if lagRefreshInterval <= .zero { problems.append("the lag refresh interval must be positive") }
         if shutdownTimeout <= .zero { problems.append("the shutdown timeout must be positive") }
+        if sequenceGapTimeout < .zero { problems.append("the sequence gap timeout must not be negative") }
+        if let bootstrapTopic, bootstrapTopic.isEmpty || topics.contains(bootstrapTopic) {
+            problems.append("the bootstrap topic must be a non-empty topic that is not consumed")
+        }
+        if sourceDatabases.contains(where: \.isEmpty) { problems.append("source database names must not be empty") }
         return problems
     }
 }

@@ -22,7 +22,9 @@ public struct SchemaChangeEvent: Sendable, Hashable, Decodable {
     public var actor: String?
     /// The table after the change; for drops, the shape that was dropped.
     public var table: TableShape?
-    /// What an `ALTER TABLE` or `COMMENT` changed; `nil` when no earlier shape was known.
+    /// What an `ALTER TABLE` or `COMMENT` changed, and for every DDL and drift event since
+    /// migration 16 its ``TableChanges/compatibility`` (alone, with empty lists, when there is no
+    /// diff); `nil` in snapshot events and in older events without a diff.
     public var changes: TableChanges?
     /// Whether a snapshot of the table existed before this statement.
     public var previousShapeKnown: Bool?
@@ -36,6 +38,17 @@ public struct SchemaChangeEvent: Sendable, Hashable, Decodable {
     public var enumType: EnumType?
     /// Drift events: `created`, `altered` or `dropped`.
     public var drift: String?
+    /// The source database (`current_database()` where the event was captured); `nil` in events
+    /// captured before the field existed.
+    public var database: String?
+    /// The tenant's sequence number: per tenant, gap-free and in commit order, so a consumer can
+    /// tell a missed event from a repeated one. `nil` for events without a tenant and for events
+    /// captured before sequence numbers existed.
+    public var tenantSeq: Int64?
+    /// `snapshot` and `snapshot_end` events: the id shared by every event of one snapshot call.
+    public var snapshotID: String?
+    /// `snapshot_end` events: every object the snapshot covered for the tenant.
+    public var snapshotObjects: [SnapshotObject]?
 
     enum CodingKeys: String, CodingKey {
         case version, kind, command, actor, table, changes, cascade, schema, drift
@@ -49,11 +62,61 @@ public struct SchemaChangeEvent: Sendable, Hashable, Decodable {
         case previousShapeKnown = "previous_shape_known"
         case droppedTables = "dropped_tables"
         case enumType = "enum"
+        case database
+        case tenantSeq = "tenant_seq"
+        case snapshotID = "snapshot_id"
+        case snapshotObjects = "snapshot_objects"
     }
 
     /// Decodes an event from the bytes of a Kafka record's value.
     public static func decode(_ bytes: some Collection<UInt8>) throws -> SchemaChangeEvent {
         try JSONDecoder().decode(SchemaChangeEvent.self, from: Data(bytes))
+    }
+}
+
+/// One object a snapshot covered, as a `snapshot_end` event lists it.
+public struct SnapshotObject: Sendable, Hashable, Decodable {
+    /// `table` or `type`.
+    public var objectType: String
+    /// `<schema>.<name>`, quoted as in DDL events.
+    public var objectIdentity: String
+
+    enum CodingKeys: String, CodingKey {
+        case objectType = "object_type"
+        case objectIdentity = "object_identity"
+    }
+
+    /// Schema and name from ``objectIdentity``, unquoted (`"My ""Schema"""."t"` gives
+    /// `My "Schema"` and `t`); `nil` when it is not two dot-separated identifiers.
+    public var schemaAndName: (schema: String, name: String)? {
+        var parts: [String] = []
+        var current = ""
+        var quoted = false
+        var characters = Array(objectIdentity)[...]
+        while let character = characters.popFirst() {
+            if quoted {
+                if character == "\"" {
+                    if characters.first == "\"" {
+                        current.append("\"")
+                        characters.removeFirst()
+                    } else {
+                        quoted = false
+                    }
+                } else {
+                    current.append(character)
+                }
+            } else if character == "\"" {
+                quoted = true
+            } else if character == "." {
+                parts.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        parts.append(current)
+        guard parts.count == 2, !quoted else { return nil }
+        return (parts[0], parts[1])
     }
 }
 
@@ -188,6 +251,9 @@ public struct TableChanges: Sendable, Hashable, Decodable {
         }
     }
 
+    /// What the change means to readers and writers, computed in capture (`sql/README.md`, the
+    /// compatibility table); `nil` in events captured before migration 16.
+    public var compatibility: Compatibility?
     public var tableRenamed: Rename?
     public var schemaChanged: Rename?
     public var columnsAdded: [Column]
@@ -203,7 +269,17 @@ public struct TableChanges: Sendable, Hashable, Decodable {
     /// before migration 14.
     public var generatedChanged: [GeneratedChange]?
 
+    public enum Compatibility: String, Sendable, Hashable, Decodable {
+        /// A drop, rename or retype, a nullability change, a NOT NULL column without a default.
+        case breaking
+        /// A new table, schema, enum, enum label, or column existing inserts need not name.
+        case additive
+        /// Comments only.
+        case cosmetic
+    }
+
     enum CodingKeys: String, CodingKey {
+        case compatibility
         case tableRenamed = "table_renamed"
         case schemaChanged = "schema_changed"
         case columnsAdded = "columns_added"
@@ -216,6 +292,25 @@ public struct TableChanges: Sendable, Hashable, Decodable {
         case commentChanged = "comment_changed"
         case primaryKeyChanged = "primary_key_changed"
         case generatedChanged = "generated_changed"
+    }
+
+    /// Events without a diff (a CREATE, a DROP, an enum) carry only `compatibility`: their lists
+    /// decode as empty.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        compatibility = try container.decodeIfPresent(Compatibility.self, forKey: .compatibility)
+        tableRenamed = try container.decodeIfPresent(Rename.self, forKey: .tableRenamed)
+        schemaChanged = try container.decodeIfPresent(Rename.self, forKey: .schemaChanged)
+        columnsAdded = try container.decodeIfPresent([Column].self, forKey: .columnsAdded) ?? []
+        columnsDropped = try container.decodeIfPresent([Column].self, forKey: .columnsDropped) ?? []
+        columnsRenamed = try container.decodeIfPresent([Rename].self, forKey: .columnsRenamed) ?? []
+        columnsRetyped = try container.decodeIfPresent([Retype].self, forKey: .columnsRetyped) ?? []
+        nullabilityChanged = try container.decodeIfPresent([NullabilityChange].self, forKey: .nullabilityChanged) ?? []
+        defaultsChanged = try container.decodeIfPresent([DefaultChange].self, forKey: .defaultsChanged) ?? []
+        columnCommentsChanged = try container.decodeIfPresent([CommentChange].self, forKey: .columnCommentsChanged) ?? []
+        commentChanged = try container.decodeIfPresent(CommentChange.self, forKey: .commentChanged)
+        primaryKeyChanged = try container.decodeIfPresent(KeyChange.self, forKey: .primaryKeyChanged)
+        generatedChanged = try container.decodeIfPresent([GeneratedChange].self, forKey: .generatedChanged)
     }
 }
 

@@ -1,5 +1,6 @@
 import CoreMetrics
 public import Logging
+import Outbox
 public import Postgres
 public import ServiceLifecycle
 
@@ -37,12 +38,22 @@ public struct BacklogGauges: Service {
     public func run() async throws {
         var database = ReconnectingConnection(url: databaseURL, options: databaseOptions, logger: logger)
         var tenantGauges: [String: Gauge] = [:]
+        var failing = false
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
                 let previous = tenantGauges
                 tenantGauges = try await database.use { try await sample($0, previousTenantGauges: previous) }
+                if failing {
+                    logger.notice("backlog gauges sampled again")
+                    failing = false
+                }
             } catch {
-                logger.debug("backlog sample failed", metadata: ["error": "\(error)"])
+                // Said once per run of failures: the gauges keep their last values meanwhile, so
+                // a dashboard would otherwise show a stale backlog without a word.
+                logger.log(
+                    level: failing ? .debug : .warning, "backlog sample failed; the backlog gauges keep their last values",
+                    metadata: ["error": "\(error)"])
+                failing = true
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
@@ -52,31 +63,19 @@ public struct BacklogGauges: Service {
     private func sample(
         _ connection: PostgresConnection, previousTenantGauges: [String: Gauge]
     ) async throws -> [String: Gauge] {
-        let table = "\(try await connection.quoteIdentifier(schema)).schema_changes"
-        let totals = try await connection.query(
-            """
-            SELECT (SELECT count(*) FROM \(table) WHERE NOT processed AND NOT dead) AS pending,
-                   (SELECT coalesce(extract(epoch FROM pg_catalog.now() - min(created_at)), 0)
-                    FROM \(table) WHERE NOT processed AND NOT dead) AS oldest_age,
-                   (SELECT count(*) FROM \(table) WHERE dead) AS dead,
-                   pg_catalog.pg_notification_queue_usage() AS queue_usage
-            """)[0]
-        Gauge(label: "outbox_pending_events_total").record(try totals.require(Int.self, column: "pending"))
-        Gauge(label: "outbox_oldest_pending_age_seconds").record(try totals.require(Double.self, column: "oldest_age"))
-        Gauge(label: "outbox_dead_events").record(try totals.require(Int.self, column: "dead"))
-        Gauge(label: "postgres_notification_queue_usage").record(try totals.require(Double.self, column: "queue_usage"))
+        let operations = try await OutboxOperations(connection: connection, schema: schema)
+        let backlog = try await operations.backlog()
+        Gauge(label: "outbox_pending_events_total").record(backlog.pending)
+        Gauge(label: "outbox_oldest_pending_age_seconds").record(backlog.oldestPendingAgeSeconds ?? 0)
+        Gauge(label: "outbox_dead_events").record(backlog.dead)
+        Gauge(label: "postgres_notification_queue_usage").record(backlog.notificationQueueUsage)
 
-        let perTenant = try await connection.query(
-            """
-            SELECT coalesce(tenant_key, '') AS tenant, count(*) AS pending FROM \(table)
-            WHERE NOT processed AND NOT dead GROUP BY tenant_key ORDER BY count(*) DESC, tenant_key LIMIT $1
-            """, [tenantLimit])
         var tenantGauges: [String: Gauge] = [:]
-        for row in perTenant {
-            let tenant = try row.require(String.self, column: "tenant")
-            let gauge = previousTenantGauges[tenant] ?? Gauge(label: "outbox_pending_events", dimensions: [("tenant", tenant)])
-            gauge.record(try row.require(Int.self, column: "pending"))
-            tenantGauges[tenant] = gauge
+        for tenant in try await operations.pendingByTenant(limit: tenantLimit) {
+            let gauge = previousTenantGauges[tenant.tenant]
+                ?? Gauge(label: "outbox_pending_events", dimensions: [("tenant", tenant.tenant)])
+            gauge.record(tenant.pending)
+            tenantGauges[tenant.tenant] = gauge
         }
         for (tenant, gauge) in previousTenantGauges where tenantGauges[tenant] == nil {
             gauge.destroy()

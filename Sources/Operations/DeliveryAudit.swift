@@ -1,4 +1,5 @@
 public import Kafka
+public import Outbox
 import Postgres
 
 /// The outcome of checking delivered rows against what Kafka holds at their recorded positions.

@@ -2,13 +2,15 @@ import FlyingFox
 import FlyingSocks
 import Foundation
 public import Logging
+import Outbox
 import Synchronization
 public import Prometheus
 public import ServiceLifecycle
 
 /// Serves `/metrics` (Prometheus text format), `/health/live` and `/health/ready` for the
-/// process it runs in. Readiness is whatever the owner says: each check returns `nil` when all
-/// is well, or the problem, which the response lists with status 503.
+/// process it runs in, and, given a ``StatusEndpoint``, the status page at `/` and its data at
+/// `/api/status`. Readiness is whatever the owner says: each check returns `nil` when all is
+/// well, or the problem, which the response lists with status 503.
 public final class ObservabilityServer: Service, Sendable {
     public typealias ReadinessCheck = @Sendable () async -> String?
 
@@ -20,14 +22,15 @@ public final class ObservabilityServer: Service, Sendable {
     ///   - host: the IPv4 address to listen on; `0.0.0.0` for every interface.
     ///   - port: `0` picks a free port (see `listeningPort`).
     public init(
-        host: String, port: UInt16, registry: PrometheusCollectorRegistry, readiness: [ReadinessCheck], logger: Logger
+        host: String, port: UInt16, registry: PrometheusCollectorRegistry, readiness: [ReadinessCheck],
+        status: StatusEndpoint? = nil, logger: Logger
     ) async throws {
         self.logger = logger
         let stopping = StopFlag()
         self.stopping = stopping
         server = HTTPServer(
             address: try .inet(ip4: host, port: port), logger: SwiftLogAdapter(logger: logger, stopping: stopping))
-        await HTTPRoutes(registry: registry, readiness: readiness).install(on: server)
+        await HTTPRoutes(registry: registry, readiness: readiness, status: status, logger: logger).install(on: server)
     }
 
     /// The port the server listens on, once it does.
@@ -66,6 +69,16 @@ public final class ObservabilityServer: Service, Sendable {
 private struct HTTPRoutes: Sendable {
     let registry: PrometheusCollectorRegistry
     let readiness: [ObservabilityServer.ReadinessCheck]
+    let status: StatusEndpoint?
+    let logger: Logger
+
+    private func readinessProblems() async -> [String] {
+        var problems: [String] = []
+        for check in readiness {
+            if let problem = await check() { problems.append(problem) }
+        }
+        return problems
+    }
 
     func install(on server: HTTPServer) async {
         await server.appendRoute("GET /metrics") { [registry] _ in
@@ -76,15 +89,34 @@ private struct HTTPRoutes: Sendable {
         await server.appendRoute("GET /health/live") { _ in
             HTTPResponse(statusCode: .ok, body: Data("live\n".utf8))
         }
-        await server.appendRoute("GET /health/ready") { [readiness] _ in
-            var problems: [String] = []
-            for check in readiness {
-                if let problem = await check() { problems.append(problem) }
-            }
+        await server.appendRoute("GET /health/ready") { _ in
+            let problems = await readinessProblems()
             guard problems.isEmpty else {
                 return HTTPResponse(statusCode: .serviceUnavailable, body: Data((problems.joined(separator: "\n") + "\n").utf8))
             }
             return HTTPResponse(statusCode: .ok, body: Data("ready\n".utf8))
+        }
+        guard let status else { return }
+        await server.appendRoute("GET /") { request in
+            guard status.permits(request) else { return StatusEndpoint.unauthorized }
+            return HTTPResponse(
+                statusCode: .ok,
+                headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store",
+                          HTTPHeader("Content-Security-Policy"): StatusPage.contentSecurityPolicy],
+                body: Data(StatusPage.html.utf8))
+        }
+        await server.appendRoute("GET /api/status") { request in
+            guard status.permits(request) else { return StatusEndpoint.unauthorized }
+            do {
+                return HTTPResponse(
+                    statusCode: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                    body: try await status.report(await readinessProblems()))
+            } catch {
+                logger.warning("status unavailable", metadata: ["error": "\(error)"])
+                return HTTPResponse(
+                    statusCode: .serviceUnavailable, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                    body: (try? OperatorJSON.encode(["error": "status unavailable: \(error)"])) ?? Data())
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
 public import Logging
+import Outbox
 public import Postgres
 public import ServiceLifecycle
 

@@ -3,6 +3,7 @@ import Foundation
 import Kafka
 import Logging
 import Operations
+import Outbox
 
 struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -41,12 +42,11 @@ struct AuditCommand: AsyncParsableCommand {
         guard let brokers = brokers ?? ProcessInfo.processInfo.environment["KAFKA_BROKERS"], !brokers.isEmpty else {
             throw ValidationError("--brokers (or KAFKA_BROKERS) is required")
         }
-        var properties: [String: String] = [:]
-        for entry in kafkaProperty {
-            guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
-                throw ValidationError("--kafka-property expects name=value, got \(entry)")
-            }
-            properties[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
+        let properties: [String: String]
+        do {
+            properties = try kafkaProperties(from: kafkaProperty)
+        } catch {
+            throw ValidationError("--kafka-property: \(error.problem)")
         }
         let operations = try await outbox.connect()
         let reader: KafkaRecordReader
@@ -59,11 +59,13 @@ struct AuditCommand: AsyncParsableCommand {
             throw ExitStatus.unreachable
         }
         let audit = DeliveryAudit(operations: operations, reader: reader)
+        let progress = ProgressReporter("audit: checked")
         let report = try await reportingFailures {
             try await audit.run(from: fromID, to: toID, tenant: tenant, pageSize: pageSize) { checked, total in
-                FileHandle.standardError.write(Data("audit: checked \(checked) of \(total)\n".utf8))
+                progress.advance(to: checked, of: total)
             }
         }
+        progress.finish(done: report.checked, summary: true)
         if json {
             try printJSON(report)
         } else {

@@ -53,18 +53,23 @@ struct CheckCommand: AsyncParsableCommand {
                 printError("schema \(schema) does not exist: install the capture with `outbox-bridge install --schema \(schema)`, or pass the --schema it was installed into")
                 throw ExitCode(2)
             }
+            let grant = try await relayGrant(connection)
+            verdicts.append(grant)
+            // Connected as a relay login without the grant, every later check would only say
+            // "permission denied": the missing grant is the one thing to report.
+            guard grant.passed || relayRole != nil else {
+                report(verdicts)
+                throw ExitCode.failure
+            }
             let quoted = try await connection.quoteIdentifier(schema)
             verdicts.append(try await installedVersion(connection, quoted: quoted))
             verdicts += try await triggers(connection)
             let (settings, channel) = try await settings(connection, quoted: quoted)
             verdicts.append(settings)
-            verdicts.append(try await relayGrant(connection))
             verdicts.append(try await listen(connection, channel: channel))
             verdicts.append(try await replicationRole(connection))
             verdicts.append(try await pendingIndex(connection))
-            for verdict in verdicts {
-                print((verdict.passed ? "ok    " : "FAIL  ") + verdict.line + (verdict.fix.map { " (fix: \($0))" } ?? ""))
-            }
+            report(verdicts)
             if drift {
                 try await listDrift(connection, quoted: quoted)
             }
@@ -74,6 +79,12 @@ struct CheckCommand: AsyncParsableCommand {
         } catch let error as PostgresError {
             printError(error.description)
             throw ExitCode.failure
+        }
+    }
+
+    private func report(_ verdicts: [Verdict]) {
+        for verdict in verdicts {
+            print((verdict.passed ? "ok    " : "FAIL  ") + verdict.line + (verdict.fix.map { " (fix: \($0))" } ?? ""))
         }
     }
 

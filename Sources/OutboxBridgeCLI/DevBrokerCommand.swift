@@ -28,13 +28,16 @@ struct DevBrokerCommand: AsyncParsableCommand {
     @Option(help: "Also write the bootstrap server list to this file, atomically.")
     var bootstrapFile: String?
 
+    @Option(help: "Serve the bootstrap list on this fixed loopback port (127.0.0.1:PORT), the same from one start to the next; the brokers' own ports still change.")
+    var port: UInt16?
+
     func run() async throws {
         let logger = Logger(label: "outbox-bridge.dev-broker")
         let service: DevBrokerService
         do {
             service = try DevBrokerService(
                 options: DevBrokerService.Options(
-                    brokers: brokers, partitions: partitions, topics: topics, bootstrapFile: bootstrapFile
+                    brokers: brokers, partitions: partitions, topics: topics, bootstrapFile: bootstrapFile, port: port
                 ),
                 logger: logger
             )
@@ -55,9 +58,12 @@ struct DevBrokerService: Service {
         var partitions: Int
         var topics: [String]
         var bootstrapFile: String?
+        /// A fixed loopback port that forwards to the first broker (``BootstrapForwarder``).
+        var port: UInt16?
     }
 
     private let broker: KafkaDevelopmentBroker
+    private let forwarder: BootstrapForwarder?
     private let logger: Logger
 
     /// Starts the cluster, creates the topics and announces the bootstrap list, so that by the
@@ -82,7 +88,18 @@ struct DevBrokerService: Service {
             throw DevBrokerError("could not start the development broker: \(error)", status: ExitStatus.problemFound)
         }
         self.logger = logger
-        let bootstrapServers = broker.bootstrapServers
+        if let port = options.port {
+            guard port > 0 else { throw DevBrokerError("--port must be between 1 and 65535, not 0") }
+            let first = broker.bootstrapServers.split(separator: ",").first.map(String.init) ?? ""
+            do {
+                forwarder = try BootstrapForwarder(port: port, broker: first)
+            } catch {
+                throw DevBrokerError(error.description)
+            }
+        } else {
+            forwarder = nil
+        }
+        let bootstrapServers = forwarder.map { "127.0.0.1:\($0.port)" } ?? broker.bootstrapServers
         if let path = options.bootstrapFile {
             do {
                 try Data((bootstrapServers + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
@@ -107,6 +124,7 @@ struct DevBrokerService: Service {
         // Returns when SIGINT or SIGTERM starts the group's graceful shutdown; the cluster goes
         // with the service.
         try? await gracefulShutdown()
+        forwarder?.close()
         logger.info("development broker stopped")
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Operations
+import Outbox
 import Postgres
 
 /// Where the outbox is, for the operator commands.
@@ -59,9 +60,7 @@ func connectToInstalledOutbox(databaseURL: String, schema: String) async throws 
 
 /// Prints `value` as indented JSON with sorted keys, for scripts and dashboards.
 func printJSON(_ value: some Encodable) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    print(String(decoding: try OperatorJSON.encode(value), as: UTF8.self))
 }
 
 /// Runs an operator action, turning a database failure into one line and the exit status its

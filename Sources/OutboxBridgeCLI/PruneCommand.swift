@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Operations
+import Outbox
 
 struct PruneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -48,7 +49,11 @@ struct PruneCommand: AsyncParsableCommand {
                 throw ExitStatus.problemFound
             }
         }
-        let deleted = try await reportingFailures { try await operations.prune(olderThan: olderThan, batchSize: batchSize) }
+        let progress = ProgressReporter("prune: deleted", total: count)
+        let deleted = try await reportingFailures {
+            try await operations.prune(olderThan: olderThan, batchSize: batchSize) { progress.advance(to: $0) }
+        }
+        progress.finish(done: deleted)
         print("deleted \(deleted) processed events older than \(age)")
     }
 }

@@ -31,7 +31,7 @@ public enum RelayApplication {
     /// claiming first and the producer flushes after it.
     public static func assemble(
         configuration: RelayConfiguration, shutdownTimeout: Duration, retention: RetentionPolicy? = nil,
-        observability: ObservabilityEndpoint? = nil, logger: Logger
+        observability: ObservabilityEndpoint? = nil, driftInterval: Duration? = nil, logger: Logger
     ) async throws -> Assembly {
         try await checkOutboxInstalled(configuration)
         var configuration = configuration
@@ -68,6 +68,11 @@ public enum RelayApplication {
                 databaseURL: configuration.databaseURL, databaseOptions: configuration.database,
                 schema: configuration.schema, keepProcessed: retention.keepProcessed, interval: retention.interval, logger: logger)))
         }
+        if let driftInterval {
+            services.append(.init(service: DriftReconciliationService(
+                databaseURL: configuration.databaseURL, databaseOptions: configuration.database,
+                schema: configuration.schema, interval: driftInterval, logger: logger)))
+        }
         if let observability {
             // Probes read cached verdicts: a hundred concurrent probes cost one evaluation, and
             // the metadata request runs on the producer's probe queue, never in front of a
@@ -92,6 +97,11 @@ public enum RelayApplication {
                     { await relayProgress.check() },
                     { await kafkaReachable.check() },
                 ],
+                status: StatusEndpoint(token: observability.statusToken) { [statusReport = OutboxStatusReport(
+                    databaseURL: configuration.databaseURL, databaseOptions: configuration.database,
+                    schema: configuration.schema, logger: logger)] readinessProblems in
+                    try await statusReport.json(readinessProblems: readinessProblems, inFlight: relay.health.inFlightCount)
+                },
                 logger: logger)
             services.append(.init(service: server))
             services.append(.init(service: BacklogGauges(
@@ -127,12 +137,16 @@ public enum RelayApplication {
     }
 }
 
-/// Where `/metrics` and `/health/*` are served, and the registry the metrics are kept in.
+/// Where `/metrics`, `/health/*` and the status page are served, and the registry the metrics
+/// are kept in.
 public struct ObservabilityEndpoint: Sendable {
     /// IPv4 address to listen on. Default: `0.0.0.0`, every interface.
     public var host = "0.0.0.0"
     /// Default: 9090; 0 picks a free port (logged at start).
     public var port: UInt16 = 9090
+    /// The bearer token that opens the status page and `/api/status` to clients off the
+    /// loopback interface. Default: none, loopback clients only.
+    public var statusToken: String?
     public let registry: PrometheusCollectorRegistry
 
     public init(registry: PrometheusCollectorRegistry) {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Operations
+import Outbox
 
 struct ReplayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -55,7 +56,9 @@ struct ReplayCommand: AsyncParsableCommand {
                 throw ExitCode.failure
             }
         }
-        let replayed = try await reportingFailures { try await operations.replay(selection) }
+        let progress = ProgressReporter("replay: marked pending", total: count)
+        let replayed = try await reportingFailures { try await progress.whileRunning { try await operations.replay(selection) } }
+        progress.finish(done: replayed)
         print("\(replayed) events are pending again")
     }
 }

@@ -20,8 +20,7 @@ struct RunCommand: AsyncParsableCommand {
             Invalid settings exit with status 2.
             """)
 
-    @Option(help: "YAML settings file.")
-    var config: String?
+    @OptionGroup var common: CommonSettingsOptions
     @Option(help: "Outbox database URL or conninfo (database.url, DATABASE_URL); may go through a pooler.")
     var databaseURL: String?
     @Option(help: "Direct connection for LISTEN when --database-url goes through a pooler (listen.url).")
@@ -32,7 +31,7 @@ struct RunCommand: AsyncParsableCommand {
     var brokers: String?
     @Flag(help: "Relay to an in-memory development broker in this process instead of Kafka; everything it holds is lost on exit (kafka.devBroker, KAFKA_DEV_BROKER).")
     var devBroker = false
-    @Option(help: "Topic template with {tenant}, {schema}, {command} (relay.topic).")
+    @Option(help: "Topic template with {tenant}, {schema}, {command}, {database} (relay.topic).")
     var topic: String?
     @Option(help: "Dead-letter topic (relay.deadLetterTopic).")
     var deadLetterTopic: String?
@@ -49,36 +48,24 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("allow-unsafe-kafka-property"),
             help: "Accept this guarantee-breaking librdkafka property (acks, enable.idempotence, partitioner, max.in.flight…), with a warning at every start; repeatable (kafka.allowUnsafeProperties).")
     var allowedUnsafeKafkaProperties: [String] = []
-    @Option(help: "trace, debug, info, notice, warning, error or critical (log.level).")
-    var logLevel: String?
-    @Option(help: "logfmt or json (log.format).")
-    var logFormat: String?
     @Option(help: "Port for /metrics and /health (http.port; 0 picks a free one).")
     var httpPort: String?
 
     /// Everything `run` reads, beyond the relay's own configuration.
     struct Settings {
         var relay: RelayConfiguration
-        var shutdownTimeout: Duration
+        var common: CommonSettings
         var retention: RetentionPolicy?
         var observability: ObservabilityEndpoint?
-        var logLevel: Logger.Level
-        var logFormat: LogFormat
+        /// Time between two `reconcile()` calls; nil when drift reconciliation is off.
+        var driftInterval: Duration?
         /// Guarantee-breaking properties the settings explicitly allow; warned about at start.
         var acceptedUnsafeProperties: [ProducerGuarantees.Violation]
     }
 
     func run() async throws {
-        let settings: Settings
-        do {
-            settings = try await loadSettings()
-        } catch let error as ConfigurationError {
-            printError(error.description)
-            throw ExitStatus.badSettings
-        }
-        LoggingSystem.bootstrap { label in
-            StructuredLogHandler(label: label, format: settings.logFormat, level: settings.logLevel)
-        }
+        let settings = try await settingsOrExit { try await loadSettings() }
+        settings.common.bootstrapLogging()
         let logger = Logger(label: "outbox-bridge")
         for accepted in settings.acceptedUnsafeProperties {
             logger.warning("UNSAFE KAFKA PROPERTY ACCEPTED (kafka.allowUnsafeProperties): \(accepted)")
@@ -90,8 +77,8 @@ struct RunCommand: AsyncParsableCommand {
                 MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: observability.registry))
             }
             let assembly = try await RelayApplication.assemble(
-                configuration: settings.relay, shutdownTimeout: settings.shutdownTimeout, retention: settings.retention,
-                observability: settings.observability, logger: logger)
+                configuration: settings.relay, shutdownTimeout: settings.common.shutdownTimeout, retention: settings.retention,
+                observability: settings.observability, driftInterval: settings.driftInterval, logger: logger)
             if let broker = assembly.developmentBroker {
                 // Unbuffered, so a script reading our output sees the line at once.
                 FileHandle.standardOutput.write(Data("development broker: \(broker.bootstrapServers)\n".utf8))
@@ -106,73 +93,48 @@ struct RunCommand: AsyncParsableCommand {
         }
     }
 
-    /// Command-line options become the highest-precedence configuration layer.
-    private func loadSettings() async throws -> Settings {
-        var commandLine: [AbsoluteConfigKey: ConfigValue] = [:]
-        func set(_ key: String, _ value: String?) {
-            if let value { commandLine[AbsoluteConfigKey(ConfigKey(key))] = ConfigValue(.string(value), isSecret: false) }
-        }
-        enum NumberKind { case int, double }
-        func setNumber(_ key: String, _ value: String?, as kind: NumberKind) throws {
-            guard let value else { return }
-            let text = value.trimmingCharacters(in: .whitespaces)
-            let content: ConfigContent
-            switch kind {
-            case .int:
-                guard let number = Int(text) else {
-                    throw ConfigurationError(key: key, problem: "expected a whole number, got \(value)")
-                }
-                content = .int(number)
-            case .double:
-                guard let number = Double(text), number.isFinite else {
-                    throw ConfigurationError(key: key, problem: "expected a number, got \(value)")
-                }
-                content = .double(number)
-            }
-            commandLine[AbsoluteConfigKey(ConfigKey(key))] = ConfigValue(content, isSecret: false)
-        }
-        set("database.url", databaseURL)
-        set("listen.url", listenURL)
-        if pollOnly { commandLine[AbsoluteConfigKey(["listen", "pollOnly"])] = ConfigValue(.bool(true), isSecret: false) }
-        set("kafka.brokers", brokers)
-        if devBroker { commandLine[AbsoluteConfigKey(["kafka", "devBroker"])] = ConfigValue(.bool(true), isSecret: false) }
-        if !allowedUnsafeKafkaProperties.isEmpty {
-            commandLine[AbsoluteConfigKey(["kafka", "allowUnsafeProperties"])] =
-                ConfigValue(.stringArray(allowedUnsafeKafkaProperties), isSecret: false)
-        }
-        set("relay.topic", topic)
-        set("relay.deadLetterTopic", deadLetterTopic)
-        set("outbox.schema", schema)
-        // Numbers are parsed here: the in-memory layer hands strings back as strings, and
-        // swift-configuration converts text to numbers only for the environment and files.
-        try setNumber("relay.batchSize", batchSize, as: .int)
-        try setNumber("relay.pollIntervalSeconds", pollInterval, as: .double)
-        try setNumber("relay.maxAttempts", maxAttempts, as: .int)
-        try setNumber("http.port", httpPort, as: .int)
-        set("log.level", logLevel)
-        set("log.format", logFormat)
-        if !kafkaProperties.isEmpty {
-            commandLine[AbsoluteConfigKey(["kafka", "properties"])] = ConfigValue(.stringArray(kafkaProperties), isSecret: false)
-        }
-        let settings = try await SettingsReader.layered(
-            yamlFile: config ?? ProcessInfo.processInfo.environment["OUTBOX_BRIDGE_CONFIG"], commandLine: commandLine)
+    /// The settings from file, environment and options, checked as a whole.
+    func loadSettings(
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) async throws(ConfigurationError) -> Settings {
+        var commandLine = CommandLineSettings()
+        try common.add(to: &commandLine)
+        commandLine.string("database.url", databaseURL, option: "--database-url")
+        commandLine.string("listen.url", listenURL, option: "--listen-url")
+        commandLine.flag("listen.pollOnly", pollOnly, option: "--poll-only")
+        commandLine.string("kafka.brokers", brokers, option: "--brokers")
+        commandLine.flag("kafka.devBroker", devBroker, option: "--dev-broker")
+        commandLine.list("kafka.allowUnsafeProperties", allowedUnsafeKafkaProperties, option: "--allow-unsafe-kafka-property")
+        commandLine.list("kafka.properties", kafkaProperties, option: "--kafka-property")
+        commandLine.string("relay.topic", topic, option: "--topic")
+        commandLine.string("relay.deadLetterTopic", deadLetterTopic, option: "--dead-letter-topic")
+        commandLine.string("outbox.schema", schema, option: "--schema")
+        try commandLine.int("relay.batchSize", batchSize, option: "--batch-size")
+        try commandLine.number("relay.pollIntervalSeconds", pollInterval, option: "--poll-interval")
+        try commandLine.int("relay.maxAttempts", maxAttempts, option: "--max-attempts")
+        try commandLine.int("http.port", httpPort, option: "--http-port")
+        return try await common.load(commandLine, environment: environment, Self.read)
+    }
+
+    /// Every setting `run` uses, from whichever layer has it.
+    static func read(from settings: SettingsReader) async throws -> Settings {
         let relay = try await RelayConfiguration.read(from: settings)
-        let shutdownTimeout = try await settings.seconds("shutdown.timeoutSeconds", default: .seconds(15), in: 1...600)
-        let levelName = try await settings.string("log.level", default: "info")
-        guard let level = Logger.Level(rawValue: levelName.lowercased()) else {
-            throw ConfigurationError(key: "log.level", problem: "unknown level \(levelName)")
-        }
-        let formatName = try await settings.string("log.format", default: LogFormat.logfmt.rawValue)
-        guard let format = LogFormat(rawValue: formatName.lowercased()) else {
-            throw ConfigurationError(key: "log.format", problem: "expected logfmt or json, got \(formatName)")
-        }
-        let retention = try await Self.retention(from: settings)
-        let observability = try await Self.observability(from: settings)
-        let accepted = try await Self.checkKafka(relay, settings: settings)
-        try settings.checkFileHasNoUnknownKeys()
         return Settings(
-            relay: relay, shutdownTimeout: shutdownTimeout, retention: retention, observability: observability,
-            logLevel: level, logFormat: format, acceptedUnsafeProperties: accepted)
+            relay: relay, common: try await CommonSettings.read(from: settings),
+            retention: try await retention(from: settings),
+            observability: try await observability(from: settings),
+            driftInterval: try await driftInterval(from: settings),
+            acceptedUnsafeProperties: try await checkKafka(relay, settings: settings))
+    }
+
+    /// `drift.reconcileIntervalSeconds`; nil when it is 0 (off).
+    private static func driftInterval(from settings: SettingsReader) async throws -> Duration? {
+        let interval = try await settings.seconds("drift.reconcileIntervalSeconds", default: .seconds(300), in: 0...86_400)
+        if interval > .zero, interval < .seconds(1) {
+            throw ConfigurationError(
+                key: "drift.reconcileIntervalSeconds", problem: "must be 0 (off) or at least 1 second, got \(interval)")
+        }
+        return interval == .zero ? nil : interval
     }
 
     /// `retention.keepProcessed` in the units `prune --older-than` takes; `0` keeps everything.
@@ -198,6 +160,7 @@ struct RunCommand: AsyncParsableCommand {
         var endpoint = ObservabilityEndpoint(registry: PrometheusCollectorRegistry())
         endpoint.host = try await settings.string("http.host", default: endpoint.host)
         endpoint.port = UInt16(try await settings.int("http.port", default: Int(endpoint.port), in: 0...65_535))
+        endpoint.statusToken = try await settings.statusToken()
         guard enabled else { return nil }
         if let problem = PortCheck.bindProblem(host: endpoint.host, port: endpoint.port) {
             throw ConfigurationError(key: "http.port", problem: problem)
@@ -271,8 +234,7 @@ extension RelayConfiguration {
         configuration.database = try await .read(from: settings)
         configuration.readiness = try await .read(from: settings)
         configuration.brokers = try await settings.string("kafka.brokers", default: defaults.brokers)
-        configuration.kafkaProperties = try ConsumerOptions.properties(
-            try await settings.strings("kafka.properties"), option: "kafka.properties")
+        configuration.kafkaProperties = try await settings.properties("kafka.properties")
         SecretRedaction.register(connectionString: configuration.databaseURL)
         SecretRedaction.register(connectionString: configuration.listenURL)
         SecretRedaction.register(kafkaProperties: configuration.kafkaProperties)
@@ -295,7 +257,7 @@ extension RelayConfiguration {
 }
 
 /// What `EventRouter` fills in per event.
-private let topicPlaceholders = ["{tenant}", "{schema}", "{command}"]
+private let topicPlaceholders = ["{tenant}", "{schema}", "{command}", "{database}"]
 
 /// Why `template` cannot name Kafka topics, or `nil`: an unknown `{placeholder}` would otherwise
 /// be published literally, and Kafka allows only ASCII letters, digits, `.`, `_` and `-`.

@@ -1,11 +1,28 @@
-import ArgumentParser
 import Foundation
 import Logging
 import Synchronization
 
 /// How log lines look: `logfmt` for people reading a terminal, `json` for log pipelines.
-enum LogFormat: String, CaseIterable, Sendable, ExpressibleByArgument {
+enum LogFormat: String, CaseIterable, Sendable {
     case logfmt, json
+}
+
+/// The one log handler of the process, so every command writes the same lines: logfmt at info
+/// level until a long-running command's settings (`log.format`, `log.level`) choose otherwise.
+/// swift-log takes a handler factory once per process, so the factory reads the current choice
+/// whenever a logger is made.
+enum ProcessLogging {
+    private static let choice = Mutex((format: LogFormat.logfmt, level: Logger.Level.info))
+    private static let installed: Void = LoggingSystem.bootstrap { label in
+        let (format, level) = choice.withLock { $0 }
+        return StructuredLogHandler(label: label, format: format, level: level)
+    }
+
+    /// Loggers made from now on write `format` lines from `level` up.
+    static func use(format: LogFormat = .logfmt, level: Logger.Level = .info) {
+        choice.withLock { $0 = (format, level) }
+        _ = installed
+    }
 }
 
 /// Writes one line per log event to standard error, as logfmt or JSON, with the metadata as

@@ -15,113 +15,78 @@ struct WarehouseSyncCommand: AsyncParsableCommand {
             so a redelivered event changes nothing. Unsafe type changes are dead-lettered to \
             <group>.dead-letter. If the warehouse is in the same PostgreSQL cluster as a captured \
             database, connect as a role granted outbox_automation. Invalid options exit with status 2; \
-            a warehouse or Kafka that cannot be reached at start exits with status 3.
+            a warehouse or Kafka that cannot be reached at start exits with status 3. Settings come \
+            from --config (config/warehouse-sync.yaml documents every key), then environment \
+            variables (warehouse.url is WAREHOUSE_URL), then these options.
             """)
 
-    @Option(help: "Kafka bootstrap servers.")
-    var brokers: String
-    @Option(help: "Warehouse database URL or conninfo (libpq).")
-    var warehouseURL: String
-    @Option(help: "Consumer group.")
-    var group = "warehouse-sync"
-    @Option(help: "What a dropped table, column or schema becomes in the warehouse: keep (renamed as deprecated) or drop.")
-    var dropPolicy = "keep"
-    @Option(help: "Topic the relay publishes schema changes to.")
-    var topic = "schema-changes"
-    @Option(name: .customLong("kafka-property"), help: "A librdkafka property as name=value, repeatable (SASL, SSL, timeouts).")
-    var kafkaProperties: [String] = []
-    @Option(help: "Serve /metrics (consumer lag) and /health on this port; 0 picks a free one. Default: none.")
-    var httpPort: UInt16?
-    @Option(help: "Seconds a graceful shutdown may take before the current event is abandoned (it is delivered again).")
-    var shutdownTimeout = 15
-    @Option(help: "logfmt or json.")
-    var logFormat: LogFormat = .logfmt
-    @Option(help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel = "info"
+    @OptionGroup var consumer: ConsumerSettingsOptions
+    @OptionGroup var bootstrap: BootstrapOption
+    @Option(help: "Warehouse database URL or conninfo (warehouse.url, WAREHOUSE_URL); required.")
+    var warehouseURL: String?
+    @Option(help: "What a dropped table, column or schema becomes in the warehouse: keep (renamed as deprecated) or drop (warehouse.dropPolicy, default keep).")
+    var dropPolicy: String?
 
     func run() async throws {
-        let assembly: WarehouseSyncAssembly
-        do {
-            assembly = try await WarehouseSyncAssembly(
-                brokers: brokers, warehouseURL: warehouseURL, group: group, dropPolicy: dropPolicy, topic: topic,
-                kafkaProperties: kafkaProperties, logLevel: logLevel, shutdownTimeout: shutdownTimeout, httpPort: httpPort)
-        } catch {
-            printError(error.description)
-            throw ExitStatus.badSettings
-        }
-        let level = assembly.logLevel
-        LoggingSystem.bootstrap { label in
-            StructuredLogHandler(label: label, format: logFormat, level: level)
-        }
+        let assembly = try await settingsOrExit { try await loadSettings() }
+        assembly.consumer.common.bootstrapLogging()
         let logger = Logger(label: "outbox-bridge.warehouse-sync")
         let services: (ServiceGroup, WarehouseSyncHandler)
         do {
-            services = try await assembly.build(httpPort: httpPort, logger: logger)
+            services = try await assembly.build(logger: logger)
         } catch {
             printError(error.description)
             throw error.status
         }
         try await services.0.run()
     }
+
+    /// The settings from file, environment and options, checked as a whole.
+    func loadSettings(
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) async throws(ConfigurationError) -> WarehouseSyncAssembly {
+        var commandLine = CommandLineSettings()
+        try consumer.add(to: &commandLine)
+        bootstrap.add(to: &commandLine)
+        commandLine.string("warehouse.url", warehouseURL, option: "--warehouse-url")
+        commandLine.string("warehouse.dropPolicy", dropPolicy, option: "--drop-policy")
+        return try await consumer.common.load(commandLine, environment: environment, Self.read)
+    }
+
+    /// Every setting `warehouse-sync` uses, from whichever layer has it.
+    static func read(from settings: SettingsReader) async throws -> WarehouseSyncAssembly {
+        let consumer = try await ConsumerSettings.read(from: settings, defaultGroup: "warehouse-sync", bootstrappable: true)
+        let url = try await settings.requiredString(
+            "warehouse.url", isSecret: true, problem: "required (--warehouse-url, WAREHOUSE_URL or warehouse.url)")
+        SecretRedaction.register(connectionString: url)
+        if let problem = ConnectionString(url).problem {
+            throw ConfigurationError(key: "warehouse.url", problem: problem)
+        }
+        let policyName = try await settings.string("warehouse.dropPolicy", default: "keep")
+        guard let policy = WarehouseSyncConfiguration.DropPolicy(rawValue: policyName) else {
+            throw ConfigurationError(key: "warehouse.dropPolicy", problem: "must be keep or drop, not '\(policyName)'")
+        }
+        var warehouse = WarehouseSyncConfiguration(warehouseURL: url)
+        warehouse.dropPolicy = policy
+        return WarehouseSyncAssembly(consumer: consumer, warehouse: warehouse)
+    }
 }
 
 /// Validated `warehouse-sync` settings and the services they build, separate from argument
 /// parsing so tests can assemble the same thing.
 struct WarehouseSyncAssembly {
-    struct InvalidOption: Error, CustomStringConvertible {
-        let description: String
-    }
-
     struct StartupError: Error, CustomStringConvertible {
         let description: String
         /// ``ExitStatus/unreachable`` unless the failure is one of the settings.
         var status = ExitStatus.unreachable
     }
 
-    var runtime: ConsumerRuntimeConfiguration
+    var consumer: ConsumerSettings
     var warehouse: WarehouseSyncConfiguration
-    var logLevel: Logger.Level
-
-    init(
-        brokers: String, warehouseURL: String, group: String, dropPolicy: String, topic: String,
-        kafkaProperties: [String] = [], logLevel: String, shutdownTimeout: Int = 15, httpPort: UInt16? = nil
-    ) async throws(InvalidOption) {
-        guard let policy = WarehouseSyncConfiguration.DropPolicy(rawValue: dropPolicy) else {
-            throw InvalidOption(
-                description: "--drop-policy must be keep or drop, not '\(dropPolicy)'")
-        }
-        guard let level = Logger.Level(rawValue: logLevel) else {
-            throw InvalidOption(description: "--log-level must be trace, debug, info, notice, warning, error or critical")
-        }
-        guard !warehouseURL.trimmingCharacters(in: .whitespaces).isEmpty else {
-            throw InvalidOption(description: "--warehouse-url must not be empty")
-        }
-        SecretRedaction.register(connectionString: warehouseURL)
-        if let problem = ConnectionString(warehouseURL).problem {
-            throw InvalidOption(description: "--warehouse-url: \(problem)")
-        }
-        guard (1...600).contains(shutdownTimeout) else {
-            throw InvalidOption(description: "--shutdown-timeout must be between 1 and 600 seconds, got \(shutdownTimeout)")
-        }
-        var runtime = ConsumerRuntimeConfiguration(brokers: brokers, groupID: group)
-        runtime.topics = [topic]
-        runtime.shutdownTimeout = .seconds(shutdownTimeout)
-        do {
-            runtime.kafkaProperties = try ConsumerOptions.properties(kafkaProperties, option: "kafka-property")
-            try await ConsumerOptions.check(runtime, httpPort: httpPort)
-        } catch {
-            throw InvalidOption(description: error.description)
-        }
-        var warehouse = WarehouseSyncConfiguration(warehouseURL: warehouseURL)
-        warehouse.dropPolicy = policy
-        self.runtime = runtime
-        self.warehouse = warehouse
-        self.logLevel = level
-    }
 
     /// Connects to the warehouse (so a bad URL, a missing privilege or a capture-loop risk fails
     /// here, in one line, before joining the group) and builds the consumer.
-    func build(httpPort: UInt16? = nil, logger: Logger) async throws(StartupError) -> (ServiceGroup, WarehouseSyncHandler) {
+    func build(logger: Logger) async throws(StartupError) -> (ServiceGroup, WarehouseSyncHandler) {
         let handler = WarehouseSyncHandler(configuration: warehouse, logger: logger)
         do {
             try await handler.prepare()
@@ -129,22 +94,16 @@ struct WarehouseSyncAssembly {
             let status = if case .postgres(let cause) = error { ExitStatus.status(for: cause) } else { ExitStatus.badSettings }
             throw StartupError(description: "warehouse-sync: \(error)", status: status)
         }
-        let consumer: ConsumerRuntime
+        let runtime: ConsumerRuntime
         do {
-            consumer = try ConsumerRuntime(configuration: runtime, handler: handler, logger: logger)
+            runtime = try ConsumerRuntime(configuration: consumer.runtime, handler: handler, logger: logger)
         } catch {
             throw StartupError(description: "warehouse-sync: \(error)")
         }
-        let observability: [ServiceGroupConfiguration.ServiceConfiguration]
         do {
-            observability = try await ConsumerObservability.services(for: consumer, port: httpPort, logger: logger)
+            return (try await consumer.serviceGroup(for: runtime, logger: logger), handler)
         } catch {
             throw StartupError(description: "warehouse-sync: cannot serve /metrics: \(error)")
         }
-        var groupConfiguration = ServiceGroupConfiguration(
-            services: observability + [.init(service: consumer)], gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger)
-        groupConfiguration.maximumGracefulShutdownDuration = runtime.shutdownTimeout
-        return (ServiceGroup(configuration: groupConfiguration), handler)
     }
 }

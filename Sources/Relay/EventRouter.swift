@@ -9,15 +9,19 @@ public import Outbox
 public struct EventRouter: Sendable {
     private enum Segment: Sendable {
         case literal(String)
-        case tenant, schema, command
+        case tenant, schema, command, database
     }
 
     private let segments: [Segment]
     public let cloudEventsSource: String
+    /// The database holding the outbox: every event in it was captured there (`database` in the
+    /// event is `current_database()`), so `{database}` needs no per-event parsing.
+    private let database: String
 
-    public init(topicTemplate: String, cloudEventsSource: String) {
+    public init(topicTemplate: String, cloudEventsSource: String, database: String = "") {
         self.segments = Self.parse(topicTemplate)
         self.cloudEventsSource = cloudEventsSource
+        self.database = database
     }
 
     public func record(for event: OutboxEvent) -> KafkaRecord {
@@ -38,6 +42,7 @@ public struct EventRouter: Sendable {
             case .tenant: topic += Self.topicSafe(event.tenantID ?? event.tenantKey ?? "none")
             case .schema: topic += Self.topicSafe(event.schemaName ?? "none")
             case .command: topic += Self.topicSafe(Self.lowercasedASCII(event.command))
+            case .database: topic += Self.topicSafe(database)
             }
         }
         return topic
@@ -99,7 +104,9 @@ public struct EventRouter: Sendable {
         var segments: [Segment] = []
         var literal = ""
         var rest = Substring(template)
-        let placeholders: [(String, Segment)] = [("{tenant}", .tenant), ("{schema}", .schema), ("{command}", .command)]
+        let placeholders: [(String, Segment)] = [
+            ("{tenant}", .tenant), ("{schema}", .schema), ("{command}", .command), ("{database}", .database),
+        ]
         while let first = rest.first {
             if let (text, segment) = placeholders.first(where: { rest.hasPrefix($0.0) }) {
                 if !literal.isEmpty { segments.append(.literal(literal)) }

@@ -98,6 +98,7 @@ final class InFlightLedger: Sendable {
                     resolution.resolvedIDs.append(event.id)
                     resolution.delivered.append(OutboxDelivery(
                         eventID: event.id, topic: report.topic, partition: report.partition, offset: report.offset))
+                    resolution.deliveredTenants.insert(event.tenantKey)
                     let published = state.publishedAt[event.id] ?? arrival.uptime
                     resolution.latencies.append((
                         publishToAck: Double(arrival.uptime &- published) / 1e9,
@@ -194,6 +195,8 @@ struct Resolution: Sendable {
     }
 
     var delivered: [OutboxDelivery] = []
+    /// The tenants of the delivered rows, for the relay's progress line.
+    var deliveredTenants: Set<String?> = []
     var retries: [OutboxFailure] = []
     /// Rows whose dead letter landed: they are marked dead.
     var deadLetters: [OutboxDeadLetter] = []

@@ -19,6 +19,7 @@ final class RelayMarker {
     private let roomFreed: WakeSignal
     private let logger: Logger
     private let metrics = RelayMetrics()
+    private let progress: RelayProgressLog
     private var store: OutboxStore?
 
     init(
@@ -32,6 +33,7 @@ final class RelayMarker {
         self.inbox = inbox
         self.roomFreed = roomFreed
         self.logger = logger
+        self.progress = RelayProgressLog(logger: logger)
     }
 
     /// Records outcomes as they arrive until cancelled.
@@ -59,6 +61,7 @@ final class RelayMarker {
                 roomFreed.signal()
             }
             metrics.record(resolution, topicTemplate: configuration.topicTemplate, deadLetterTopic: configuration.deadLetterTopic)
+            progress.record(resolution)
         }
     }
 

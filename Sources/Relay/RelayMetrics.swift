@@ -127,6 +127,12 @@ public final class RelayHealth: Sendable {
         }
     }
 
+    /// How many events this relay has handed to Kafka and not yet marked, for the status page.
+    public var inFlightCount: Int {
+        guard let inFlight = state.withLock({ $0.inFlight }) else { return 0 }
+        return inFlight().count
+    }
+
     /// Why the relay is not ready, or `nil` when it is.
     public func problem() -> String? {
         forgetWrittenBack()

@@ -48,8 +48,11 @@ public final class RelayService: Service, Sendable {
         }
 
         let wake = WakeSignal()
+        let database = try await connection.query("SELECT pg_catalog.current_database()::text AS name")[0]
+            .require(String.self, column: "name")
         let router = EventRouter(
-            topicTemplate: configuration.topicTemplate, cloudEventsSource: configuration.cloudEventsSource)
+            topicTemplate: configuration.topicTemplate, cloudEventsSource: configuration.cloudEventsSource,
+            database: database)
         let ledger = InFlightLedger()
         health.watch(inFlight: { ledger.ids })
         let inbox = AcknowledgementInbox()

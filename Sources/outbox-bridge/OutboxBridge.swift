@@ -22,6 +22,6 @@ enum OutboxBridge {
             _ = unsafeBitCast(mallopt, to: Mallopt.self)(-8, 2)
         }
         #endif
-        await OutboxBridgeCommand.main()
+        await OutboxBridgeCommand.runProcess()
     }
 }

@@ -171,7 +171,8 @@ struct SDKGenerationTests {
         let events = try await fixture.events()
         let reference = try snapshot(fixture.package("i"))
         #expect(reference.keys.sorted() == [
-            ".outbox-sdk-state.json", "CHANGELOG.md", "package.json", "src/index.ts", "tsconfig.json"])
+            ".outbox-sdk-state.json", "CHANGELOG.md", "dist/index.d.ts", "dist/index.js", "package.json", "src/index.ts",
+            "tsconfig.json"])
 
         // Redelivered: every event is skipped.
         for event in events {

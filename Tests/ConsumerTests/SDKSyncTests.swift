@@ -171,7 +171,7 @@ func consumeEverything(
     let runtime = try ConsumerRuntime(
         configuration: testConfiguration(environment, group: group), handler: handler, logger: testLogger())
     try await withRunningConsumer(runtime) {
-        try await waitUntil("group \(group) processed every record", timeout: .seconds(60)) {
+        try await waitUntil("group \(group) processed every record", timeout: .seconds(180)) {
             let next = Dictionary(runtime.lag.partitions.map { ($0.partition, $0.nextOffset) }, uniquingKeysWith: max)
             return ends.allSatisfy { partition, end in (next[partition] ?? 0) >= end }
         }

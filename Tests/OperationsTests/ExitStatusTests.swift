@@ -35,7 +35,7 @@ struct ExitStatusTests {
 
         let usage: [(String, [String], String)] = [
             ("an unknown option (argument parser's 64)", ["status", "--database-url", url, "--jsn"], "Unknown option '--jsn'"),
-            ("a missing required option", ["warehouse-sync", "--brokers", brokers], "Missing expected argument '--warehouse-url"),
+            ("a missing required setting", ["warehouse-sync", "--brokers", brokers], "invalid configuration: warehouse.url: required"),
             ("bad target_session_attrs", ["status", "--database-url", url + "?target_session_attrs=primry"],
              "target_session_attrs must be one of"),
             ("prune without a unit", ["prune", "--database-url", url, "--older-than", "7"], "--older-than expects a number with a unit"),

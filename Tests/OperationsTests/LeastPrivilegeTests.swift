@@ -1,6 +1,7 @@
 import Foundation
 import Kafka
 import Operations
+import Outbox
 import Postgres
 import TestSupport
 import Testing

@@ -2,6 +2,7 @@ import Foundation
 import Kafka
 import Logging
 import Operations
+import Outbox
 import OutboxBridgeCLI
 import Postgres
 import TestSupport
@@ -314,7 +315,10 @@ struct OperationsTests {
             #expect(result.status == 0, "\(result.errorOutput)")
             return try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any])
         }
-        let keys: Set = ["pending", "oldest_pending_age_seconds", "dead", "processed", "tenants"]
+        let keys: Set = [
+            "pending", "oldest_pending_age_seconds", "dead", "processed", "tenants", "backlog", "retrying", "dead_letters",
+            "recent_deliveries", "delivery_rate", "instances", "unowned_shards", "readiness", "in_flight", "generated_at",
+        ]
 
         let empty = try await status()
         #expect(Set(empty.keys) == keys)

@@ -42,7 +42,7 @@ public final class RelayProcess: Sendable {
     /// The environment variables the relay reads its settings from; a child never inherits
     /// these from the test run, so only what the test passes applies.
     private static let relaySettingPrefixes =
-        ["DATABASE_", "LISTEN_", "KAFKA_", "RELAY_", "OUTBOX_", "LOG_", "SHUTDOWN_", "HTTP_", "RETENTION_"]
+        ["DATABASE_", "LISTEN_", "KAFKA_", "RELAY_", "OUTBOX_", "LOG_", "SHUTDOWN_", "HTTP_", "RETENTION_", "DRIFT_"]
 
     /// Starts `outbox-bridge` with `arguments` (e.g. `["run", "--database-url", …]`).
     /// `environment` is added to the test process's environment, minus any relay settings it has.

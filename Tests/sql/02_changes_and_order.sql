@@ -49,13 +49,16 @@ SELECT public.check_eq((SELECT jsonb_path_query_array(e, '$.table.columns[*] ? (
        "generated_kind": null, "identity": null, "position": 2, "attnum": 2, "comment": null}]'::jsonb, 'create: amount column');
 SELECT public.check_eq((SELECT e->'table'->'columns'->0->>'default' FROM ev WHERE n = 1),
     'nextval(''tenant_42.orders_id_seq''::regclass)', 'create: serial default via pg_get_expr');
-SELECT public.check_eq((SELECT e->'changes' FROM ev WHERE n = 1), 'null'::jsonb, 'create: changes null');
+SELECT public.check_eq((SELECT e->'changes' FROM ev WHERE n = 1), '{"compatibility": "additive"}'::jsonb, 'create: changes only labelled');
 
--- A helper view: the non-empty parts of each ALTER's changes.
+-- A helper view: the non-empty parts of each ALTER's changes but the label, checked here first.
 CREATE TEMP VIEW ch AS
 SELECT n, (SELECT jsonb_object_agg(k, v) FROM jsonb_each(e->'changes') AS x(k, v)
-           WHERE v <> 'null'::jsonb AND v <> '[]'::jsonb) AS c
+           WHERE v <> 'null'::jsonb AND v <> '[]'::jsonb AND k <> 'compatibility') AS c
 FROM ev WHERE n > 1;
+SELECT public.check_eq((SELECT array_agg(e->'changes'->>'compatibility' ORDER BY n) FROM ev),
+    ARRAY['additive', 'additive', 'breaking', 'breaking', 'breaking', 'breaking', 'breaking', 'additive', 'additive',
+          'breaking', 'cosmetic', 'cosmetic', 'breaking'], 'compatibility of each statement');
 
 SELECT public.check_eq((SELECT jsonb_path_query_array(c, '$.columns_added[*].name') FROM ch WHERE n = 2), '["status"]'::jsonb, 'add column');
 SELECT public.check_eq((SELECT c - 'columns_added' FROM ch WHERE n = 2), '{}'::jsonb, 'add column: nothing else');
@@ -159,7 +162,7 @@ CREATE TABLE public.legacy (id int);
 DELETE FROM platform.table_shapes WHERE shape->>'name' = 'legacy';
 SELECT public.last_event_id() AS w7 \gset
 ALTER TABLE public.legacy ADD COLUMN v int;
-SELECT public.check_eq((SELECT e->'changes' FROM public.events_after(:w7)), 'null'::jsonb, 'unknown previous shape: changes null');
+SELECT public.check_eq((SELECT e->'changes' FROM public.events_after(:w7)), '{"compatibility": "breaking"}'::jsonb, 'unknown previous shape: changes only labelled breaking');
 SELECT public.check_eq((SELECT e->'previous_shape_known' FROM public.events_after(:w7)), 'false'::jsonb, 'unknown previous shape flagged');
 SELECT public.check_eq(platform.refresh_table_shapes() >= 1, true, 'refresh_table_shapes reseeds');
 

@@ -156,7 +156,7 @@ ROLLBACK;
 SELECT public.check_eq((SELECT count(*) FROM public.events_after(:w5)), 2::bigint, 'emit: two events, rolled back one gone');
 SELECT public.check_eq((SELECT e - 'event_id' - 'occurred_at' - 'transaction_id' - 'database' FROM public.events_after(:w5) WHERE id = :emitted_id),
     '{"version": 1, "kind": "domain", "command": "OrderPlaced", "object_type": null, "object_identity": null,
-      "schema_name": null, "tenant_id": "9", "actor": "app_emitter", "payload": {"order_id": 17, "total": "9.99"}}'::jsonb,
+      "schema_name": null, "tenant_id": "9", "tenant_seq": 7, "actor": "app_emitter", "payload": {"order_id": 17, "total": "9.99"}}'::jsonb,
     'emit: event_data');
 SELECT public.check_eq((SELECT tenant_key FROM platform.schema_changes WHERE id = :emitted_id), '9', 'emit: tenant_key');
 SELECT public.check_eq((SELECT tenant_key FROM platform.schema_changes WHERE id = :emitted_id2), NULL, 'emit: no tenant, null key');

@@ -34,7 +34,7 @@ SELECT public.check_eq(platform.reconcile(), 2::bigint, 'replica role: two drift
 SELECT public.check_eq((SELECT array_agg((e->>'drift') || ':' || (e->>'object_identity') || ':' || (e->>'previous_shape_known') ORDER BY id)
                           FROM public.events_after(:w)),
     ARRAY['altered:tenant_8.kept:true', 'created:tenant_8.unseen:false'], 'replica role: altered and created');
-SELECT public.check_eq((SELECT e->'changes' FROM public.events_after(:w) WHERE e->>'drift' = 'created'), 'null'::jsonb, 'created: changes null');
+SELECT public.check_eq((SELECT e->'changes' FROM public.events_after(:w) WHERE e->>'drift' = 'created'), '{"compatibility": "additive"}'::jsonb, 'created: changes only labelled additive');
 SELECT public.check_eq(platform.reconcile(), 0::bigint, 'replica role: reported once');
 
 -- 3. A table dropped while capture was off.
@@ -46,7 +46,7 @@ SELECT public.check_eq(platform.reconcile(), 1::bigint, 'dropped: one drift even
 SELECT public.check_eq((SELECT jsonb_build_object('drift', e->'drift', 'identity', e->'object_identity',
                                'columns', e->'table'->'columns'->0->'name', 'changes', e->'changes')
                           FROM public.events_after(:w)),
-    '{"drift": "dropped", "identity": "tenant_8.doomed", "columns": "id", "changes": null}'::jsonb, 'dropped: the last known shape');
+    '{"drift": "dropped", "identity": "tenant_8.doomed", "columns": "id", "changes": {"compatibility": "breaking"}}'::jsonb, 'dropped: the last known shape');
 SELECT public.check_eq(platform.reconcile(), 0::bigint, 'dropped: reported once');
 
 -- Drift outside the captured schemas only updates the snapshot.

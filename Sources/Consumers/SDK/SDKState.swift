@@ -16,6 +16,9 @@ struct SDKState: Codable, Equatable, Sendable {
     var changelog: [SDKChangelogEntry] = []
     /// Sorted; every event applied, including those that changed nothing in the package.
     var appliedEventIDs: [String] = []
+    /// The highest `tenant_seq` applied (or passed over: domain events); `nil` in state written
+    /// before sequence numbers, or when no event carried one.
+    var lastTenantSeq: Int64?
 
     init(tenant: String) {
         self.tenant = tenant
@@ -24,6 +27,11 @@ struct SDKState: Codable, Equatable, Sendable {
     func hasApplied(_ eventID: String) -> Bool {
         let index = appliedEventIDs.partitioningIndex { $0 >= eventID }
         return index < appliedEventIDs.count && appliedEventIDs[index] == eventID
+    }
+
+    mutating func recordSequence(_ sequence: Int64?) {
+        guard let sequence else { return }
+        lastTenantSeq = max(lastTenantSeq ?? sequence, sequence)
     }
 
     mutating func recordApplied(_ eventID: String) {
@@ -89,8 +97,23 @@ struct SDKChangelogEntry: Codable, Equatable, Sendable {
 }
 
 /// `major.minor.patch`. A tenant's package starts at 1.0.0 with its first change (whatever its
-/// kind); each later change bumps by its most significant ``SDKChange/Level``.
+/// kind); each later event that changes the package bumps by its compatibility label.
 struct SemanticVersion: Codable, Equatable, Comparable, Sendable, CustomStringConvertible {
+    enum Level: Sendable {
+        case patch, minor, major
+
+        /// breaking → major, additive → minor, cosmetic → patch. An event without a label
+        /// (captured before migration 16, or a snapshot correcting the package) may have changed
+        /// anything, so it counts as breaking.
+        init(_ compatibility: TableChanges.Compatibility?) {
+            switch compatibility {
+            case .cosmetic: self = .patch
+            case .additive: self = .minor
+            case .breaking, nil: self = .major
+            }
+        }
+    }
+
     var major: Int
     var minor: Int
     var patch: Int
@@ -99,7 +122,7 @@ struct SemanticVersion: Codable, Equatable, Comparable, Sendable, CustomStringCo
 
     var description: String { "\(major).\(minor).\(patch)" }
 
-    func bumped(_ level: SDKChange.Level) -> SemanticVersion {
+    func bumped(_ level: Level) -> SemanticVersion {
         switch level {
         case .major: SemanticVersion(major: major + 1, minor: 0, patch: 0)
         case .minor: SemanticVersion(major: major, minor: minor + 1, patch: 0)
@@ -132,25 +155,10 @@ struct SemanticVersion: Codable, Equatable, Comparable, Sendable, CustomStringCo
     }
 }
 
-/// One change an event made to a tenant's package, with how it moves the version:
-///
-/// - major: a table or column dropped or renamed, a column retyped or its nullability changed
-///   (its TypeScript type changes either way), a NOT NULL column added without a default, an enum
-///   label removed or renamed.
-/// - minor: a table, an enum or an enum label added; a nullable column added, or a NOT NULL one
-///   with a default, identity or generation expression (existing inserts keep working); a primary
-///   key changed.
-/// - patch: comments only; enum labels reordered.
-///
-/// Changes that do not show in the package (a changed default, a domain event, a schema created)
-/// are recorded as applied but make no version and no changelog entry.
+/// One change an event made to a tenant's package, as its changelog says it. How far the change
+/// moves the version is the event's compatibility label (``SemanticVersion/Level``), not the
+/// change's own.
 struct SDKChange: Equatable, Sendable {
-    enum Level: Int, Comparable, Sendable {
-        case patch, minor, major
-        static func < (lhs: Level, rhs: Level) -> Bool { lhs.rawValue < rhs.rawValue }
-    }
-
-    var level: Level
     /// Markdown; names inside are code spans from ``SDKNames/markdown(_:)``.
     var text: String
 }

@@ -1,17 +1,20 @@
-/// Applies one schema-change event to a tenant's ``SDKState``: the new model and the changes it
-/// made, classified for semantic versioning (see ``SDKChange``). Pure: the same state and event
-/// always give the same result, which is what makes the generated files deterministic.
+/// Applies one schema-change event to a tenant's ``SDKState``: the new model, the changes it
+/// made to the package, and the version. The version moves by the event's compatibility label,
+/// computed once in capture (``SemanticVersion/Level/init(_:)``), never by rules of its own.
+/// Pure: the same state and event always give the same result, which is what makes the
+/// generated files deterministic.
 enum SDKStateUpdate {
-    /// - Returns: the state with the event applied and recorded, the version bumped and a
-    ///   changelog entry added when `changes` is not empty.
+    /// - Returns: the state with the event applied and recorded, the version bumped by the
+    ///   event's label and a changelog entry added when `changes` is not empty (a change that does
+    ///   not show in the package, such as a new default, makes no version).
     static func apply(_ event: SchemaChangeEvent, to state: SDKState) -> (state: SDKState, changes: [SDKChange]) {
         var next = state
         var changes: [SDKChange] = []
-        if event.kind == "ddl" {
+        if event.kind == "ddl" || event.kind == "drift" {
             switch event.objectType {
             case "table", "table column":
                 if let shape = event.table {
-                    if event.command == "DROP TABLE" || event.command == "DROP SCHEMA" {
+                    if event.command == "DROP TABLE" || event.command == "DROP SCHEMA" || event.drift == "dropped" {
                         changes = dropTable(shape, in: &next)
                     } else {
                         changes = upsertTable(shape, changes: event.changes, in: &next)
@@ -27,8 +30,7 @@ enum SDKStateUpdate {
         }
         next.recordApplied(event.eventID)
         guard !changes.isEmpty else { return (next, []) }
-        changes.sort { $0.level > $1.level }
-        let level = changes.map(\.level).max()!
+        let level = SemanticVersion.Level(event.changes?.compatibility)
         let version = next.version.map { $0.bumped(level) } ?? .initial
         next.version = version
         next.changelog.append(SDKChangelogEntry(
@@ -40,7 +42,7 @@ enum SDKStateUpdate {
     private static func dropTable(_ shape: TableShape, in state: inout SDKState) -> [SDKChange] {
         guard let index = state.tables.firstIndex(where: { SDKNames.same($0.name, shape.name) }) else { return [] }
         state.tables.remove(at: index)
-        return [SDKChange(level: .major, text: "Removed table \(SDKNames.markdown(shape.name)).")]
+        return [SDKChange(text: "Removed table \(SDKNames.markdown(shape.name)).")]
     }
 
     private static func upsertTable(_ shape: TableShape, changes: TableChanges?, in state: inout SDKState) -> [SDKChange] {
@@ -61,14 +63,14 @@ enum SDKStateUpdate {
             insertSorted(SDKTable(
                 schema: shape.schema, name: shape.name, identifier: identifier, comment: shape.comment,
                 columns: newColumns, primaryKey: shape.primaryKey ?? []), into: &state)
-            return [SDKChange(level: .minor, text: "Added \(table) as `\(identifier)`.")]
+            return [SDKChange(text: "Added \(table) as `\(identifier)`.")]
         }
 
         var old = state.tables.remove(at: index)
         var result: [SDKChange] = []
         if !SDKNames.same(old.name, shape.name) {
             let identifier = SDKNames.typeIdentifier(for: shape.name, avoiding: state.takenIdentifiers)
-            result.append(SDKChange(level: .major, text:
+            result.append(SDKChange(text:
                 "Renamed table \(SDKNames.markdown(old.name)) to \(SDKNames.markdown(shape.name)) (now `\(identifier)`)."))
             old.identifier = identifier
             old.name = shape.name
@@ -76,41 +78,40 @@ enum SDKStateUpdate {
         let oldByAttnum = Dictionary(old.columns.map { ($0.attnum, $0) }, uniquingKeysWith: { first, _ in first })
         let newAttnums = Set(newColumns.map(\.attnum))
         for column in old.columns where !newAttnums.contains(column.attnum) {
-            result.append(SDKChange(level: .major, text:
+            result.append(SDKChange(text:
                 "Removed column \(SDKNames.markdown(column.name)) from \(table)."))
         }
         for column in newColumns {
             guard let before = oldByAttnum[column.attnum] else {
-                let breaking = !column.nullable && !column.hasDefault
                 let detail = column.nullable ? "nullable" : column.hasDefault ? "NOT NULL with a default" : "NOT NULL"
-                result.append(SDKChange(level: breaking ? .major : .minor, text:
+                result.append(SDKChange(text:
                     "Added column \(SDKNames.markdown(column.name)) (\(SDKNames.markdown(column.pgType)), \(detail)) to \(table)."))
                 continue
             }
             let name = SDKNames.markdown(column.name)
             if !SDKNames.same(before.name, column.name) {
-                result.append(SDKChange(level: .major, text:
+                result.append(SDKChange(text:
                     "Renamed column \(SDKNames.markdown(before.name)) to \(name) in \(table)."))
             }
             if before.pgType != column.pgType {
-                result.append(SDKChange(level: .major, text:
+                result.append(SDKChange(text:
                     "Changed the type of column \(name) in \(table) from \(SDKNames.markdown(before.pgType)) to \(SDKNames.markdown(column.pgType))."))
             }
             if before.nullable != column.nullable {
-                result.append(SDKChange(level: .major, text:
+                result.append(SDKChange(text:
                     "Column \(name) in \(table) is now \(column.nullable ? "nullable" : "NOT NULL")."))
             }
             if before.comment != column.comment {
-                result.append(SDKChange(level: .patch, text: "Changed the comment of column \(name) in \(table)."))
+                result.append(SDKChange(text: "Changed the comment of column \(name) in \(table)."))
             }
         }
         if old.comment != shape.comment {
-            result.append(SDKChange(level: .patch, text: "Changed the comment of \(table)."))
+            result.append(SDKChange(text: "Changed the comment of \(table)."))
         }
         let primaryKey = shape.primaryKey ?? []
         if old.primaryKey != primaryKey {
             let key = primaryKey.isEmpty ? "none" : primaryKey.map(SDKNames.markdown).joined(separator: ", ")
-            result.append(SDKChange(level: .minor, text: "Primary key of \(table) is now \(key)."))
+            result.append(SDKChange(text: "Primary key of \(table) is now \(key)."))
         }
         old.schema = shape.schema
         old.comment = shape.comment
@@ -127,7 +128,7 @@ enum SDKStateUpdate {
             state.enums.append(SDKEnum(
                 schema: enumType.schema, name: enumType.name, identifier: identifier, values: enumType.values))
             state.enums.sort { SDKNames.precedes($0.schema + "\u{0}" + $0.name, $1.schema + "\u{0}" + $1.name) }
-            return [SDKChange(level: .minor, text: "Added enum \(name) as `\(identifier)`.")]
+            return [SDKChange(text: "Added enum \(name) as `\(identifier)`.")]
         }
         let before = state.enums[index].values
         state.enums[index].values = enumType.values
@@ -135,15 +136,15 @@ enum SDKStateUpdate {
         let added = enumType.values.filter { label in !before.contains { SDKNames.same($0, label) } }
         var result: [SDKChange] = []
         if !removed.isEmpty {
-            result.append(SDKChange(level: .major, text:
+            result.append(SDKChange(text:
                 "Removed \(removed.map(SDKNames.markdown).joined(separator: ", ")) from enum \(name)."))
         }
         if !added.isEmpty {
-            result.append(SDKChange(level: .minor, text:
+            result.append(SDKChange(text:
                 "Added \(added.map(SDKNames.markdown).joined(separator: ", ")) to enum \(name)."))
         }
         if result.isEmpty && !before.elementsEqual(enumType.values, by: SDKNames.same) {
-            result.append(SDKChange(level: .patch, text: "Reordered the labels of enum \(name)."))
+            result.append(SDKChange(text: "Reordered the labels of enum \(name)."))
         }
         return result
     }

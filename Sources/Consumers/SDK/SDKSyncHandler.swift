@@ -2,8 +2,8 @@ public import Foundation
 public import Logging
 
 /// The `sdk-sync` consumer: keeps, per tenant, an npm package of TypeScript types at
-/// `<outputDirectory>/<tenant>/` (`package.json`, `tsconfig.json`, `src/index.ts`,
-/// `CHANGELOG.md`), following the tenant's schema changes.
+/// `<outputDirectory>/<tenant>/` (`package.json`, `tsconfig.json`, `src/index.ts`, the compiled
+/// `dist/` and `CHANGELOG.md`), following the tenant's schema changes.
 ///
 /// Idempotent by event id: the tenant's model, version, changelog and the ids of applied events
 /// live in `<tenant>/.outbox-sdk-state.json`. An event already recorded there changes nothing.
@@ -13,10 +13,22 @@ public import Logging
 /// it: nothing is applied twice (the changelog is rendered from the state, never appended to) and
 /// nothing is lost (the offset is committed only after this returns).
 ///
-/// Domain events and events without a tenant are ignored (no file is touched). A tenant's DDL
-/// event that changes nothing in the package (a changed default, `CREATE SCHEMA`) is only
-/// recorded as applied. The applied-id list grows by one id per DDL event of the tenant.
-public struct SDKSyncHandler: EventHandler {
+/// Drift events (DDL the capture's triggers never saw, found by `reconcile()`) are applied like
+/// DDL: they carry the table's real shape, and without them the package would keep describing a
+/// table that changed, or miss one that was created. A `snapshot` event makes the package's object
+/// equal to its shape and `snapshot_end` removes what the snapshot did not list, in the next major
+/// version (``SDKSnapshot``).
+///
+/// Events without a tenant are ignored (no file is touched); a tenant's other events (domain
+/// events) only advance the recorded `tenant_seq` of a tenant that already has a package. A
+/// tenant's DDL event that changes nothing in the package (a changed default, `CREATE SCHEMA`)
+/// is only recorded as applied. The applied-id list grows by one id per DDL or drift event of the
+/// tenant.
+///
+/// The last `tenant_seq` lives in the same state file (``TenantSequenceRecording``), so gaps
+/// and duplicates are told apart across restarts. One output directory serves one source
+/// database: the runtime follows one unless told otherwise.
+public struct SDKSyncHandler: BootstrappableHandler {
     public static let stateFileName = ".outbox-sdk-state.json"
 
     public let name = "sdk-sync"
@@ -38,18 +50,28 @@ public struct SDKSyncHandler: EventHandler {
 
     public func handle(_ consumed: ConsumedEvent) async throws(EventHandlerError) {
         let event = consumed.event
-        guard event.kind == "ddl", let tenant = event.tenantID else { return }
+        guard let tenant = event.tenantID else { return }
         let directory = packageDirectory(forTenant: tenant)
         let stateURL = directory.appendingPathComponent(Self.stateFileName)
+        guard ["ddl", "drift", "snapshot", "snapshot_end"].contains(event.kind) else {
+            try recordSequence(of: event, at: stateURL, tenant: tenant)
+            return
+        }
         let state = try loadState(at: stateURL, tenant: tenant)
         guard !state.hasApplied(event.eventID) else {
             logger.debug("event already applied", metadata: ["event-id": "\(event.eventID)", "tenant": "\(tenant)"])
             return
         }
-        let (next, changes) = SDKStateUpdate.apply(event, to: state)
+        var (next, changes) = switch event.kind {
+        case "snapshot": SDKStateUpdate.apply(SDKSnapshot.asCreate(event), to: state)
+        case "snapshot_end": SDKSnapshot.removeUnlisted(event, from: state)
+        default: SDKStateUpdate.apply(event, to: state)
+        }
+        next.recordSequence(event.tenantSeq)
         do {
             AtomicFileWriter.removeLeftovers(in: directory)
             AtomicFileWriter.removeLeftovers(in: directory.appendingPathComponent("src"))
+            AtomicFileWriter.removeLeftovers(in: directory.appendingPathComponent("dist"))
             if !changes.isEmpty {
                 for file in TypeScriptRenderer(packageScope: packageScope).files(for: next) {
                     try AtomicFileWriter.write(Array(file.content.utf8), to: directory.appendingPathComponent(file.path))
@@ -63,6 +85,35 @@ public struct SDKSyncHandler: EventHandler {
             logger.info("SDK updated", metadata: [
                 "tenant": "\(tenant)", "version": "\(next.version.map(\.description) ?? "-")",
                 "event-id": "\(event.eventID)", "changes": "\(changes.count)"])
+        }
+    }
+
+    /// No tenant directory holds a state file.
+    public func holdsNoState() async throws(EventHandlerError) -> Bool {
+        let tenants = (try? FileManager.default.contentsOfDirectory(atPath: outputDirectory.path)) ?? []
+        return !tenants.contains { tenant in
+            FileManager.default.fileExists(
+                atPath: outputDirectory.appendingPathComponent(tenant).appendingPathComponent(Self.stateFileName).path)
+        }
+    }
+
+    public func lastAppliedSequence(tenant: String, database: String?) async throws(EventHandlerError) -> Int64? {
+        let stateURL = packageDirectory(forTenant: tenant).appendingPathComponent(Self.stateFileName)
+        return try loadState(at: stateURL, tenant: tenant).lastTenantSeq
+    }
+
+    /// Advances the recorded sequence past an event that changes nothing in the package, for a
+    /// tenant that has one (a tenant without a package starts from whatever comes first).
+    private func recordSequence(of event: SchemaChangeEvent, at stateURL: URL, tenant: String) throws(EventHandlerError) {
+        guard event.tenantSeq != nil, FileManager.default.fileExists(atPath: stateURL.path) else { return }
+        var state = try loadState(at: stateURL, tenant: tenant)
+        let before = state.lastTenantSeq
+        state.recordSequence(event.tenantSeq)
+        guard state.lastTenantSeq != before else { return }
+        do {
+            try AtomicFileWriter.write(try Self.encode(state), to: stateURL)
+        } catch {
+            throw .retriable("writing the state of tenant \(tenant): \(error)")
         }
     }
 

@@ -28,6 +28,31 @@ struct WarehouseApplier {
             try await dropTable(schema: schema, name: name)
         case .syncTable(let table, let changes):
             try await syncTable(table, changes: changes)
+        case .dropUnlisted(let schemas, let listed):
+            try await dropUnlisted(in: schemas, keeping: listed)
+        }
+    }
+
+    /// After a snapshot: every table of `schemas` the snapshot did not list, except those a
+    /// drop already kept as deprecated, goes by the drop policy. In name order, so the same
+    /// event does the same thing on every delivery.
+    private func dropUnlisted(in schemas: Set<String>, keeping listed: Set<QualifiedName>) async throws {
+        for schema in schemas.sorted() {
+            let rows = try await sql.query(
+                """
+                SELECT c.relname::text AS name FROM pg_catalog.pg_class c
+                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+                  AND c.relname::text NOT LIKE '%\\_\\_deprecated\\_%'
+                ORDER BY c.relname
+                """, [schema])
+            for row in rows {
+                let name = try row.require(String.self, column: "name")
+                guard !listed.contains(QualifiedName(schema: schema, name: name)) else { continue }
+                logger.info("table not in the snapshot; dropping it by the drop policy", metadata: [
+                    "schema": "\(schema)", "table": "\(name)", "policy": "\(configuration.dropPolicy)"])
+                try await dropTable(schema: schema, name: name)
+            }
         }
     }
 

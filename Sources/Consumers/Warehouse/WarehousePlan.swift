@@ -10,8 +10,12 @@ enum WarehousePlan: Sendable, Equatable {
     case dropSchema(String)
     case dropTable(schema: String, name: String)
     /// CREATE TABLE (AS), ALTER TABLE, COMMENT: bring the warehouse table to `table`'s shape,
-    /// following `changes` (renames, drops, retypes) when the event has them.
+    /// following `changes` (renames, drops, retypes) when the event has them. A snapshot's
+    /// table too: it makes the warehouse table equal to the shape.
     case syncTable(TableShape, TableChanges?)
+    /// `snapshot_end`: tables of these schemas that the snapshot did not list are gone from the
+    /// source; they go by the drop policy.
+    case dropUnlisted(schemas: Set<String>, listed: Set<QualifiedName>)
 
     /// Every outcome string stored in `applied_events.outcome`.
     var outcome: String {
@@ -23,7 +27,7 @@ enum WarehousePlan: Sendable, Equatable {
     }
 
     init(_ event: SchemaChangeEvent, configuration: WarehouseSyncConfiguration) {
-        guard event.kind == "ddl" || event.kind == "drift" else {
+        guard ["ddl", "drift", "snapshot", "snapshot_end"].contains(event.kind) else {
             self = .ignore(reason: "\(event.kind) event")
             return
         }
@@ -41,6 +45,15 @@ enum WarehousePlan: Sendable, Equatable {
             // DDL the source's triggers missed: the table's shape now, and what changed if known.
             plan = event.table.flatMap { $0.columns == nil ? nil : .syncTable($0.withoutVirtualColumns, event.changes) }
                 ?? .refuse(reason: "DRIFT event without the table's shape")
+        case "SNAPSHOT" where objectType == "table":
+            plan = event.table.flatMap { $0.columns == nil ? nil : .syncTable($0.withoutVirtualColumns, nil) }
+                ?? .refuse(reason: "SNAPSHOT event without the table's shape")
+        case "SNAPSHOT END":
+            let listed = (event.snapshotObjects ?? []).filter { $0.objectType == "table" }.compactMap(\.schemaAndName)
+            plan = .dropUnlisted(
+                schemas: Set(listed.map(\.schema) + (event.schemaName.map { [$0] } ?? []))
+                    .subtracting([configuration.bookkeepingSchema]),
+                listed: Set(listed.map { QualifiedName(schema: $0.schema, name: $0.name) }))
         case "CREATE SCHEMA":
             plan = event.schema.map { .createSchema($0.name) } ?? .refuse(reason: "CREATE SCHEMA event without schema")
         case "DROP SCHEMA" where objectType == "schema":
@@ -77,8 +90,16 @@ enum WarehousePlan: Sendable, Equatable {
         case .createSchema(let name), .dropSchema(let name): name
         case .dropTable(let schema, _): schema
         case .syncTable(let table, _): table.schema
+        // Its schemas never include the bookkeeping one (left out when planned).
+        case .dropUnlisted: nil
         }
     }
+}
+
+/// A table's schema and name, unquoted.
+struct QualifiedName: Sendable, Hashable {
+    var schema: String
+    var name: String
 }
 
 extension TableShape {

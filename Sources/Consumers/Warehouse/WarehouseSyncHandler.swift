@@ -10,10 +10,13 @@ import Postgres
 /// DDL and the id together, so an event is never half applied nor recorded without its effect.
 /// (PostgreSQL's DDL is transactional, which is what makes this possible.)
 ///
+/// The same row keeps the event's `tenant_seq` and source database, so the last applied
+/// sequence of a tenant survives restarts (``TenantSequenceRecording``).
+///
 /// One warehouse connection, used by one event at a time: concurrent `handle` calls (several
 /// partitions) wait their turn in arrival order. After the connection breaks, the next event
 /// connects anew; the broken event is reported retriable.
-public actor WarehouseSyncHandler: EventHandler {
+public actor WarehouseSyncHandler: BootstrappableHandler {
     public nonisolated let name = "warehouse-sync"
     public nonisolated let configuration: WarehouseSyncConfiguration
     private let logger: Logger
@@ -55,6 +58,39 @@ public actor WarehouseSyncHandler: EventHandler {
         }
     }
 
+    public func lastAppliedSequence(tenant: String, database: String?) async throws(EventHandlerError) -> Int64? {
+        try await bookkeeping("reading the last tenant_seq of \(tenant)") { sql, table throws(PostgresError) in
+            let rows = try await sql.query(
+                """
+                SELECT max(tenant_seq) AS last FROM \(table)
+                WHERE tenant = $1 AND source_database IS NOT DISTINCT FROM $2
+                """, [tenant, database])
+            return try rows.first?.decode(Int64.self, column: "last")
+        }
+    }
+
+    /// No event has been recorded in the warehouse yet.
+    public func holdsNoState() async throws(EventHandlerError) -> Bool {
+        try await bookkeeping("reading the applied events") { sql, table throws(PostgresError) in
+            try await sql.query("SELECT 1 FROM \(table) LIMIT 1").isEmpty
+        }
+    }
+
+    /// Runs one query on the bookkeeping table, one at a time with events.
+    private func bookkeeping<Value: Sendable>(
+        _ what: String, _ query: (PostgresConnection, String) async throws(PostgresError) -> Value
+    ) async throws(EventHandlerError) -> Value {
+        await acquire()
+        defer { release() }
+        do {
+            let sql = try await session()
+            return try await query(sql, appliedEventsTable)
+        } catch {
+            connection = nil
+            throw .retriable("\(what): \(error)")
+        }
+    }
+
     /// Drops the warehouse connection; the next event connects anew.
     public func disconnect() {
         connection = nil
@@ -80,12 +116,13 @@ public actor WarehouseSyncHandler: EventHandler {
                 // transaction and then finds the id.
                 let claimed = try await sql.query(
                     """
-                    INSERT INTO \(table) (event_id, topic, "partition", "offset", command, tenant, outcome)
-                    VALUES ($1::uuid, $2, $3, $4, $5, $6, $7)
+                    INSERT INTO \(table)
+                        (event_id, topic, "partition", "offset", command, tenant, outcome, tenant_seq, source_database)
+                    VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9)
                     ON CONFLICT (event_id) DO NOTHING RETURNING event_id
                     """,
                     [event.eventID, consumed.topic, consumed.partition, consumed.offset, event.command,
-                     event.tenantID, plan.outcome])
+                     event.tenantID, plan.outcome, event.tenantSeq, event.database])
                 // Already applied: the transaction has changed nothing, so committing it is a no-op.
                 guard !claimed.isEmpty else { return false }
                 try await applier.apply(plan)
@@ -182,6 +219,12 @@ public actor WarehouseSyncHandler: EventHandler {
                     outcome text NOT NULL CHECK (outcome IN ('applied', 'ignored'))
                 )
                 """)
+            // Added after the first release: the tenant's sequence number and source database.
+            try await sql.query(
+                "ALTER TABLE \(schema).applied_events ADD COLUMN IF NOT EXISTS tenant_seq bigint, "
+                    + "ADD COLUMN IF NOT EXISTS source_database text")
+            try await sql.query(
+                "CREATE INDEX IF NOT EXISTS applied_events_tenant_seq ON \(schema).applied_events (tenant, tenant_seq)")
             try await sql.query(
                 "COMMENT ON TABLE \(schema).applied_events IS "
                     + "'outbox-bridge warehouse-sync: events applied (or ignored) in this warehouse, one row per event id, "

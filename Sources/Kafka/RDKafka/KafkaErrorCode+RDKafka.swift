@@ -38,6 +38,9 @@ extension KafkaErrorCode {
     public static let purgedInFlight = Self(RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
     /// The client hit an unrecoverable error; see `rd_kafka_fatal_error`.
     public static let fatal = Self(RD_KAFKA_RESP_ERR__FATAL)
+    /// librdkafka knows the topic but not this partition number (a watermark query past the
+    /// last partition).
+    public static let unknownPartition = Self(RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION)
 
     // Kafka protocol errors (positive codes).
     public static let offsetOutOfRange = Self(RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE)

@@ -170,7 +170,10 @@ final class RDKafkaClient: @unchecked Sendable {
                     fields.append(field)
                     field = rd_kafka_vu_t()
                     field.vtype = RD_KAFKA_VTYPE_VALUE
-                    field.u.mem = .init(ptr: UnsafeMutableRawPointer(mutating: value.baseAddress), size: value.count)
+                    // An empty value goes as a null one (a tombstone), as `KafkaRecord` promises;
+                    // an empty buffer's non-nil address would make it a zero-length value.
+                    field.u.mem = .init(
+                        ptr: value.isEmpty ? nil : UnsafeMutableRawPointer(mutating: value.baseAddress), size: value.count)
                     fields.append(field)
                     if let key {
                         field = rd_kafka_vu_t()

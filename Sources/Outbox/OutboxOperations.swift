@@ -1,44 +1,5 @@
 public import Postgres
 
-/// How far behind the relay is and where each tenant's events last landed.
-public struct OutboxStatus: Sendable, Encodable {
-    public struct TenantPosition: Sendable, Encodable {
-        public var tenant: String
-        public var topic: String
-        public var partition: Int32
-        public var offset: Int64
-        public var deliveredAt: String
-
-        enum CodingKeys: String, CodingKey {
-            case tenant, topic, partition, offset
-            case deliveredAt = "delivered_at"
-        }
-    }
-
-    public var pending: Int
-    /// `nil` when nothing is pending.
-    public var oldestPendingAgeSeconds: Double?
-    public var dead: Int
-    public var processed: Int
-    public var tenants: [TenantPosition]
-
-    enum CodingKeys: String, CodingKey {
-        case pending, dead, processed, tenants
-        case oldestPendingAgeSeconds = "oldest_pending_age_seconds"
-    }
-
-    /// Every key, always: a value that does not apply is `null` rather than left out, so a
-    /// monitoring script can rely on the keys (the synthesized encoding omits `nil`s).
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(pending, forKey: .pending)
-        try container.encode(oldestPendingAgeSeconds, forKey: .oldestPendingAgeSeconds)
-        try container.encode(dead, forKey: .dead)
-        try container.encode(processed, forKey: .processed)
-        try container.encode(tenants, forKey: .tenants)
-    }
-}
-
 /// Which events a replay sends again.
 public enum ReplaySelection: Sendable, CustomStringConvertible {
     case ids(ClosedRange<Int64>)
@@ -74,8 +35,10 @@ public struct DeliveredRow: Sendable {
     public var offset: Int64
 }
 
-/// The operator's statements on the outbox: status, replay, retention and the rows an audit
-/// checks. Values travel as parameters; the schema name is quoted by libpq once.
+/// The operators' statements on the outbox, in one place beside the relay's own
+/// (``OutboxStore``): status and the backlog gauges (OutboxInspection.swift), replay, retention
+/// and the rows an audit checks. Values travel as parameters; the schema name is quoted by libpq
+/// once.
 public struct OutboxOperations: Sendable {
     public let connection: PostgresConnection
     public let quotedSchema: String
@@ -85,40 +48,33 @@ public struct OutboxOperations: Sendable {
         self.quotedSchema = try await connection.quoteIdentifier(schema)
     }
 
-    public func status() async throws(PostgresError) -> OutboxStatus {
-        let totals = try await connection.query(
-            """
-            SELECT count(*) FILTER (WHERE NOT processed AND NOT dead) AS pending,
-                   extract(epoch FROM pg_catalog.now() - min(created_at) FILTER (WHERE NOT processed AND NOT dead))
-                       AS oldest_pending_age,
-                   count(*) FILTER (WHERE dead) AS dead,
-                   count(*) FILTER (WHERE processed) AS processed
-            FROM \(quotedSchema).schema_changes
-            """)[0]
-        let positions = try await connection.query(
-            """
-            SELECT DISTINCT ON (tenant_key) tenant_key, kafka_topic, kafka_partition, kafka_offset,
-                   to_char(processed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS delivered_at
-            FROM \(quotedSchema).schema_changes
-            WHERE processed AND tenant_key IS NOT NULL
-            ORDER BY tenant_key, id DESC
-            """)
-        return OutboxStatus(
-            pending: try totals.require(Int.self, column: "pending"),
-            oldestPendingAgeSeconds: try totals.decode(Double.self, column: "oldest_pending_age"),
-            dead: try totals.require(Int.self, column: "dead"),
-            processed: try totals.require(Int.self, column: "processed"),
-            tenants: try positions.map { row throws(PostgresError) in
-                OutboxStatus.TenantPosition(
-                    tenant: try row.require(String.self, column: "tenant_key"),
-                    topic: try row.require(String.self, column: "kafka_topic"),
-                    partition: try row.require(Int32.self, column: "kafka_partition"),
-                    offset: try row.require(Int64.self, column: "kafka_offset"),
-                    deliveredAt: try row.require(String.self, column: "delivered_at"))
-            })
+    /// How many delivered or dead events `selection` covers: what a replay would send again.
+    /// What `<schema>.snapshot()` emitted for one tenant.
+    public struct SnapshotCount: Sendable {
+        public var tenant: String
+        public var snapshotID: String
+        public var tables: Int
+        public var enums: Int
     }
 
-    /// How many delivered or dead events `selection` covers: what a replay would send again.
+    /// Emits `snapshot` / `snapshot_end` events for `tenant`, or for every tenant when nil,
+    /// through the outbox in one transaction (ordered with each tenant's DDL by `tenant_seq`).
+    /// A tenant without a schema, or one the capture does not publish, fails with SQLSTATE 22023.
+    public func snapshot(tenant: String?) async throws(PostgresError) -> [SnapshotCount] {
+        let rows = try await connection.query(
+            """
+            SELECT tenant_id, snapshot_id::text AS snapshot_id, tables, enums
+              FROM \(quotedSchema).snapshot($1::text) ORDER BY tenant_id
+            """, [tenant])
+        return try rows.map { row throws(PostgresError) in
+            SnapshotCount(
+                tenant: try row.require(String.self, column: "tenant_id"),
+                snapshotID: try row.require(String.self, column: "snapshot_id"),
+                tables: try row.require(Int.self, column: "tables"),
+                enums: try row.require(Int.self, column: "enums"))
+        }
+    }
+
     public func replayCount(_ selection: ReplaySelection) async throws(PostgresError) -> Int {
         let (condition, parameters) = selection.condition
         return try await connection.query(
@@ -157,12 +113,15 @@ public struct OutboxOperations: Sendable {
 
     /// Deletes processed events older than `age` in batches of `batchSize` (1 to
     /// ``maximumPruneBatchSize``), each its own short statement so no lock is held for long.
-    /// Dead and pending events are never pruned. Returns how many.
+    /// Dead and pending events are never pruned. Returns how many; `progress` gets the running
+    /// total after each batch.
     ///
     /// It goes through `prune_processed` (sql/012_retention.sql), which runs with the outbox
     /// owner's rights: the relay's role may not delete rows itself, only have delivered ones
     /// deleted.
-    public func prune(olderThan age: Duration, batchSize: Int = 1000) async throws(PostgresError) -> Int {
+    public func prune(
+        olderThan age: Duration, batchSize: Int = 1000, progress: (Int) -> Void = { _ in }
+    ) async throws(PostgresError) -> Int {
         let batchSize = min(max(batchSize, 1), Self.maximumPruneBatchSize)
         var deleted = 0
         while true {
@@ -179,8 +138,20 @@ public struct OutboxOperations: Sendable {
                     detail: error.message)
             }
             deleted += batch
+            progress(deleted)
             if batch < batchSize { return deleted }
         }
+    }
+
+    /// How many processed events are older than `age`: what ``prune(olderThan:batchSize:)``
+    /// would delete now. Dead events are never counted, as they are never pruned.
+    public func pruneCount(olderThan age: Duration) async throws(PostgresError) -> Int {
+        try await connection.query(
+            """
+            SELECT count(*) AS n FROM \(quotedSchema).schema_changes
+            WHERE processed AND processed_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)
+            """,
+            [age.seconds])[0].require(Int.self, column: "n")
     }
 
     /// SQLSTATE `undefined_function`.
