@@ -1,7 +1,7 @@
 import CoreMetrics
 public import Logging
 import Outbox
-public import Postgres
+import Postgres
 public import ServiceLifecycle
 
 /// Samples the outbox every `interval` into gauges: the backlog (per tenant for the tenants
@@ -13,49 +13,30 @@ public import ServiceLifecycle
 /// `tenantLimit` has its gauge unregistered, not set to 0, since a registry keeps every series
 /// it was ever given and each scrape would carry them all.
 public struct BacklogGauges: Service {
-    public let databaseURL: String
-    /// Bounds every call, so a hung connection is abandoned instead of silently stopping this.
-    public let databaseOptions: PostgresConnection.Options
-    public let schema: String
-    public let interval: Duration
+    private let schedule: OutboxSchedule
     /// Tenants reported one by one (those with the most pending events, ties by name); the rest
-    /// are in the total only. Default 50.
+    /// are in the total only.
     public let tenantLimit: Int
-    public let logger: Logger
 
-    public init(
-        databaseURL: String, databaseOptions: PostgresConnection.Options = .init(),
-        schema: String, interval: Duration = .seconds(5), tenantLimit: Int = 50, logger: Logger
-    ) {
-        self.databaseURL = databaseURL
-        self.databaseOptions = databaseOptions
-        self.schema = schema
-        self.interval = interval
+    /// - Parameters:
+    ///   - interval: time between two samples; the first is taken at start. Default 5 s.
+    ///   - tenantLimit: default 50.
+    public init(database: OutboxDatabase, interval: Duration = .seconds(5), tenantLimit: Int = 50, logger: Logger) {
+        schedule = OutboxSchedule(database: database, interval: interval, logger: logger)
         self.tenantLimit = tenantLimit
-        self.logger = logger
     }
 
     public func run() async throws {
-        var database = ReconnectingConnection(url: databaseURL, options: databaseOptions, logger: logger)
+        var connection = schedule.reconnectingConnection()
         var tenantGauges: [String: Gauge] = [:]
-        var failing = false
-        while !Task.isShuttingDownGracefully, !Task.isCancelled {
-            do {
-                let previous = tenantGauges
-                tenantGauges = try await database.use { try await sample($0, previousTenantGauges: previous) }
-                if failing {
-                    logger.notice("backlog gauges sampled again")
-                    failing = false
-                }
-            } catch {
-                // Said once per run of failures: the gauges keep their last values meanwhile, so
-                // a dashboard would otherwise show a stale backlog without a word.
-                logger.log(
-                    level: failing ? .debug : .warning, "backlog sample failed; the backlog gauges keep their last values",
-                    metadata: ["error": "\(error)"])
-                failing = true
-            }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        // Said once per run of failures: the gauges keep their last values meanwhile, so a
+        // dashboard would otherwise show a stale backlog without a word.
+        await schedule.run(
+            failure: "backlog sample failed; the backlog gauges keep their last values",
+            recovery: "backlog gauges sampled again"
+        ) {
+            let previous = tenantGauges
+            tenantGauges = try await connection.use { try await sample($0, previousTenantGauges: previous) }
         }
     }
 
@@ -63,7 +44,7 @@ public struct BacklogGauges: Service {
     private func sample(
         _ connection: PostgresConnection, previousTenantGauges: [String: Gauge]
     ) async throws -> [String: Gauge] {
-        let operations = try await OutboxOperations(connection: connection, schema: schema)
+        let operations = try await OutboxOperations(connection: connection, schema: schedule.database.schema)
         let backlog = try await operations.backlog()
         Gauge(label: "outbox_pending_events_total").record(backlog.pending)
         Gauge(label: "outbox_oldest_pending_age_seconds").record(backlog.oldestPendingAgeSeconds ?? 0)

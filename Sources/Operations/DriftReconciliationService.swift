@@ -1,6 +1,7 @@
 import CoreMetrics
 public import Logging
-public import Postgres
+import Outbox
+import Postgres
 public import ServiceLifecycle
 
 /// Calls `<schema>.reconcile()` every `interval`, so DDL the event triggers never saw (a disabled
@@ -13,46 +14,29 @@ public import ServiceLifecycle
 /// emit each drift once. Runs as the relay's login: `reconcile()` is `SECURITY DEFINER` and
 /// granted to `outbox_relay`.
 public struct DriftReconciliationService: Service {
-    public let databaseURL: String
-    /// Bounds every call, so a hung connection is abandoned instead of silently stopping this.
-    public let databaseOptions: PostgresConnection.Options
-    public let schema: String
-    /// Time between two calls; the first call is made at start.
-    public let interval: Duration
-    public let logger: Logger
+    private let schedule: OutboxSchedule
     private let driftEvents = Counter(label: "outbox_drift_events_total")
 
-    public init(
-        databaseURL: String, databaseOptions: PostgresConnection.Options = .init(),
-        schema: String, interval: Duration, logger: Logger
-    ) {
-        self.databaseURL = databaseURL
-        self.databaseOptions = databaseOptions
-        self.schema = schema
-        self.interval = interval
-        self.logger = logger
+    /// - Parameter interval: time between two calls; the first call is made at start.
+    public init(database: OutboxDatabase, interval: Duration, logger: Logger) {
+        schedule = OutboxSchedule(database: database, interval: interval, logger: logger)
     }
 
     public func run() async throws {
         // Exported from the start, so a dashboard tells "no drift" from "not reconciling".
         driftEvents.increment(by: 0)
-        while !Task.isShuttingDownGracefully, !Task.isCancelled {
-            do {
-                // A connection per call, closed when the call ends: calls are minutes apart, and
-                // an idle session held in between would only count against the login's limit.
-                let connection = try await PostgresConnection.connect(databaseURL, options: databaseOptions, logger: logger)
-                let function = "\(try await connection.quoteIdentifier(schema)).reconcile()"
-                let emitted = try await connection.query("SELECT \(function) AS emitted")[0].require(Int64.self, column: "emitted")
-                if emitted > 0 {
-                    driftEvents.increment(by: emitted)
-                    logger.warning("DDL escaped the event triggers; drift events emitted", metadata: [
-                        "drift-events": "\(emitted)",
-                        "hint": "run `outbox-bridge check` to find a disabled trigger or session_replication_role = replica"])
-                }
-            } catch {
-                logger.warning("drift reconciliation failed; trying again later", metadata: ["error": "\(error)"])
+        let database = schedule.database
+        await schedule.run(failure: "drift reconciliation failed; trying again later") {
+            // A connection per call, closed when the call ends: calls are minutes apart, and
+            // an idle session held in between would only count against the login's limit.
+            let connection = try await PostgresConnection.connect(database.url, options: database.options, logger: schedule.logger)
+            let emitted = try await OutboxOperations(connection: connection, schema: database.schema).reconcile()
+            if emitted > 0 {
+                driftEvents.increment(by: emitted)
+                schedule.logger.warning("DDL escaped the event triggers; drift events emitted", metadata: [
+                    "drift-events": "\(emitted)",
+                    "hint": "run `outbox-bridge check` to find a disabled trigger or session_replication_role = replica"])
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
 }

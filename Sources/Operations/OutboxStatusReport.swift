@@ -1,7 +1,7 @@
 public import Foundation
 public import Logging
 import Outbox
-public import Postgres
+import Postgres
 
 /// The relay's `/api/status` document: the outbox's status read on a connection of its own,
 /// with the process's readiness.
@@ -17,11 +17,11 @@ public actor OutboxStatusReport {
     private var reading: Task<OutboxStatus, any Error>?
     private static let lifetime: Duration = .seconds(1)
 
-    /// - Parameter databaseOptions: bounds every call, so a hung database fails the request
+    /// - Parameter database: its options bound every call, so a hung database fails the request
     ///   instead of holding it.
-    public init(databaseURL: String, databaseOptions: PostgresConnection.Options, schema: String, logger: Logger) {
-        database = ReconnectingConnection(url: databaseURL, options: databaseOptions, logger: logger)
-        self.schema = schema
+    public init(database: OutboxDatabase, logger: Logger) {
+        self.database = ReconnectingConnection(url: database.url, options: database.options, logger: logger)
+        schema = database.schema
     }
 
     /// - Parameter inFlight: the events the relay process holds unacknowledged now.

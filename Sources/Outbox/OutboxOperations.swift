@@ -40,12 +40,35 @@ public struct DeliveredRow: Sendable {
 /// and the rows an audit checks. Values travel as parameters; the schema name is quoted by libpq
 /// once.
 public struct OutboxOperations: Sendable {
-    public let connection: PostgresConnection
-    public let quotedSchema: String
+    /// The relay's statements' connection and quoted schema, which these share.
+    private let store: OutboxStore
+    public var connection: PostgresConnection { store.connection }
+    /// The outbox schema, already quoted as an identifier.
+    public var quotedSchema: String { store.quotedSchema }
 
     public init(connection: PostgresConnection, schema: String) async throws(PostgresError) {
-        self.connection = connection
-        self.quotedSchema = try await connection.quoteIdentifier(schema)
+        store = try await OutboxStore(connection: connection, schema: schema)
+    }
+
+    /// The operations on the outbox in `schema`, once it is known to be installed there (up to
+    /// the relay's leases, migration 10), so that a command on the wrong database or schema
+    /// fails before its first statement. A missing install fails with SQLSTATE `42P01`
+    /// (undefined_table), as a statement on the missing table would.
+    public static func installed(on connection: PostgresConnection, schema: String) async throws(PostgresError) -> OutboxOperations {
+        let rows = try await connection.query(
+            "SELECT pg_catalog.to_regclass(pg_catalog.format('%I.relay_leases', $1::text)) IS NOT NULL AS installed", [schema])
+        guard try rows[0].require(Bool.self, column: "installed") else {
+            throw PostgresError(
+                kind: .server, sqlState: PostgresError.SQLState.undefinedTable, message: "the outbox is not installed in \(schema)")
+        }
+        return try await OutboxOperations(connection: connection, schema: schema)
+    }
+
+    /// Calls `<schema>.reconcile()`, which emits a `drift` event for each table whose catalog
+    /// shape differs from the capture's snapshot (DDL the event triggers never saw). Returns
+    /// how many it emitted.
+    public func reconcile() async throws(PostgresError) -> Int64 {
+        try await connection.query("SELECT \(quotedSchema).reconcile() AS emitted")[0].require(Int64.self, column: "emitted")
     }
 
     /// How many delivered or dead events `selection` covers: what a replay would send again.

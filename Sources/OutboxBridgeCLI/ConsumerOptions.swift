@@ -7,7 +7,7 @@ import UnixSignals
 
 /// The options every consumer command shares, each with its settings key (config/ documents
 /// them per command). A consumer command adds its own options next to this group.
-struct ConsumerSettingsOptions: ParsableArguments {
+struct ConsumerSettingsOptions: ParsableArguments, SharedSettingsOptions {
     @Option(help: "Kafka bootstrap servers, comma separated (kafka.brokers, KAFKA_BROKERS); required.")
     var brokers: String?
     @Option(help: "Consumer group (consumer.group; default: the command's name).")
@@ -96,17 +96,32 @@ struct ConsumerSettings {
         return ConsumerSettings(runtime: runtime, httpPort: httpPort, statusToken: statusToken, common: common)
     }
 
-    /// The consumer and, with a port, its `/metrics`, `/health` and status page, stopped by SIGTERM
-    /// or SIGINT within the shutdown bound.
-    func serviceGroup(for runtime: ConsumerRuntime, logger: Logger) async throws -> ServiceGroup {
-        let observability = try await ConsumerObservability.services(
-            for: runtime, port: httpPort, statusToken: statusToken, logger: logger)
+    /// Starts the consumer `name` with the handler `makeHandler` builds, and with a port its
+    /// `/metrics`, `/health` and status page, until SIGTERM or SIGINT stops it within the
+    /// shutdown bound. A handler, consumer or endpoint that cannot be built is one line on stderr
+    /// and the exit status its cause calls for.
+    func run(_ name: String, makeHandler: (Logger) async throws -> any EventHandler) async throws {
+        common.bootstrapLogging()
+        let logger = Logger(label: "outbox-bridge.\(name)")
+        let runtime: ConsumerRuntime
+        let observability: [ServiceGroupConfiguration.ServiceConfiguration]
+        do {
+            runtime = try ConsumerRuntime(configuration: self.runtime, handler: try await makeHandler(logger), logger: logger)
+            observability = try await ConsumerObservability.services(
+                for: runtime, port: httpPort, statusToken: statusToken, logger: logger)
+        } catch let error as ConsumerStartupError {
+            printError(error.description)
+            throw error.status
+        } catch {
+            printError("cannot start \(name): \(error)")
+            throw ExitStatus.status(for: error)
+        }
         var groupConfiguration = ServiceGroupConfiguration(
             services: observability + [.init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = common.shutdownTimeout
-        return ServiceGroup(configuration: groupConfiguration)
+        try await ServiceGroup(configuration: groupConfiguration).run()
     }
 
     /// Registers the secrets among the properties for redaction, then refuses a configuration
@@ -134,4 +149,11 @@ struct ConsumerSettings {
             throw ConfigurationError(key: "http.port", problem: problem)
         }
     }
+}
+
+/// A consumer's handler that cannot start, said in the handler's own words.
+struct ConsumerStartupError: Error, CustomStringConvertible {
+    let description: String
+    /// ``ExitStatus/unreachable`` unless the failure is one of the settings.
+    var status = ExitStatus.unreachable
 }

@@ -2,9 +2,8 @@ import ArgumentParser
 import Consumers
 import Foundation
 import Logging
-import ServiceLifecycle
 
-struct ExecCommand: AsyncParsableCommand {
+struct ExecCommand: AsyncParsableCommand, SettingsCommand {
     static let configuration = CommandConfiguration(
         commandName: "exec",
         abstract: "Run a command once per event: workers in any language (docs, compliance checks, dashboards).",
@@ -36,36 +35,20 @@ struct ExecCommand: AsyncParsableCommand {
         var exec: ExecConfiguration
     }
 
+    var shared: ConsumerSettingsOptions { consumer }
+
     func run() async throws {
-        let settings = try await settingsOrExit { try await loadSettings() }
-        settings.consumer.common.bootstrapLogging()
-        let logger = Logger(label: "outbox-bridge.exec")
-        let runtime: ConsumerRuntime
-        do {
-            runtime = try ConsumerRuntime(
-                configuration: settings.consumer.runtime,
-                handler: ExecHandler(configuration: settings.exec, logger: logger), logger: logger)
-        } catch {
-            printError("cannot start exec: \(error)")
-            throw ExitStatus.status(for: error)
-        }
-        try await settings.consumer.serviceGroup(for: runtime, logger: logger).run()
+        let settings = try await loadSettingsOrExit()
+        try await settings.consumer.run("exec") { logger in ExecHandler(configuration: settings.exec, logger: logger) }
     }
 
-    /// The settings from file, environment and options, checked as a whole.
-    func loadSettings(
-        environment: [String: String] = ProcessInfo.processInfo.environment
-    ) async throws(ConfigurationError) -> Settings {
-        var commandLine = CommandLineSettings()
-        try consumer.add(to: &commandLine)
+    func add(to commandLine: inout CommandLineSettings) throws(ConfigurationError) {
         commandLine.list("exec.tenants", tenant, option: "--tenant")
         commandLine.list("exec.commandTypes", commandType, option: "--command-type")
         try commandLine.number("exec.timeoutSeconds", timeout, option: "--timeout")
-        let command = command
-        return try await consumer.common.load(commandLine, environment: environment) { settings in
-            try await Self.read(from: settings, command: command)
-        }
     }
+
+    func settings(from reader: SettingsReader) async throws -> Settings { try await Self.read(from: reader, command: command) }
 
     /// Every setting `exec` uses, from whichever layer has it; the command itself comes only
     /// from the command line.

@@ -48,13 +48,7 @@ func connectToInstalledOutbox(databaseURL: String, schema: String) async throws 
         throw ExitStatus.status(for: error)
     }
     return try await reportingFailures(schema: schema) {
-        let installed = try await connection.query(
-            "SELECT pg_catalog.to_regclass(pg_catalog.format('%I.schema_changes', $1::text)) IS NOT NULL AS installed",
-            [schema])
-        guard try installed[0].require(Bool.self, column: "installed") else {
-            throw PostgresError(kind: .server, sqlState: PostgresError.SQLState.undefinedTable, message: "not installed")
-        }
-        return try await OutboxOperations(connection: connection, schema: schema)
+        try await OutboxOperations.installed(on: connection, schema: schema)
     }
 }
 

@@ -3,6 +3,7 @@ import Synchronization
 public import Kafka
 public import Logging
 import Operations
+import Outbox
 public import Prometheus
 import Postgres
 public import Relay
@@ -63,15 +64,13 @@ public enum RelayApplication {
         let relay = RelayService(configuration: configuration, producer: producer, logger: logger)
         let flusher = ProducerFlushService(producer: producer, timeout: shutdownTimeout)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: flusher)]
+        let outbox = OutboxDatabase(url: configuration.databaseURL, options: configuration.database, schema: configuration.schema)
         if let retention {
             services.append(.init(service: RetentionService(
-                databaseURL: configuration.databaseURL, databaseOptions: configuration.database,
-                schema: configuration.schema, keepProcessed: retention.keepProcessed, interval: retention.interval, logger: logger)))
+                database: outbox, keepProcessed: retention.keepProcessed, interval: retention.interval, logger: logger)))
         }
         if let driftInterval {
-            services.append(.init(service: DriftReconciliationService(
-                databaseURL: configuration.databaseURL, databaseOptions: configuration.database,
-                schema: configuration.schema, interval: driftInterval, logger: logger)))
+            services.append(.init(service: DriftReconciliationService(database: outbox, interval: driftInterval, logger: logger)))
         }
         if let observability {
             // Probes read cached verdicts: a hundred concurrent probes cost one evaluation, and
@@ -97,16 +96,12 @@ public enum RelayApplication {
                     { await relayProgress.check() },
                     { await kafkaReachable.check() },
                 ],
-                status: StatusEndpoint(token: observability.statusToken) { [statusReport = OutboxStatusReport(
-                    databaseURL: configuration.databaseURL, databaseOptions: configuration.database,
-                    schema: configuration.schema, logger: logger)] readinessProblems in
+                status: StatusEndpoint(token: observability.statusToken) { [statusReport = OutboxStatusReport(database: outbox, logger: logger)] readinessProblems in
                     try await statusReport.json(readinessProblems: readinessProblems, inFlight: relay.health.inFlightCount)
                 },
                 logger: logger)
             services.append(.init(service: server))
-            services.append(.init(service: BacklogGauges(
-                databaseURL: configuration.databaseURL, databaseOptions: configuration.database,
-                schema: configuration.schema, logger: logger)))
+            services.append(.init(service: BacklogGauges(database: outbox, logger: logger)))
         }
         // Services stop in reverse order: the relay first, so the producer flushes after it.
         services.append(.init(service: relay, successTerminationBehavior: .gracefullyShutdownGroup))
@@ -121,18 +116,13 @@ public enum RelayApplication {
     }
 
     private static func checkOutboxInstalled(_ configuration: RelayConfiguration) async throws {
-        let connection: PostgresConnection
         do {
-            connection = try await PostgresConnection.connect(configuration.databaseURL, options: configuration.database)
+            let connection = try await PostgresConnection.connect(configuration.databaseURL, options: configuration.database)
+            _ = try await OutboxOperations.installed(on: connection, schema: configuration.schema)
+        } catch where error.sqlState == PostgresError.SQLState.undefinedTable {
+            throw StartupError(description: ExitStatus.notInstalled(schema: configuration.schema))
         } catch {
             throw StartupError(description: "\(error)")
-        }
-        let rows = try await connection.query(
-            "SELECT pg_catalog.to_regclass(pg_catalog.format('%I.relay_leases', $1::text)) IS NOT NULL AS installed",
-            [configuration.schema])
-        guard try rows[0].require(Bool.self, column: "installed") else {
-            throw StartupError(description:
-                "the outbox schema \(configuration.schema) is not installed in this database; run `outbox-bridge install` first")
         }
     }
 }

@@ -9,7 +9,7 @@ import CoreMetrics
 import Operations
 import Prometheus
 
-struct RunCommand: AsyncParsableCommand {
+struct RunCommand: AsyncParsableCommand, SettingsCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Relay outbox events to Kafka, keyed by tenant, marking each row only after its ack.",
@@ -64,7 +64,7 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let settings = try await settingsOrExit { try await loadSettings() }
+        let settings = try await loadSettingsOrExit()
         settings.common.bootstrapLogging()
         let logger = Logger(label: "outbox-bridge")
         for accepted in settings.acceptedUnsafeProperties {
@@ -93,12 +93,9 @@ struct RunCommand: AsyncParsableCommand {
         }
     }
 
-    /// The settings from file, environment and options, checked as a whole.
-    func loadSettings(
-        environment: [String: String] = ProcessInfo.processInfo.environment
-    ) async throws(ConfigurationError) -> Settings {
-        var commandLine = CommandLineSettings()
-        try common.add(to: &commandLine)
+    var shared: CommonSettingsOptions { common }
+
+    func add(to commandLine: inout CommandLineSettings) throws(ConfigurationError) {
         commandLine.string("database.url", databaseURL, option: "--database-url")
         commandLine.string("listen.url", listenURL, option: "--listen-url")
         commandLine.flag("listen.pollOnly", pollOnly, option: "--poll-only")
@@ -113,8 +110,9 @@ struct RunCommand: AsyncParsableCommand {
         try commandLine.number("relay.pollIntervalSeconds", pollInterval, option: "--poll-interval")
         try commandLine.int("relay.maxAttempts", maxAttempts, option: "--max-attempts")
         try commandLine.int("http.port", httpPort, option: "--http-port")
-        return try await common.load(commandLine, environment: environment, Self.read)
     }
+
+    func settings(from reader: SettingsReader) async throws -> Settings { try await Self.read(from: reader) }
 
     /// Every setting `run` uses, from whichever layer has it.
     static func read(from settings: SettingsReader) async throws -> Settings {

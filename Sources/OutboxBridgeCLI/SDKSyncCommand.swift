@@ -2,10 +2,8 @@ import ArgumentParser
 import Consumers
 import Foundation
 import Logging
-import ServiceLifecycle
-import UnixSignals
 
-struct SDKSyncCommand: AsyncParsableCommand {
+struct SDKSyncCommand: AsyncParsableCommand, SettingsCommand {
     static let configuration = CommandConfiguration(
         commandName: "sdk-sync",
         abstract: "Keep a TypeScript SDK (an npm package) per tenant in step with its schema changes.",
@@ -33,36 +31,23 @@ struct SDKSyncCommand: AsyncParsableCommand {
         var packageScope: String
     }
 
+    var shared: ConsumerSettingsOptions { consumer }
+
     func run() async throws {
-        let settings = try await settingsOrExit { try await loadSettings() }
-        settings.consumer.common.bootstrapLogging()
-        let logger = Logger(label: "outbox-bridge.sdk-sync")
-        let runtime: ConsumerRuntime
-        do {
+        let settings = try await loadSettingsOrExit()
+        try await settings.consumer.run("sdk-sync") { logger in
             try FileManager.default.createDirectory(at: settings.outputDirectory, withIntermediateDirectories: true)
-            runtime = try ConsumerRuntime(
-                configuration: settings.consumer.runtime,
-                handler: SDKSyncHandler(
-                    outputDirectory: settings.outputDirectory, packageScope: settings.packageScope, logger: logger),
-                logger: logger)
-        } catch {
-            printError("cannot start sdk-sync: \(error)")
-            throw ExitStatus.status(for: error)
+            return SDKSyncHandler(outputDirectory: settings.outputDirectory, packageScope: settings.packageScope, logger: logger)
         }
-        try await settings.consumer.serviceGroup(for: runtime, logger: logger).run()
     }
 
-    /// The settings from file, environment and options, checked as a whole.
-    func loadSettings(
-        environment: [String: String] = ProcessInfo.processInfo.environment
-    ) async throws(ConfigurationError) -> Settings {
-        var commandLine = CommandLineSettings()
-        try consumer.add(to: &commandLine)
+    func add(to commandLine: inout CommandLineSettings) {
         bootstrap.add(to: &commandLine)
         commandLine.string("sdk.out", out, option: "--out")
         commandLine.string("sdk.packageScope", packageScope, option: "--package-scope")
-        return try await consumer.common.load(commandLine, environment: environment, Self.read)
     }
+
+    func settings(from reader: SettingsReader) async throws -> Settings { try await Self.read(from: reader) }
 
     /// Every setting `sdk-sync` uses, from whichever layer has it.
     static func read(from settings: SettingsReader) async throws -> Settings {

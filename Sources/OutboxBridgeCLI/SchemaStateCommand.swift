@@ -3,9 +3,8 @@ import Consumers
 import Foundation
 import Kafka
 import Logging
-import ServiceLifecycle
 
-struct SchemaStateCommand: AsyncParsableCommand {
+struct SchemaStateCommand: AsyncParsableCommand, SettingsCommand {
     static let configuration = CommandConfiguration(
         commandName: "schema-state",
         abstract: "Keep a compacted topic with the latest shape of every tenant table and enum.",
@@ -29,41 +28,30 @@ struct SchemaStateCommand: AsyncParsableCommand {
         var stateTopic: String
     }
 
+    var shared: ConsumerSettingsOptions { consumer }
+
     func run() async throws {
-        let settings = try await settingsOrExit { try await loadSettings() }
-        settings.consumer.common.bootstrapLogging()
-        let logger = Logger(label: "outbox-bridge.schema-state")
-        let runtimeConfiguration = settings.consumer.runtime
-        let producer: KafkaProducer
-        let runtime: ConsumerRuntime
-        do {
-            producer = try KafkaProducer(
-                configuration: KafkaProducerConfiguration(
-                    bootstrapServers: runtimeConfiguration.brokers, properties: runtimeConfiguration.kafkaProperties),
+        let settings = try await loadSettingsOrExit()
+        let runtime = settings.consumer.runtime
+        // Outlives the consumer, so the state written for the last events is flushed after it stops.
+        var producer: KafkaProducer?
+        try await settings.consumer.run("schema-state") { logger in
+            let stateProducer = try KafkaProducer(
+                configuration: KafkaProducerConfiguration(bootstrapServers: runtime.brokers, properties: runtime.kafkaProperties),
                 logger: logger)
-            runtime = try ConsumerRuntime(
-                configuration: runtimeConfiguration,
-                handler: SchemaStateHandler(
-                    stateTopic: settings.stateTopic, producer: producer, brokers: runtimeConfiguration.brokers,
-                    kafkaProperties: runtimeConfiguration.kafkaProperties, logger: logger),
-                logger: logger)
-        } catch {
-            printError("cannot start schema-state: \(error)")
-            throw ExitStatus.status(for: error)
+            producer = stateProducer
+            return SchemaStateHandler(
+                stateTopic: settings.stateTopic, producer: stateProducer, brokers: runtime.brokers,
+                kafkaProperties: runtime.kafkaProperties, logger: logger)
         }
-        try await settings.consumer.serviceGroup(for: runtime, logger: logger).run()
-        await producer.shutdown(flushTimeout: runtimeConfiguration.shutdownTimeout)
+        await producer?.shutdown(flushTimeout: runtime.shutdownTimeout)
     }
 
-    /// The settings from file, environment and options, checked as a whole.
-    func loadSettings(
-        environment: [String: String] = ProcessInfo.processInfo.environment
-    ) async throws(ConfigurationError) -> Settings {
-        var commandLine = CommandLineSettings()
-        try consumer.add(to: &commandLine)
+    func add(to commandLine: inout CommandLineSettings) {
         commandLine.string("schemaState.topic", stateTopic, option: "--state-topic")
-        return try await consumer.common.load(commandLine, environment: environment, Self.read)
     }
+
+    func settings(from reader: SettingsReader) async throws -> Settings { try await Self.read(from: reader) }
 
     /// Every setting `schema-state` uses, from whichever layer has it.
     static func read(from settings: SettingsReader) async throws -> Settings {

@@ -177,19 +177,6 @@ struct SettingsReader {
     }
 }
 
-/// The settings `load` reads, or, when they cannot be used, their one line on stderr and exit
-/// status 2: how every long-running command starts.
-func settingsOrExit<Settings>(
-    _ load: () async throws -> Settings
-) async throws(ExitCode) -> Settings {
-    do {
-        return try await load()
-    } catch {
-        printError(String(describing: error))
-        throw ExitStatus.badSettings
-    }
-}
-
 /// A setting that cannot be used; a command reports it as one line and exits with status 2.
 struct ConfigurationError: Error, CustomStringConvertible {
     let key: String
