@@ -3,7 +3,7 @@ import Consumers
 import Foundation
 import Logging
 
-struct ExecCommand: AsyncParsableCommand, SettingsCommand {
+struct ExecCommand: ConsumerCommand {
     static let configuration = CommandConfiguration(
         commandName: "exec",
         abstract: "Run a command once per event: workers in any language (docs, compliance checks, dashboards).",
@@ -30,16 +30,13 @@ struct ExecCommand: AsyncParsableCommand, SettingsCommand {
     var command: [String] = []
 
     /// Everything `exec` reads.
-    struct Settings {
+    struct Settings: ConsumerCommandSettings {
         var consumer: ConsumerSettings
         var exec: ExecConfiguration
     }
 
-    var shared: ConsumerSettingsOptions { consumer }
-
-    func run() async throws {
-        let settings = try await loadSettingsOrExit()
-        try await settings.consumer.run("exec") { logger in ExecHandler(configuration: settings.exec, logger: logger) }
+    func makeHandler(_ settings: Settings, logger: Logger) -> any EventHandler {
+        ExecHandler(configuration: settings.exec, logger: logger)
     }
 
     func add(to commandLine: inout CommandLineSettings) throws(ConfigurationError) {

@@ -3,7 +3,7 @@ import Consumers
 import Foundation
 import Logging
 
-struct SDKSyncCommand: AsyncParsableCommand, SettingsCommand {
+struct SDKSyncCommand: ConsumerCommand {
     static let configuration = CommandConfiguration(
         commandName: "sdk-sync",
         abstract: "Keep a TypeScript SDK (an npm package) per tenant in step with its schema changes.",
@@ -25,20 +25,15 @@ struct SDKSyncCommand: AsyncParsableCommand, SettingsCommand {
     var packageScope: String?
 
     /// Everything `sdk-sync` reads.
-    struct Settings {
+    struct Settings: ConsumerCommandSettings {
         var consumer: ConsumerSettings
         var outputDirectory: URL
         var packageScope: String
     }
 
-    var shared: ConsumerSettingsOptions { consumer }
-
-    func run() async throws {
-        let settings = try await loadSettingsOrExit()
-        try await settings.consumer.run("sdk-sync") { logger in
-            try FileManager.default.createDirectory(at: settings.outputDirectory, withIntermediateDirectories: true)
-            return SDKSyncHandler(outputDirectory: settings.outputDirectory, packageScope: settings.packageScope, logger: logger)
-        }
+    func makeHandler(_ settings: Settings, logger: Logger) async throws -> any EventHandler {
+        try FileManager.default.createDirectory(at: settings.outputDirectory, withIntermediateDirectories: true)
+        return SDKSyncHandler(outputDirectory: settings.outputDirectory, packageScope: settings.packageScope, logger: logger)
     }
 
     func add(to commandLine: inout CommandLineSettings) {

@@ -1,5 +1,7 @@
 import ArgumentParser
+import Consumers
 import Foundation
+import Logging
 
 /// The option group a long-running command shares with the others of its kind:
 /// ``CommonSettingsOptions`` for `run`, ``ConsumerSettingsOptions`` for the consumers.
@@ -45,6 +47,31 @@ extension SettingsCommand {
         } catch {
             printError(error.description)
             throw ExitStatus.badSettings
+        }
+    }
+}
+
+/// A consumer command whose start-up is the shared one (``ConsumerSettings/run(_:makeHandler:)``):
+/// all it adds is its own options, settings and handler.
+protocol ConsumerCommand: AsyncParsableCommand, SettingsCommand
+where Shared == ConsumerSettingsOptions, Settings: ConsumerCommandSettings {
+    var consumer: ConsumerSettingsOptions { get }
+    /// The command's event handler, built once the settings are checked and logging is set up.
+    func makeHandler(_ settings: Settings, logger: Logger) async throws -> any EventHandler
+}
+
+/// A consumer command's settings, which hold the shared consumer settings.
+protocol ConsumerCommandSettings {
+    var consumer: ConsumerSettings { get }
+}
+
+extension ConsumerCommand {
+    var shared: ConsumerSettingsOptions { consumer }
+
+    func run() async throws {
+        let settings = try await loadSettingsOrExit()
+        try await settings.consumer.run(Self.configuration.commandName ?? "consumer") { logger in
+            try await makeHandler(settings, logger: logger)
         }
     }
 }

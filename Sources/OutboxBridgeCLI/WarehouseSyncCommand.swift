@@ -3,7 +3,7 @@ import Consumers
 import Foundation
 import Logging
 
-struct WarehouseSyncCommand: AsyncParsableCommand, SettingsCommand {
+struct WarehouseSyncCommand: ConsumerCommand {
     static let configuration = CommandConfiguration(
         commandName: "warehouse-sync",
         abstract: "Mirror tenant table shapes into a PostgreSQL-compatible warehouse, each event exactly once in effect.",
@@ -26,27 +26,22 @@ struct WarehouseSyncCommand: AsyncParsableCommand, SettingsCommand {
     var dropPolicy: String?
 
     /// Everything `warehouse-sync` reads.
-    struct Settings {
+    struct Settings: ConsumerCommandSettings {
         var consumer: ConsumerSettings
         var warehouse: WarehouseSyncConfiguration
     }
 
-    var shared: ConsumerSettingsOptions { consumer }
-
-    func run() async throws {
-        let settings = try await loadSettingsOrExit()
-        try await settings.consumer.run("warehouse-sync") { logger in
-            // Connects to the warehouse, so a bad URL, a missing privilege or a capture-loop risk
-            // fails here, in one line, before joining the group.
-            let handler = WarehouseSyncHandler(configuration: settings.warehouse, logger: logger)
-            do throws(WarehouseSyncError) {
-                try await handler.prepare()
-            } catch {
-                let status = if case .postgres(let cause) = error { ExitStatus.status(for: cause) } else { ExitStatus.badSettings }
-                throw ConsumerStartupError(description: "warehouse-sync: \(error)", status: status)
-            }
-            return handler
+    func makeHandler(_ settings: Settings, logger: Logger) async throws -> any EventHandler {
+        // Connects to the warehouse, so a bad URL, a missing privilege or a capture-loop risk
+        // fails here, in one line, before joining the group.
+        let handler = WarehouseSyncHandler(configuration: settings.warehouse, logger: logger)
+        do throws(WarehouseSyncError) {
+            try await handler.prepare()
+        } catch {
+            let status = if case .postgres(let cause) = error { ExitStatus.status(for: cause) } else { ExitStatus.badSettings }
+            throw ConsumerStartupError(description: "warehouse-sync: \(error)", status: status)
         }
+        return handler
     }
 
     func add(to commandLine: inout CommandLineSettings) {
