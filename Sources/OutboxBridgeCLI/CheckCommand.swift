@@ -18,14 +18,13 @@ struct CheckCommand: AsyncParsableCommand {
             event triggers never saw) without emitting anything; platform.reconcile() emits them.
             """)
 
-    @Option(help: "Database URL or conninfo (default: DATABASE_URL, else libpq's PG* variables).")
-    var databaseURL: String?
-    @Option(help: "Schema the capture is installed in.")
-    var schema = "platform"
+    @OptionGroup var outbox: OutboxLocation
     @Option(help: "Role the relay logs in as (default: the role this check connects as).")
     var relayRole: String?
     @Flag(help: "Also list drift: tables that changed without the event triggers seeing it.")
     var drift = false
+
+    private var schema: String { outbox.schema }
 
     /// One check's verdict: its line, and for a failure what to run.
     private struct Verdict {
@@ -39,10 +38,9 @@ struct CheckCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger(label: "outbox-bridge.check")
-        let url = databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"] ?? ""
         let connection: PostgresConnection
         do {
-            connection = try await PostgresConnection.connect(url, logger: logger)
+            connection = try await PostgresConnection.connect(outbox.effectiveDatabaseURL, logger: logger)
         } catch {
             printError("cannot connect: \(error.description)")
             throw ExitCode.failure

@@ -14,24 +14,17 @@ struct InstallCommand: AsyncParsableCommand {
             neon_superuser), because only they may create event triggers.
             """)
 
-    @Option(help: "Database URL or conninfo (default: DATABASE_URL, else libpq's PG* variables).")
-    var databaseURL: String?
-    @Option(help: "Schema to install into.")
-    var schema = "platform"
+    @OptionGroup var outbox: OutboxLocation
     @Option(help: "Folder holding the NNN_name.sql migrations (default: found beside the executable).")
     var sqlDir: String?
 
-    private var effectiveDatabaseURL: String { resolvedDatabaseURL(databaseURL) }
-
-    func validate() throws {
-        try validateDatabaseOptions(url: effectiveDatabaseURL, schema: schema)
-    }
+    private var schema: String { outbox.schema }
 
     func run() async throws {
         let logger = Logger(label: "outbox-bridge.install")
         do {
             let migrations = try OutboxMigration.load(from: try Self.locateSQL(sqlDir))
-            let connection = try await PostgresConnection.connect(effectiveDatabaseURL, logger: logger)
+            let connection = try await PostgresConnection.connect(outbox.effectiveDatabaseURL, logger: logger)
             if let existing = try await Self.capturingSchema(on: connection), existing != schema {
                 printError("""
                     this database already captures into schema \(existing) (one install per database); \

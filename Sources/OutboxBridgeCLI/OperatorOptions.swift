@@ -4,11 +4,11 @@ import Operations
 import Outbox
 import Postgres
 
-/// Where the outbox is, for the operator commands.
+/// Where the capture and the outbox are (or, for `install`, go), for the commands run by hand.
 struct OutboxLocation: ParsableArguments {
     @Option(help: "Database URL or conninfo (default: DATABASE_URL, else libpq's PG* variables).")
     var databaseURL: String?
-    @Option(help: "Schema the outbox is installed in.")
+    @Option(help: "Schema holding the capture and the outbox.")
     var schema = "platform"
 
     var effectiveDatabaseURL: String { resolvedDatabaseURL(databaseURL) }
@@ -49,6 +49,17 @@ func connectToInstalledOutbox(databaseURL: String, schema: String) async throws 
     }
     return try await reportingFailures(schema: schema) {
         try await OutboxOperations.installed(on: connection, schema: schema)
+    }
+}
+
+/// Asks `question` on the terminal, unless `yes` (`--yes`) answered it already; any answer but
+/// y or yes prints `cancelled` and exits with status 1 before anything changes.
+func confirm(_ question: String, unless yes: Bool, cancelled: String) throws(ExitCode) {
+    guard !yes else { return }
+    print("\(question) [y/N] ", terminator: "")
+    guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
+        printError("\(cancelled) (use --yes to skip the question)")
+        throw ExitStatus.problemFound
     }
 }
 

@@ -42,13 +42,7 @@ struct PruneCommand: AsyncParsableCommand {
         let count = try await reportingFailures { try await operations.pruneCount(olderThan: olderThan) }
         print("\(count) processed events are older than \(age)")
         guard count > 0, !dryRun else { return }
-        if !yes {
-            print("Delete them? [y/N] ", terminator: "")
-            guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
-                printError("prune cancelled; nothing deleted (use --yes to skip the question)")
-                throw ExitStatus.problemFound
-            }
-        }
+        try confirm("Delete them?", unless: yes, cancelled: "prune cancelled; nothing deleted")
         let progress = ProgressReporter("prune: deleted", total: count)
         let deleted = try await reportingFailures {
             try await operations.prune(olderThan: olderThan, batchSize: batchSize) { progress.advance(to: $0) }

@@ -49,13 +49,7 @@ struct ReplayCommand: AsyncParsableCommand {
         let count = try await reportingFailures { try await operations.replayCount(selection) }
         print("\(count) delivered or dead events match \(selection)")
         guard count > 0 else { return }
-        if !yes {
-            print("Mark them pending so they are published again? [y/N] ", terminator: "")
-            guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
-                printError("replay cancelled; nothing changed (use --yes to skip the question)")
-                throw ExitCode.failure
-            }
-        }
+        try confirm("Mark them pending so they are published again?", unless: yes, cancelled: "replay cancelled; nothing changed")
         let progress = ProgressReporter("replay: marked pending", total: count)
         let replayed = try await reportingFailures { try await progress.whileRunning { try await operations.replay(selection) } }
         progress.finish(done: replayed)

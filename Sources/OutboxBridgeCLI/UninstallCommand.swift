@@ -38,12 +38,10 @@ struct UninstallCommand: AsyncParsableCommand {
             printError("nothing to uninstall: schema \(schema) holds no outbox-bridge install")
             throw ExitStatus.badSettings
         }
-        if dropData, !yes {
-            print("Drop schema \(schema) with \(removal.pendingOrStoredRows) outbox rows? [y/N] ", terminator: "")
-            guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
-                printError("uninstall cancelled; nothing changed (use --yes to skip the question)")
-                throw ExitStatus.problemFound
-            }
+        if dropData {
+            try confirm(
+                "Drop schema \(schema) with \(removal.pendingOrStoredRows) outbox rows?", unless: yes,
+                cancelled: "uninstall cancelled; nothing changed")
         }
         try await reportingFailures(schema: schema) {
             try await removal.apply(on: connection, dropData: dropData)

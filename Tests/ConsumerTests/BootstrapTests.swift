@@ -12,16 +12,7 @@ import Testing
 /// when the broker no longer holds those records.
 @Suite("Bootstrap from schema-state")
 struct BootstrapTests {
-    static let early = [
-        SyntheticEvent(command: "CREATE TABLE", tenant: "acme", tenantSeq: 1, table: "orders"),
-        SyntheticEvent(command: "CREATE TABLE", tenant: "acme", tenantSeq: 2, table: "scratch"),
-        SyntheticEvent(
-            command: "ALTER TABLE", tenant: "acme", tenantSeq: 3, table: "orders",
-            columns: [("id", "integer"), ("total", "numeric(12,2)")]),
-        SyntheticEvent(command: "DROP TABLE", tenant: "acme", tenantSeq: 4, table: "scratch"),
-        SyntheticEvent(kind: "domain", command: "order.placed", tenant: "acme", tenantSeq: 5, table: nil),
-        SyntheticEvent(command: "CREATE TABLE", tenant: "globex", tenantSeq: 1, table: "invoices"),
-    ]
+    static let early = SyntheticEvent.shortHistory
     static let later = [
         SyntheticEvent(
             command: "ALTER TABLE", tenant: "acme", tenantSeq: 6, table: "orders",

@@ -173,15 +173,7 @@ struct ExecConsumerTests {
         let broker = try ExecTestBroker(group: "exec-docs")
         let example = OutboxTestEnvironment.sqlDirectory.deletingLastPathComponent()
             .appendingPathComponent("examples/markdown-docs.sh")
-        let events = [
-            SyntheticEvent(command: "CREATE TABLE", tenant: "acme", tenantSeq: 1, table: "orders"),
-            SyntheticEvent(command: "CREATE TABLE", tenant: "acme", tenantSeq: 2, table: "scratch"),
-            SyntheticEvent(
-                command: "ALTER TABLE", tenant: "acme", tenantSeq: 3, table: "orders",
-                columns: [("id", "integer"), ("total", "numeric(12,2)")]),
-            SyntheticEvent(command: "DROP TABLE", tenant: "acme", tenantSeq: 4, table: "scratch"),
-            SyntheticEvent(command: "CREATE TABLE", tenant: "globex", tenantSeq: 1, table: "invoices"),
-        ]
+        let events = SyntheticEvent.shortHistory.filter { $0.kind == "ddl" }
         try await produce(events, to: broker.topic, on: broker.broker)
         let runtime = try broker.runtime(command: [example.path, scratch.path], maxAttempts: 1)
         try await withRunningConsumer(runtime) {

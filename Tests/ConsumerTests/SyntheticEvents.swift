@@ -94,3 +94,18 @@ func produce(_ events: [SyntheticEvent], to topic: String, on broker: KafkaDevel
     }
     await producer.shutdown()
 }
+
+extension SyntheticEvent {
+    /// Two tenants' short history: acme creates `orders` and `scratch`, widens `orders`, drops
+    /// `scratch` and places an order (a domain event); globex creates `invoices`.
+    static let shortHistory = [
+        SyntheticEvent(command: "CREATE TABLE", tenant: "acme", tenantSeq: 1, table: "orders"),
+        SyntheticEvent(command: "CREATE TABLE", tenant: "acme", tenantSeq: 2, table: "scratch"),
+        SyntheticEvent(
+            command: "ALTER TABLE", tenant: "acme", tenantSeq: 3, table: "orders",
+            columns: [("id", "integer"), ("total", "numeric(12,2)")]),
+        SyntheticEvent(command: "DROP TABLE", tenant: "acme", tenantSeq: 4, table: "scratch"),
+        SyntheticEvent(kind: "domain", command: "order.placed", tenant: "acme", tenantSeq: 5, table: nil),
+        SyntheticEvent(command: "CREATE TABLE", tenant: "globex", tenantSeq: 1, table: "invoices"),
+    ]
+}

@@ -28,7 +28,7 @@ struct PoisonAndFatalTests {
             // the new instance's first ones, are answered as late, so nothing is acknowledged
             // before the test has seen the relay report the failure.
             try environment.broker.delayResponses(broker: 1, apiKey: .produce, count: 4, milliseconds: 10_000)
-            try await emit(sql, tenants: 3, eventsPerTenant: 3)
+            try await emit(sql, tenants: 3, eventsPerTenant: 3, firstRound: 0)
             try await waitUntil("the broker has written the events", timeout: .seconds(60)) {
                 try await environment.kafka.consume(topic: OutboxTestEnvironment.topic).count == 10
             }
@@ -96,7 +96,7 @@ struct PoisonAndFatalTests {
             try await environment.waitUntilAllDelivered(sql)
             try await sql.query("SELECT platform.emit('poison', 'test.too_large', jsonb_build_object('blob', repeat('x', 2000000)))")
             try await waitUntil("the dead letter waits in the producer") { producer.instance.client.outstandingCount > 0 }
-            try await emit(sql, tenants: 3, eventsPerTenant: 3)
+            try await emit(sql, tenants: 3, eventsPerTenant: 3, firstRound: 0)
             try await waitUntil("the other tenants are delivered while the dead letter waits", timeout: .seconds(20)) {
                 try await environment.outboxRows(sql).filter { $0.tenantKey != "poison" }.allSatisfy(\.processed)
             }
@@ -273,15 +273,6 @@ struct PoisonAndFatalTests {
             CREATE TRIGGER fail_first_dead_mark BEFORE UPDATE ON platform.schema_changes
                 FOR EACH ROW EXECUTE FUNCTION platform.fail_first_dead_mark();
             """)
-    }
-
-    private func emit(_ sql: PostgresConnection, tenants: Int, eventsPerTenant: Int) async throws {
-        try await sql.query(
-            """
-            SELECT platform.emit('t' || tenant, 'test.sequence', jsonb_build_object('seq', step))
-            FROM generate_series(0, $2::int - 1) AS step, generate_series(1, $1::int) AS tenant
-            ORDER BY step, tenant
-            """, [tenants, eventsPerTenant])
     }
 
     /// Runs the relay as `outbox-bridge run` assembles it, handing `body` its producer, so a
