@@ -67,6 +67,24 @@ struct StallTests {
         try await waitUntil("the relay is ready", timeout: .seconds(60)) { try await relay.ready().status == 200 }
     }
 
+    /// Runs `body` with a relay started as a fresh relay login through a proxy of its own, after
+    /// a first round of events has gone through it and it is ready; stops both afterwards.
+    func withWarmRelay(
+        _ label: String,
+        _ body: (OutboxTestEnvironment, PostgresConnection, RelayLogin, TCPProxy, StartedRelay) async throws -> Void
+    ) async throws {
+        try await withEnvironment(label) { environment, sql in
+            let login = try await RelayLogin.create(sql)
+            let proxy = try TCPProxy(targetPort: try Self.clusterPort(environment))
+            defer { proxy.stop() }
+            let relay = try await Self.startRelay(
+                environment, login: login, proxy: proxy, label: label.replacingOccurrences(of: "_", with: "-"))
+            defer { relay.process.stop() }
+            try await Self.warmUp(environment, sql, relay: relay)
+            try await body(environment, sql, login, proxy, relay)
+        }
+    }
+
     /// Blackholes the proxied connection of the login's session whose statement contains
     /// `marker`, once such a session shows up, and returns it.
     static func blackholeSession(
@@ -87,13 +105,7 @@ struct StallTests {
     /// readiness fails with `problem`, then that the relay delivers and marks every event on a
     /// new connection while the old one stays blackholed.
     func blackholedPath(statement marker: String, problem: String, label: String) async throws {
-        try await withEnvironment(label) { environment, sql in
-            let login = try await RelayLogin.create(sql)
-            let proxy = try TCPProxy(targetPort: try Self.clusterPort(environment))
-            defer { proxy.stop() }
-            let relay = try await Self.startRelay(environment, login: login, proxy: proxy, label: label)
-            defer { relay.process.stop() }
-            try await Self.warmUp(environment, sql, relay: relay)
+        try await withWarmRelay(label) { environment, sql, login, proxy, relay in
             let connectionsBefore = proxy.acceptedCount
 
             let stalled = try await Self.blackholeSession(running: marker, login: login, proxy: proxy, sql)
@@ -155,13 +167,7 @@ struct StallTests {
 
     @Test("frozen backends: with every backend of the relay's login stopped, events are delivered and marked on new connections, and marked once")
     func frozenBackends() async throws {
-        try await withEnvironment("stall_frozen") { environment, sql in
-            let login = try await RelayLogin.create(sql)
-            let proxy = try TCPProxy(targetPort: try Self.clusterPort(environment))
-            defer { proxy.stop() }
-            let relay = try await Self.startRelay(environment, login: login, proxy: proxy, label: "stall-frozen")
-            defer { relay.process.stop() }
-            try await Self.warmUp(environment, sql, relay: relay)
+        try await withWarmRelay("stall_frozen") { environment, sql, login, _, _ in
 
             // Freeze every session of the login at a moment when none is inside a statement or
             // a transaction: a backend frozen holding row locks blocks everyone who needs those
@@ -199,13 +205,7 @@ struct StallTests {
 
     @Test("a broker that accepts connections and never answers: readiness fails and nothing is marked; delivery resumes when it answers")
     func silentBroker() async throws {
-        try await withEnvironment("stall_broker") { environment, sql in
-            let login = try await RelayLogin.create(sql)
-            let proxy = try TCPProxy(targetPort: try Self.clusterPort(environment))
-            defer { proxy.stop() }
-            let relay = try await Self.startRelay(environment, login: login, proxy: proxy, label: "stall-broker")
-            defer { relay.process.stop() }
-            try await Self.warmUp(environment, sql, relay: relay)
+        try await withWarmRelay("stall_broker") { environment, sql, _, _, relay in
 
             // The mock broker advertises its own address, so a proxy would see only the
             // bootstrap connection; its round-trip time holds every reply back instead, on the
