@@ -12,7 +12,8 @@ public struct OutboxBacklog: Sendable {
     public var notificationQueueUsage: Double
 }
 
-/// The statements that read the outbox for `status`, `/api/status` and the backlog gauges.
+/// The statements that read the outbox for `status`, `/api/status`, the backlog gauges and
+/// `check`.
 extension OutboxOperations {
     /// Rows listed per section of a status (tenants, retrying and dead events, deliveries)
     /// unless asked otherwise.
@@ -191,6 +192,52 @@ extension OutboxOperations {
             SELECT coalesce(pg_catalog.string_agg(shard::text, ',' ORDER BY shard), '') AS shards
             FROM \(quotedSchema).relay_leases WHERE owner IS NULL OR expires_at <= pg_catalog.now()
             """)[0].require(String.self, column: "shards"))
+    }
+
+    /// The capture's settings row, as `check` reports it; a correct install has exactly one.
+    public struct CaptureSettings: Sendable {
+        public var tenantSchemaPrefix: String?
+        public var notifyChannel: String?
+        /// `capture_schemas` as text (`tenant` or the list of schemas).
+        public var captureSchemas: String?
+        public var automationRole: String?
+        /// Whether the automation role exists: when it does not, its DDL would be captured.
+        public var automationRoleExists: Bool
+    }
+
+    /// Every row of `<schema>.settings` (the capture needs exactly one).
+    public func captureSettings() async throws(PostgresError) -> [CaptureSettings] {
+        let rows = try await connection.query(
+            """
+            SELECT s.tenant_schema_prefix, s.notify_channel, s.capture_schemas::text AS capture_schemas,
+                   s.automation_role::text AS automation_role,
+                   EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = s.automation_role) AS automation_role_exists
+              FROM \(quotedSchema).settings s
+            """)
+        return try rows.map { row throws(PostgresError) in
+            CaptureSettings(
+                tenantSchemaPrefix: row["tenant_schema_prefix"], notifyChannel: row["notify_channel"],
+                captureSchemas: row["capture_schemas"], automationRole: row["automation_role"],
+                automationRoleExists: try row.require(Bool.self, column: "automation_role_exists"))
+        }
+    }
+
+    /// A table whose catalog shape differs from the capture's snapshot: DDL the event triggers
+    /// never saw.
+    public struct DriftedTable: Sendable {
+        /// What differs, as `<schema>.drift()` names it.
+        public var drift: String
+        /// The table, quoted as `schema.table`.
+        public var name: String
+    }
+
+    /// What `<schema>.drift()` finds, without emitting anything (``reconcile()`` emits it).
+    public func drift() async throws(PostgresError) -> [DriftedTable] {
+        let rows = try await connection.query(
+            "SELECT drift, pg_catalog.format('%I.%I', schema_name, table_name) AS name FROM \(quotedSchema).drift()")
+        return try rows.map { row throws(PostgresError) in
+            DriftedTable(drift: try row.require(String.self, column: "drift"), name: try row.require(String.self, column: "name"))
+        }
     }
 
     private var table: String { "\(quotedSchema).schema_changes" }

@@ -59,17 +59,17 @@ struct CheckCommand: AsyncParsableCommand {
                 report(verdicts)
                 throw ExitCode.failure
             }
-            let quoted = try await connection.quoteIdentifier(schema)
-            verdicts.append(try await installedVersion(connection, quoted: quoted))
+            let operations = try await OutboxOperations(connection: connection, schema: schema)
+            verdicts.append(try await installedVersion(connection))
             verdicts += try await triggers(connection)
-            let (settings, channel) = try await settings(connection, quoted: quoted)
+            let (settings, channel) = try await settings(operations)
             verdicts.append(settings)
             verdicts.append(try await listen(connection, channel: channel))
             verdicts.append(try await replicationRole(connection))
             verdicts.append(try await pendingIndex(connection))
             report(verdicts)
             if drift {
-                try await listDrift(connection, quoted: quoted)
+                try await listDrift(operations)
             }
             if verdicts.contains(where: { !$0.passed }) {
                 throw ExitCode.failure
@@ -98,7 +98,7 @@ struct CheckCommand: AsyncParsableCommand {
         try await connection.query("SELECT count(*) AS n FROM pg_catalog.pg_namespace WHERE nspname = $1", [schema])[0]["n"] != "0"
     }
 
-    private func installedVersion(_ connection: PostgresConnection, quoted: String) async throws -> Verdict {
+    private func installedVersion(_ connection: PostgresConnection) async throws -> Verdict {
         let installed = try await OutboxInstaller(connection: connection, schema: schema, logger: Logger(label: "outbox-bridge.check"))
             .appliedVersions()
         guard let current = installed.max() else {
@@ -137,28 +137,22 @@ struct CheckCommand: AsyncParsableCommand {
         }
     }
 
-    private func settings(_ connection: PostgresConnection, quoted: String) async throws -> (Verdict, String?) {
-        let rows = try await connection.query(
-            """
-            SELECT s.tenant_schema_prefix, s.notify_channel, s.capture_schemas::text AS capture_schemas,
-                   s.automation_role::text AS automation_role,
-                   EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = s.automation_role) AS automation_role_exists
-              FROM \(quoted).settings s
-            """)
+    private func settings(_ operations: OutboxOperations) async throws -> (Verdict, String?) {
+        let rows = try await operations.captureSettings()
         guard rows.count == 1 else {
             return (.failed("settings: \(rows.count) rows in \(schema).settings, every DDL fails without one",
-                            fix: "INSERT INTO \(quoted).settings DEFAULT VALUES"), nil)
+                            fix: "INSERT INTO \(operations.quotedSchema).settings DEFAULT VALUES"), nil)
         }
         let row = rows[0]
-        let mode = row["capture_schemas"] ?? "?"
-        let line = "settings: capture_schemas \(mode), tenant prefix '\(row["tenant_schema_prefix"] ?? "")', "
-            + "notify channel '\(row["notify_channel"] ?? "")'"
-        guard try row.require(Bool.self, column: "automation_role_exists") else {
-            return (.failed(line + ", automation role \(row["automation_role"] ?? "?") does not exist (its DDL would be captured)",
-                            fix: "CREATE ROLE \(row["automation_role"] ?? "?") NOLOGIN, or UPDATE \(quoted).settings SET automation_role = ..."),
-                    row["notify_channel"])
+        let line = "settings: capture_schemas \(row.captureSchemas ?? "?"), tenant prefix '\(row.tenantSchemaPrefix ?? "")', "
+            + "notify channel '\(row.notifyChannel ?? "")'"
+        guard row.automationRoleExists else {
+            let role = row.automationRole ?? "?"
+            return (.failed(line + ", automation role \(role) does not exist (its DDL would be captured)",
+                            fix: "CREATE ROLE \(role) NOLOGIN, or UPDATE \(operations.quotedSchema).settings SET automation_role = ..."),
+                    row.notifyChannel)
         }
-        return (.ok(line), row["notify_channel"])
+        return (.ok(line), row.notifyChannel)
     }
 
     private func relayGrant(_ connection: PostgresConnection) async throws -> Verdict {
@@ -222,12 +216,11 @@ struct CheckCommand: AsyncParsableCommand {
         return .ok("pending index: present")
     }
 
-    private func listDrift(_ connection: PostgresConnection, quoted: String) async throws {
-        let rows = try await connection.query(
-            "SELECT drift, pg_catalog.format('%I.%I', schema_name, table_name) AS name FROM \(quoted).drift()")
-        print("drift: \(rows.count) table(s)" + (rows.isEmpty ? "" : " (SELECT \(schema).reconcile() emits them)"))
-        for row in rows {
-            print("  \(row["drift"] ?? "?")  \(row["name"] ?? "?")")
+    private func listDrift(_ operations: OutboxOperations) async throws {
+        let tables = try await operations.drift()
+        print("drift: \(tables.count) table(s)" + (tables.isEmpty ? "" : " (SELECT \(schema).reconcile() emits them)"))
+        for table in tables {
+            print("  \(table.drift)  \(table.name)")
         }
     }
 }
