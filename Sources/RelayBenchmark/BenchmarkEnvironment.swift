@@ -56,7 +56,11 @@ struct BenchmarkEnvironment {
         var components = URLComponents(string: clusterURL)!
         components.path = "/" + name
         let url = components.string!
-        let connection = try await PostgresConnection.connect(url)
+        // Filling a backlog of 1,000,000 rows on a busy machine takes longer than the default
+        // 45-second deadline of a call.
+        var bulk = PostgresConnection.Options()
+        bulk.queryTimeout = .seconds(900)
+        let connection = try await PostgresConnection.connect(url, options: bulk)
         // The benchmark's own notices (DROP SCHEMA … CASCADE names every table) would bury its
         // results in the log.
         try await connection.query("SET client_min_messages TO warning")
@@ -116,10 +120,11 @@ struct BenchmarkEnvironment {
     }
 
     /// `outbox-bridge run` on the benchmark's database and broker, with its shipped defaults
-    /// (the batch size given is the default unless `--batch-size` says otherwise).
-    func bridgeCommand(_ bridge: String) -> [String] {
+    /// (the batch size given is the default unless `--batch-size` says otherwise) and `options`
+    /// (the benchmark's `--bridge-option`s) after them.
+    func bridgeCommand(_ bridge: String, _ options: [String]) -> [String] {
         [bridge, "run", "--database-url", databaseURL, "--brokers", broker.bootstrapServers, "--batch-size", String(batchSize),
-         "--log-level", "warning", "--http-port", "0"]
+         "--log-level", "warning", "--http-port", "0"] + options
     }
 
     /// What the Python peers in scripts/peers/ take.
