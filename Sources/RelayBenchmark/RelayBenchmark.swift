@@ -132,10 +132,15 @@ struct RelayBenchmark {
                 let workload = CallgrindWorkload(environment: bench, singleEvents: options.callgrindSamples,
                                                  drainEvents: options.callgrindBacklog)
                 for contestant in bridges + [batchRelay] {
-                    let result = try await workload.measure(contestant)
-                    print(String(format: "  %@: %.0f instructions/s idle, %.0f per single event, %.0f per drained event",
-                                 contestant.name, result.idlePerSecond, result.singleEvent, result.drainEvent))
-                    run.callgrind[contestant.name] = result
+                    // A relay that cannot run under valgrind loses its figures, not the run.
+                    do {
+                        let result = try await workload.measure(contestant)
+                        print(String(format: "  %@: %.0f instructions/s idle, %.0f per single event, %.0f per drained event",
+                                     contestant.name, result.idlePerSecond, result.singleEvent, result.drainEvent))
+                        run.callgrind[contestant.name] = result
+                    } catch {
+                        print("  \(contestant.name): no instruction counts (\(error))")
+                    }
                 }
             } else {
                 print("\ninstructions: perf has no instruction counter here and valgrind is not installed (apt-get install valgrind)")
