@@ -23,7 +23,7 @@
 #                          [--samples 1000] [--steady-seconds 60] [--rates 100,1000] [--writers 4]
 #                          [--grace-seconds 5] [--memory-backlog 1000000]
 #                          [--callgrind-samples 50] [--callgrind-backlog 2000]
-#                          [--baseline-rev REV | --baseline-bridge BINARY]
+#                          [--baseline-rev REV | --baseline-bridge BINARY] [--bridge-option ARG]...
 #   scripts/bench-relay.sh --events 20000 --samples 100 --steady-seconds 5 --memory-backlog 0   # quick (about a minute)
 #   scripts/bench-relay.sh --baseline-rev f0e61c4   # before/after against main f0e61c4, same run
 #
@@ -32,6 +32,10 @@
 # .build-baseline/<commit>/ (git archive of REV; git ignores .build-*; built once, reused) and runs
 # it as one more contestant in every bridge workload (drain, latency, callgrind, memory), as
 # --baseline-bridge BINARY does with a binary built elsewhere.
+# --bridge-option ARG appends ARG to every bridge command line (both builds), for experiments:
+#   --bridge-option --kafka-property=queue.buffering.max.kbytes=16384
+# Memory experiments with glibc's malloc: MALLOC_ARENA_MAX=1 scripts/bench-relay.sh … (the
+# environment reaches every contestant). Results and what was tried: docs/relay-memory.md.
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
