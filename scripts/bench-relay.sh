@@ -24,7 +24,7 @@
 #                          [--grace-seconds 5] [--memory-backlog 1000000]
 #                          [--callgrind-samples 50] [--callgrind-backlog 2000]
 #                          [--baseline-rev REV | --baseline-bridge BINARY] [--bridge-option ARG]...
-#   scripts/bench-relay.sh --events 20000 --samples 100 --steady-seconds 5 --memory-backlog 0   # quick (about a minute)
+#   scripts/bench-relay.sh --events 20000 --samples 100 --steady-seconds 5 --memory-backlog 0 --callgrind-samples 0   # quick (about a minute)
 #   scripts/bench-relay.sh --baseline-rev f0e61c4   # before/after against main f0e61c4, same run
 #
 # --samples 0, --steady-seconds 0, --memory-backlog 0 and --callgrind-samples 0 skip those workloads.
