@@ -35,9 +35,10 @@ struct CallgrindWorkload {
     let singleEvents: Int
     let drainEvents: Int
 
-    /// Whether callgrind can be used here: valgrind and callgrind_control are installed.
+    /// Whether callgrind can be used here: valgrind, callgrind_control and a C compiler (for
+    /// the sigsuspend shim) are installed.
     static var isAvailable: Bool {
-        ["/usr/bin/valgrind", "/usr/bin/callgrind_control"].allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }
+        ["/usr/bin/valgrind", "/usr/bin/callgrind_control", "/usr/bin/cc", "/usr/bin/objcopy"].allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
     /// Whether `perf stat` counts instructions on this machine (then perf's figures are in the
@@ -53,7 +54,8 @@ struct CallgrindWorkload {
         let outputs = FileManager.default.temporaryDirectory.appendingPathComponent("relay-benchmark-callgrind-\(UUID())")
         try FileManager.default.createDirectory(at: outputs, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: outputs) }
-        let valgrind = ["/usr/bin/valgrind", "-q", "--tool=callgrind", "--cache-sim=no", "--branch-sim=no",
+        let valgrind = ["/usr/bin/env", "LD_PRELOAD=\(try Self.sigsuspendShim(in: outputs))",
+                        "/usr/bin/valgrind", "-q", "--tool=callgrind", "--cache-sim=no", "--branch-sim=no",
                         "--callgrind-out-file=\(outputs.path)/callgrind.out.%p"]
         let commands = try contestant.commands.map { command in
             valgrind + [try Self.withoutDebugInfo(command[0], in: outputs)] + command.dropFirst()
@@ -62,9 +64,7 @@ struct CallgrindWorkload {
         defer { relay.stop() }
         guard let pid = relay.pids.first else { throw BenchmarkFailure("no process started for \(contestant.name)") }
         // Start-up under callgrind takes many seconds; the warm-up event shows it is relaying.
-        // Debian 12's valgrind 3.19 fails on Swift's async main (an internal SIGSEGV in
-        // rt_sigsuspend under dispatch_main, with any tool; docs/relay-memory.md), which may
-        // leave the process hanging, so the wait is bounded.
+        // The wait is bounded: a process valgrind fails on may hang rather than exit.
         try await emit(count: 1)
         try await waitUntilMarked(relay, timeout: .seconds(120))
 
@@ -85,6 +85,33 @@ struct CallgrindWorkload {
         }
         return Result(idlePerSecond: idlePerSecond, singleEvent: net(single, events: singleEvents),
                       drainEvent: net(drain, events: drainEvents))
+    }
+
+    /// A preloaded `sigsuspend` that passes the kernel a writable copy of its mask, built with
+    /// the system's C compiler: valgrind 3.19 (Debian 12) writes into the mask of
+    /// `rt_sigsuspend`, and libdispatch's `dispatch_main`, which Swift's async main runs on,
+    /// passes a `static const` one, so valgrind dies of SIGSEGV in any Swift 6 program
+    /// ("the 'impossible' happened") before it relays anything.
+    private static func sigsuspendShim(in directory: URL) throws -> String {
+        let source = directory.appendingPathComponent("sigsuspend-shim.c")
+        let library = directory.appendingPathComponent("sigsuspend-shim.so").path
+        try """
+            #define _GNU_SOURCE
+            #include <signal.h>
+            #include <unistd.h>
+            #include <sys/syscall.h>
+            int sigsuspend(const sigset_t *mask) {
+                sigset_t copy = *mask;
+                return (int)syscall(SYS_rt_sigsuspend, &copy, 8);
+            }
+            """.write(to: source, atomically: true, encoding: .utf8)
+        let compiler = Process()
+        compiler.executableURL = URL(fileURLWithPath: "/usr/bin/cc")
+        compiler.arguments = ["-shared", "-fPIC", "-O2", "-o", library, source.path]
+        try compiler.run()
+        compiler.waitUntilExit()
+        guard compiler.terminationStatus == 0 else { throw BenchmarkFailure("cc could not build the sigsuspend shim for valgrind") }
+        return library
     }
 
     /// A copy of `executable` without its debug information when it is not a system one:

@@ -143,7 +143,7 @@ struct RelayBenchmark {
                     }
                 }
             } else {
-                print("\ninstructions: perf has no instruction counter here and valgrind is not installed (apt-get install valgrind)")
+                print("\ninstructions: perf has no instruction counter here and valgrind, callgrind_control, cc or objcopy is missing")
             }
         }
 
