@@ -10,7 +10,7 @@
 #   instructions: where perf has no instruction counter (most VMs, this one too), the bridge and
 #       the batch relay run once more under valgrind's callgrind (3 s idle, --callgrind-samples
 #       single events, a drain of --callgrind-backlog), zeroed and dumped around each phase with
-#       callgrind_control, per event net of the idle rate (needs valgrind installed);
+#       callgrind_control, per event net of the idle rate (needs valgrind, cc and objcopy);
 #   memory: the bridge's peak RSS draining a large backlog with its shipped defaults.
 # Each contestant's context switches and instructions per event (perf stat) are reported too:
 # unlike seconds, they barely move with machine noise.
