@@ -49,9 +49,13 @@ struct RelayBenchmark {
             clusterURL: clusterURL, sql: checkout.appendingPathComponent("sql"), batchSize: options.batchSize)
         let peers = options.peers ?? checkout.appendingPathComponent("scripts/peers").path
         let bridge = Contestant(name: "OutboxBridge (`outbox-bridge run`)",
-                                commands: [bench.bridgeCommand(options.bridge)], marksAfterAck: true)
+                                commands: [bench.bridgeCommand(options.bridge, options.bridgeOptions)], marksAfterAck: true)
+        // The same run's other build of the bridge (--baseline-bridge), for before/after ratios.
+        let baseline = options.baselineBridge.map {
+            Contestant(name: "OutboxBridge baseline (`\($0)`)", commands: [bench.bridgeCommand($0, options.bridgeOptions)], marksAfterAck: true)
+        }
         let bridgePair = Contestant(name: "OutboxBridge, two instances (CPU and RSS summed)",
-                                    commands: [bench.bridgeCommand(options.bridge), bench.bridgeCommand(options.bridge)],
+                                    commands: [bench.bridgeCommand(options.bridge, options.bridgeOptions), bench.bridgeCommand(options.bridge, options.bridgeOptions)],
                                     marksAfterAck: true)
         let batchRelay = Contestant(name: "batch relay (Python, `batch_relay.py`)",
                                     commands: [[options.python, peers + "/batch_relay.py"] + bench.peerArguments],
@@ -59,34 +63,38 @@ struct RelayBenchmark {
         let articleRelay = Contestant(name: "article relay (Python, `article_relay.py`)",
                                       commands: [[options.python, peers + "/article_relay.py"] + bench.peerArguments],
                                       marksAfterAck: false)
+        let bridges = [bridge] + (baseline.map { [$0] } ?? [])
 
         let machine = "\(ProcessInfo.processInfo.activeProcessorCount) cores (\(cpuModel())), "
             + "\(ProcessInfo.processInfo.physicalMemory >> 30) GiB; \(try await bench.postgresDescription()); "
             + "librdkafka's mock cluster in the benchmark's process"
         print("machine: \(machine)\n")
+        var run = RunResults(options: options, batchRelay: batchRelay)
 
         // (a) and (d): drain of a committed backlog.
         print("drain: \(options.events) events from \(options.tenants) tenants, batches of \(options.batchSize)")
         func fillBacklog() async throws { try await bench.fillBacklog(events: options.events, tenants: options.tenants) }
         try await fillBacklog()
-        let postgresLimit = try await bench.postgresOnlyDrain()
-        print(String(format: "  PostgreSQL only (claim + mark, no Kafka): %8.0f events/s", postgresLimit))
+        run.postgresLimit = try await bench.postgresOnlyDrain()
+        print(String(format: "  PostgreSQL only (claim + mark, no Kafka): %8.0f events/s", run.postgresLimit))
         try await fillBacklog()
         let kafkaLimit = try await bench.kafkaOnlyProduce()
         print(String(format: "  librdkafka only (same records, no PostgreSQL): %8.0f events/s", kafkaLimit))
-        var drains: [(label: String, result: DrainResult)] = []
-        for (contestant, budget) in [(bridge, nil), (batchRelay, nil), (articleRelay, Duration.seconds(options.articleSeconds)),
-                                     (bridgePair, nil)] {
+        var drains: [(contestant: String, label: String, result: DrainResult)] = []
+        let drainContestants = bridges.map { ($0, Duration?.none) }
+            + [(batchRelay, nil), (articleRelay, Duration.seconds(options.articleSeconds)), (bridgePair, nil)]
+        for (contestant, budget) in drainContestants {
             try await fillBacklog()
             let result = try await bench.drain(contestant, expected: options.events, budget: budget)
             let label = contestant.name + (budget == nil ? "" : ", \(options.articleSeconds) s budget")
             print(String(format: "  %@: %8.0f events/s  (%d events in %.1f s, %.2f CPU s, peak RSS %.1f MiB; %@)",
                          label, result.rate, result.processed, result.seconds, result.cpuSeconds, result.peakRSSKiB.mebibytes,
                          result.counts.perEvent(result.processed)))
-            drains.append((label, result))
+            drains.append((contestant.name, label, result))
+            run.drains[contestant.name] = result
         }
-        let bridgeDrain = drains[0].result, batchDrain = drains[1].result
-        let articleDrain = drains[2].result, pairDrain = drains[3].result
+        let bridgeDrain = run.drains[bridge.name]!, batchDrain = run.drains[batchRelay.name]!
+        let articleDrain = run.drains[articleRelay.name]!, pairDrain = run.drains[bridgePair.name]!
 
         // (b) and (c): latency, with one consumer reading everything the relays publish.
         print("\nlatency: commit (benchmark's clock after the autocommit DDL returns) → record read by an independent"
@@ -96,7 +104,6 @@ struct RelayBenchmark {
         var loads: [DDLLoad] = []
         if options.samples > 0 { loads.append(.idle(samples: options.samples)) }
         if options.steadySeconds > 0 { loads += options.rates.map { .steady(perSecond: $0, seconds: options.steadySeconds) } }
-        var latencyRows: [(relay: String, result: DDLResult)] = []
         var floor: LatencyDistribution?
         if !loads.isEmpty {
             let arrivals = try await KafkaArrivals.start(bootstrapServers: bench.broker.bootstrapServers, topic: BenchmarkEnvironment.topic)
@@ -108,25 +115,50 @@ struct RelayBenchmark {
                 environment: bench, writers: try await bench.connect(count: options.writers), arrivals: arrivals,
                 grace: .seconds(options.graceSeconds))
             for load in loads {
-                for contestant in [bridge, batchRelay, articleRelay] {
+                for contestant in bridges + [batchRelay, articleRelay] {
                     let result = try await workload.measure(contestant, under: load)
                     print("  \(contestant.name), \(load.label): " + result.line)
-                    latencyRows.append((contestant.name, result))
+                    run.latencyRows.append((contestant.name, result))
                 }
             }
             await arrivals.stop()
         }
 
-        // Memory: the bridge alone draining a large backlog, shipped defaults.
-        var memory: DrainResult?
+        // Instructions per event under callgrind, where perf has no instruction counter.
+        if options.callgrindSamples > 0, !CallgrindWorkload.perfCountsInstructions() {
+            if CallgrindWorkload.isAvailable {
+                print("\ninstructions (callgrind; perf has no instruction counter here): \(CallgrindWorkload.idleSeconds) s idle,"
+                    + " \(options.callgrindSamples) single events, a drain of \(options.callgrindBacklog); per event net of the idle rate")
+                let workload = CallgrindWorkload(environment: bench, singleEvents: options.callgrindSamples,
+                                                 drainEvents: options.callgrindBacklog)
+                for contestant in bridges + [batchRelay] {
+                    // A relay that cannot run under valgrind loses its figures, not the run.
+                    do {
+                        let result = try await workload.measure(contestant)
+                        print(String(format: "  %@: %.0f instructions/s idle, %.0f per single event, %.0f per drained event",
+                                     contestant.name, result.idlePerSecond, result.singleEvent, result.drainEvent))
+                        run.callgrind[contestant.name] = result
+                    } catch {
+                        print("  \(contestant.name): no instruction counts (\(error))")
+                    }
+                }
+            } else {
+                print("\ninstructions: perf has no instruction counter here and valgrind, callgrind_control, cc or objcopy is missing")
+            }
+        }
+
+        // Memory: each build of the bridge alone draining a large backlog, shipped defaults.
         if options.memoryBacklog > 0 {
-            try await bench.fillBacklog(events: options.memoryBacklog, tenants: options.tenants)
-            let result = try await bench.drain(bridge, expected: options.memoryBacklog)
-            print(String(format: "\nmemory: outbox-bridge run draining %d events: peak RSS %.1f MiB, of which at most %.1f MiB"
-                         + " anonymous (heap, malloc arenas, stacks; sampled), the rest mapped code (%.0f events/s, %.2f CPU s)",
-                         options.memoryBacklog, result.peakRSSKiB.mebibytes, result.sampledPeakAnonymousKiB.mebibytes,
-                         result.rate, result.cpuSeconds))
-            memory = result
+            print("")
+            for contestant in bridges {
+                try await bench.fillBacklog(events: options.memoryBacklog, tenants: options.tenants)
+                let result = try await bench.drain(contestant, expected: options.memoryBacklog)
+                print(String(format: "memory: %@ draining %d events: peak RSS %.1f MiB, of which at most %.1f MiB"
+                             + " anonymous (heap, malloc arenas, stacks; sampled), the rest mapped code (%.0f events/s, %.2f CPU s)",
+                             contestant.name, options.memoryBacklog, result.peakRSSKiB.mebibytes,
+                             result.sampledPeakAnonymousKiB.mebibytes, result.rate, result.cpuSeconds))
+                run.memory[contestant.name] = result
+            }
         }
         try await bench.drop()
 
@@ -135,63 +167,64 @@ struct RelayBenchmark {
         print("\n| relay (drain of \(options.events.grouped) events, \(options.tenants.grouped) tenants) | events/s | CPU s | CPU µs/event | peak RSS"
             + " | context switches, instructions per event |")
         print("| --- | ---: | ---: | ---: | ---: | ---: |")
-        for (label, result) in drains {
+        for (contestant, label, result) in drains {
+            let callgrind = run.callgrind[contestant]?.drainEvent
             print(String(format: "| %@ | %.0f | %.2f | %.1f | %.1f MiB | %@ |", label, result.rate, result.cpuSeconds,
                          result.cpuSeconds * 1e6 / Double(max(result.processed, 1)), result.peakRSSKiB.mebibytes,
-                         result.counts.perEvent(result.processed)))
+                         result.counts.perEvent(result.processed, callgrind: callgrind)))
         }
-        print(String(format: "| PostgreSQL only (claim + mark, no Kafka) | %.0f | — | — | — | — |", postgresLimit))
+        print(String(format: "| PostgreSQL only (claim + mark, no Kafka) | %.0f | — | — | — | — |", run.postgresLimit))
         print(String(format: "| librdkafka only (produce + ack, no PostgreSQL) | %.0f | — | — | — | — |", kafkaLimit))
 
-        if !latencyRows.isEmpty {
+        if !run.latencyRows.isEmpty {
             print("\n| relay | DDL | achieved rate | commit → in Kafka, ms p50 / p99 / p99.9 | commit → marked, ms p50 / p99 / p99.9"
                 + " | not in Kafka \(options.graceSeconds) s after | CPU s | peak RSS | context switches, instructions per event |")
             print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
             if let floor {
                 print("| librdkafka only (produce → read) | idle, \(floor.count) records | — | \(floor.summary) | — | — | — | — | — |")
             }
-            for (relay, result) in latencyRows {
+            for (relay, result) in run.latencyRows {
+                let callgrind: Double? = if case .idle = result.load { run.callgrind[relay]?.singleEvent } else { nil }
                 print("| \(relay) | \(result.load.label) | \(result.achievedRate.map { String(format: "%.0f/s", $0) } ?? "—") | "
                     + "\(result.toKafka.summary) | \(result.toMarked?.summary ?? "— (marks before publishing)") | "
                     + "\(result.toKafka.notArrived.grouped) | \(String(format: "%.2f", result.cpuSeconds)) | "
-                    + "\(String(format: "%.1f MiB", result.peakRSSKiB.mebibytes)) | \(result.counts.perEvent(result.statements)) |")
+                    + "\(String(format: "%.1f MiB", result.peakRSSKiB.mebibytes)) | \(result.counts.perEvent(result.statements, callgrind: callgrind)) |")
             }
         }
+        run.printCallgrindTable()
 
         print("\n| ratio | value | goal |")
         print("| --- | ---: | --- |")
-        print(String(format: "| OutboxBridge / PostgreSQL-only limit (drain) | %.2f | >= 0.75 |", bridgeDrain.rate / postgresLimit))
+        print(String(format: "| OutboxBridge / PostgreSQL-only limit (drain) | %.2f | >= 0.75 |", bridgeDrain.rate / run.postgresLimit))
         print(String(format: "| OutboxBridge / batch relay (drain) | %.1f | >= 3 |", bridgeDrain.rate / batchDrain.rate))
         print(String(format: "| OutboxBridge / article relay (drain) | %.0f | |", bridgeDrain.rate / articleDrain.rate))
         print(String(format: "| OutboxBridge / librdkafka-only limit (drain) | %.2f | |", bridgeDrain.rate / kafkaLimit))
         print(String(format: "| two OutboxBridge instances / one (drain) | %.2f | |", pairDrain.rate / bridgeDrain.rate))
-        func latencyResult(_ relay: Contestant, _ load: DDLLoad) -> DDLResult? {
-            latencyRows.first { $0.relay == relay.name && $0.result.load == load }?.result
-        }
         let idle = DDLLoad.idle(samples: options.samples)
-        if let bridgeIdle = latencyResult(bridge, idle), let bridgeP99 = bridgeIdle.toKafka.percentile(0.99) {
+        if let bridgeIdle = run.latency(bridge.name, idle), let bridgeP99 = bridgeIdle.toKafka.percentile(0.99) {
             print("| OutboxBridge idle commit → in Kafka p99 | \(bridgeIdle.toKafka.percentileText(0.99)) ms | < 5 ms |")
             if let marked = bridgeIdle.toMarked {
                 print("| OutboxBridge idle commit → marked p99 (after the ack) | \(marked.percentileText(0.99)) ms | |")
             }
             for peer in [batchRelay, articleRelay] {
-                guard let peerP99 = latencyResult(peer, idle)?.toKafka.percentile(0.99) else { continue }
+                guard let peerP99 = run.latency(peer.name, idle)?.toKafka.percentile(0.99) else { continue }
                 print(String(format: "| %@ / OutboxBridge, idle p99 in Kafka | %@%.1f | |", peer.name, peerP99.arrived ? "" : "≥ ",
                              peerP99.milliseconds / bridgeP99.milliseconds))
             }
         }
         for rate in options.steadySeconds > 0 ? options.rates : [] {
-            guard let result = latencyResult(bridge, .steady(perSecond: rate, seconds: options.steadySeconds)) else { continue }
+            guard let result = run.latency(bridge.name, .steady(perSecond: rate, seconds: options.steadySeconds)) else { continue }
             print("| OutboxBridge at \(rate.grouped)/s (achieved \(String(format: "%.0f/s", result.achievedRate ?? 0))): "
                 + "commit → in Kafka p99 | \(result.toKafka.percentileText(0.99)) ms | |")
         }
-        if let memory {
+        if let memory = run.memory[bridge.name] {
             print(String(format: "| OutboxBridge peak RSS draining a %@-event backlog (shipped defaults) | %.1f MiB | < 64 MiB |",
                          options.memoryBacklog.grouped, memory.peakRSSKiB.mebibytes))
             print(String(format: "| OutboxBridge peak RSS, %@ vs %@ backlog | %.1f vs %.1f MiB | bounded by batch size |",
                          options.memoryBacklog.grouped, options.events.grouped, memory.peakRSSKiB.mebibytes,
                          bridgeDrain.peakRSSKiB.mebibytes))
         }
+        run.printIssue13Goals(bridges: bridges)
         print(String(format: "\nbenchmark took %.0f s", started.duration(to: clock.now).seconds))
     }
 
@@ -209,8 +242,14 @@ struct BenchmarkOptions {
     static let usage = """
         usage: relay-benchmark BRIDGE_BINARY [--events 200000] [--tenants 1000] [--batch-size 1000] [--article-seconds 30]
                                [--samples 1000] [--steady-seconds 60] [--rates 100,1000] [--writers 4] [--grace-seconds 5]
-                               [--memory-backlog 1000000] [--peers DIR] [--python /usr/bin/python3]
-          --samples 0, --steady-seconds 0 and --memory-backlog 0 skip those workloads.
+                               [--memory-backlog 1000000] [--callgrind-samples 50] [--callgrind-backlog 2000]
+                               [--baseline-bridge BINARY] [--bridge-option ARG]... [--peers DIR] [--python /usr/bin/python3]
+          --samples 0, --steady-seconds 0, --memory-backlog 0 and --callgrind-samples 0 skip those workloads.
+          --baseline-bridge runs a second build of outbox-bridge as one more contestant in every bridge
+          workload and ends with a before/after table of issue 13's goals from the same run.
+          The callgrind workload runs only where perf has no instruction counter.
+          --bridge-option adds one argument to every bridge command line (both builds), for experiments:
+          --bridge-option --kafka-property=queue.buffering.max.kbytes=16384
         """
 
     var bridge = ""
@@ -232,6 +271,14 @@ struct BenchmarkOptions {
     var graceSeconds = 5
     /// Events in the backlog whose drain measures the bridge's peak memory.
     var memoryBacklog = 1_000_000
+    /// Where perf counts no instructions: single events and the drained backlog of the
+    /// callgrind workload, per relay.
+    var callgrindSamples = 50
+    var callgrindBacklog = 2000
+    /// A second outbox-bridge binary (another revision) measured in the same run.
+    var baselineBridge: String?
+    /// More arguments for every `outbox-bridge run` (--bridge-option, repeatable).
+    var bridgeOptions: [String] = []
     var peers: String?
     var python = "/usr/bin/python3"
 
@@ -239,6 +286,7 @@ struct BenchmarkOptions {
         "--events": \.events, "--tenants": \.tenants, "--batch-size": \.batchSize, "--article-seconds": \.articleSeconds,
         "--samples": \.samples, "--steady-seconds": \.steadySeconds, "--writers": \.writers,
         "--grace-seconds": \.graceSeconds, "--memory-backlog": \.memoryBacklog,
+        "--callgrind-samples": \.callgrindSamples, "--callgrind-backlog": \.callgrindBacklog,
     ] }
 
     static func parse(_ arguments: [String]) throws -> BenchmarkOptions {
@@ -258,6 +306,10 @@ struct BenchmarkOptions {
                 }
             } else if name == "--peers" {
                 options.peers = value
+            } else if name == "--bridge-option" {
+                options.bridgeOptions.append(value)
+            } else if name == "--baseline-bridge" {
+                options.baselineBridge = value
             } else if name == "--python" {
                 options.python = value
             } else {

@@ -10,12 +10,15 @@ final class StableCounters {
         var instructions: Int?
 
         /// "12.3 context switches, 45,678 instructions per event", with "n/a" for a figure
-        /// perf could not count.
-        func perEvent(_ events: Int) -> String {
-            func per(_ count: Int?, digits: Int) -> String {
-                count.map { String(format: "%.\(digits)f", Double($0) / Double(max(events, 1))) } ?? "n/a"
+        /// perf could not count; where perf counted no instructions, `callgrind` (the same
+        /// contestant's instructions per event from ``CallgrindWorkload``) stands in, marked.
+        func perEvent(_ events: Int, callgrind: Double? = nil) -> String {
+            func per(_ count: Int?, digits: Int) -> String? {
+                count.map { String(format: "%.\(digits)f", Double($0) / Double(max(events, 1))) }
             }
-            return "\(per(contextSwitches, digits: 1)) context switches, \(per(instructions, digits: 0)) instructions per event"
+            let instructionsText = per(instructions, digits: 0)
+                ?? callgrind.map { String(format: "%.0f (callgrind)", $0) } ?? "n/a"
+            return "\(per(contextSwitches, digits: 1) ?? "n/a") context switches, \(instructionsText) instructions per event"
         }
     }
 
