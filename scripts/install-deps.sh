@@ -25,8 +25,10 @@ if [ "${1:-}" = test ]; then
 fi
 if [ "${1:-}" = bench ]; then
     # The benchmark's peer relays (scripts/peers/) are Python: psycopg2 and confluent-kafka,
-    # run with Debian's /usr/bin/python3.
-    packages+=(python3-psycopg2 python3-confluent-kafka)
+    # run with Debian's /usr/bin/python3. linux-perf counts context switches (and instructions
+    # where the CPU exposes them); valgrind counts instructions where it does not, with a small
+    # shim built by gcc and the bridge's copy stripped of debug info by binutils' objcopy.
+    packages+=(python3-psycopg2 python3-confluent-kafka linux-perf valgrind gcc binutils)
 fi
 
 missing=()
