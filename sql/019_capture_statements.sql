@@ -7,7 +7,11 @@
 --
 -- live_table_shapes (a view): table_shape()'s query for every table, so a statement can read a
 --   shape inline instead of through a nested function that runs the query as a statement of its
---   own. table_shape(relid) now reads it (one definition of the shape).
+--   own. table_shape(relid) now reads it (one definition of the shape). Two of the query's four
+--   sorts are gone (each aggregate with an ORDER BY set up a sort of its own, even for one row or
+--   none; this was the largest single saving): the columns come from a subquery sorted by attnum
+--   (with their default and comment joined inside it), the constraints in name order from
+--   pg_constraint's index.
 -- numbered_envelope(..., tenant_seq): event_envelope()'s fields for a number already drawn, so
 --   the capture can draw the number and insert the event in one statement; event_envelope() is
 --   the counter upsert plus this.
