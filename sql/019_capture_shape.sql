@@ -47,69 +47,69 @@ CREATE OR REPLACE FUNCTION @schema@.table_shape(relid oid) RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
     RETURN (
-SELECT pg_catalog.jsonb_build_object(
-            'schema', n.nspname::text,
-            'name', c.relname::text,
-            'comment', td.description,
-            'partitioned', c.relkind = 'p',
-            'columns', COALESCE(cols.columns, '[]'::jsonb),
-            'primary_key', COALESCE(cols.primary_key, '[]'::jsonb),
-            'constraints', COALESCE(cons.constraints, '[]'::jsonb))
-  FROM pg_catalog.pg_class c
-  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-  LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p'
-  LEFT JOIN pg_catalog.pg_description td
-         ON td.objoid = c.oid AND td.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND td.objsubid = 0
-  CROSS JOIN LATERAL (
-      SELECT pg_catalog.array_agg(k.conkey[1]) FILTER (WHERE k.contype = 'n' AND NOT k.convalidated) AS not_valid_not_null,
-             pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                 'name', k.conname::text,
-                 'type', CASE k.contype WHEN 'c' THEN 'check' WHEN 'f' THEN 'foreign key' WHEN 'u' THEN 'unique'
-                                        WHEN 'x' THEN 'exclusion' WHEN 'n' THEN 'not null' ELSE k.contype::text END,
-                 'columns', (SELECT COALESCE(pg_catalog.jsonb_agg(a.attname::text ORDER BY o.ord), '[]'::jsonb)
-                               FROM pg_catalog.unnest(k.conkey) WITH ORDINALITY o(attnum, ord)
-                               JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = o.attnum),
-                 'definition', pg_catalog.pg_get_constraintdef(k.oid),
-                 'validated', k.convalidated)
-                 ) FILTER (WHERE k.contype <> 'p' AND NOT (k.contype = 'n' AND k.convalidated)) AS constraints
-      -- In name order without a sort: pg_constraint's (conrelid, contypid, conname) index gives
-      -- that order once both are fixed (contypid is 0 for every table constraint).
-      FROM (SELECT k.oid, k.conname, k.contype, k.conkey, k.convalidated
-              FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contypid = 0
-             ORDER BY k.conname) k
-  ) cons
-  CROSS JOIN LATERAL (
-      -- The columns come sorted by attnum from the subquery (a subquery with ORDER BY is never
-      -- pulled up, and an aggregate with nothing joined above it consumes its rows in order), so
-      -- the columns' aggregate needs no sort of its own.
-      SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                 'name', a.attname::text,
-                 'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
-                 'nullable', NOT a.attnotnull OR a.not_valid,
-                 'not_null', CASE WHEN a.not_valid THEN 'not valid' WHEN a.attnotnull THEN 'validated' END,
-                 'default', CASE WHEN a.attgenerated = '' THEN a.expression END,
-                 'generated', CASE WHEN a.attgenerated <> '' THEN a.expression END,
-                 'generated_kind', CASE a.attgenerated WHEN 's' THEN 'stored' WHEN 'v' THEN 'virtual' END,
-                 'identity', CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END,
-                 'position', a.ord,
-                 'attnum', a.attnum,
-                 'comment', a.description)) AS columns,
-             pg_catalog.jsonb_agg(a.attname::text ORDER BY a.pk_ord) FILTER (WHERE a.pk_ord IS NOT NULL) AS primary_key
-      FROM (SELECT att.attnum, att.attname, att.atttypid, att.atttypmod, att.attnotnull,
-                   att.attgenerated, att.attidentity,
-                   att.attnum = ANY (COALESCE(cons.not_valid_not_null, '{}')) AS not_valid,
-                   pg_catalog.row_number() OVER (ORDER BY att.attnum) AS ord,
-                   pg_catalog.array_position(pk.conkey, att.attnum) AS pk_ord,
-                   pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS expression,
-                   dc.description
-            FROM pg_catalog.pg_attribute att
-            LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = att.attrelid AND d.adnum = att.attnum
-            LEFT JOIN pg_catalog.pg_description dc
-                   ON dc.objoid = att.attrelid AND dc.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND dc.objsubid = att.attnum
-            WHERE att.attrelid = c.oid AND att.attnum > 0 AND NOT att.attisdropped
-            ORDER BY att.attnum) a
-  ) cols
- WHERE c.oid = relid AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+        SELECT pg_catalog.jsonb_build_object(
+                    'schema', n.nspname::text,
+                    'name', c.relname::text,
+                    'comment', td.description,
+                    'partitioned', c.relkind = 'p',
+                    'columns', COALESCE(cols.columns, '[]'::jsonb),
+                    'primary_key', COALESCE(cols.primary_key, '[]'::jsonb),
+                    'constraints', COALESCE(cons.constraints, '[]'::jsonb))
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p'
+          LEFT JOIN pg_catalog.pg_description td
+                 ON td.objoid = c.oid AND td.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND td.objsubid = 0
+          CROSS JOIN LATERAL (
+              SELECT pg_catalog.array_agg(k.conkey[1]) FILTER (WHERE k.contype = 'n' AND NOT k.convalidated) AS not_valid_not_null,
+                     pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                         'name', k.conname::text,
+                         'type', CASE k.contype WHEN 'c' THEN 'check' WHEN 'f' THEN 'foreign key' WHEN 'u' THEN 'unique'
+                                                WHEN 'x' THEN 'exclusion' WHEN 'n' THEN 'not null' ELSE k.contype::text END,
+                         'columns', (SELECT COALESCE(pg_catalog.jsonb_agg(a.attname::text ORDER BY o.ord), '[]'::jsonb)
+                                       FROM pg_catalog.unnest(k.conkey) WITH ORDINALITY o(attnum, ord)
+                                       JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = o.attnum),
+                         'definition', pg_catalog.pg_get_constraintdef(k.oid),
+                         'validated', k.convalidated)
+                         ) FILTER (WHERE k.contype <> 'p' AND NOT (k.contype = 'n' AND k.convalidated)) AS constraints
+              -- In name order without a sort: pg_constraint's (conrelid, contypid, conname) index gives
+              -- that order once both are fixed (contypid is 0 for every table constraint).
+              FROM (SELECT k.oid, k.conname, k.contype, k.conkey, k.convalidated
+                      FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contypid = 0
+                     ORDER BY k.conname) k
+          ) cons
+          CROSS JOIN LATERAL (
+              -- The columns come sorted by attnum from the subquery (a subquery with ORDER BY is never
+              -- pulled up, and an aggregate with nothing joined above it consumes its rows in order), so
+              -- the columns' aggregate needs no sort of its own.
+              SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                         'name', a.attname::text,
+                         'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
+                         'nullable', NOT a.attnotnull OR a.not_valid,
+                         'not_null', CASE WHEN a.not_valid THEN 'not valid' WHEN a.attnotnull THEN 'validated' END,
+                         'default', CASE WHEN a.attgenerated = '' THEN a.expression END,
+                         'generated', CASE WHEN a.attgenerated <> '' THEN a.expression END,
+                         'generated_kind', CASE a.attgenerated WHEN 's' THEN 'stored' WHEN 'v' THEN 'virtual' END,
+                         'identity', CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END,
+                         'position', a.ord,
+                         'attnum', a.attnum,
+                         'comment', a.description)) AS columns,
+                     pg_catalog.jsonb_agg(a.attname::text ORDER BY a.pk_ord) FILTER (WHERE a.pk_ord IS NOT NULL) AS primary_key
+              FROM (SELECT att.attnum, att.attname, att.atttypid, att.atttypmod, att.attnotnull,
+                           att.attgenerated, att.attidentity,
+                           att.attnum = ANY (COALESCE(cons.not_valid_not_null, '{}')) AS not_valid,
+                           pg_catalog.row_number() OVER (ORDER BY att.attnum) AS ord,
+                           pg_catalog.array_position(pk.conkey, att.attnum) AS pk_ord,
+                           pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS expression,
+                           dc.description
+                    FROM pg_catalog.pg_attribute att
+                    LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = att.attrelid AND d.adnum = att.attnum
+                    LEFT JOIN pg_catalog.pg_description dc
+                           ON dc.objoid = att.attrelid AND dc.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND dc.objsubid = att.attnum
+                    WHERE att.attrelid = c.oid AND att.attnum > 0 AND NOT att.attisdropped
+                    ORDER BY att.attnum) a
+          ) cols
+         WHERE c.oid = relid AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
     );
 END
 $fn$
