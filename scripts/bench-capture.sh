@@ -6,6 +6,7 @@
 #   BENCH_DURABILITY=fast scripts/bench-capture.sh  # fsync, synchronous_commit, full_page_writes off
 #   BENCH_SQL_DIR=/tmp/old-sql scripts/bench-capture.sh   # install the NNN_*.sql of another version
 #   BENCH_BASELINE_SQL_DIR=/tmp/old-sql scripts/bench-capture.sh  # also run that version's capture functions, as mode "baseline"
+#   BENCH_CALLGRIND=1 scripts/bench-capture.sh 25  # instructions per statement instead of time (valgrind)
 #
 # The server is a private cluster of the chosen major, started for the run and removed after it.
 # BENCH_DURABILITY=durable (the default) is what users run: fsync, synchronous_commit and
@@ -45,6 +46,15 @@
 # the per-round ratio mode/plain, and the backend CPU the capture adds per statement. Goals:
 # capture/plain wall ratio <= 1.3 with durable commits, and <= 200 us of backend CPU added per
 # statement.
+#
+# BENCH_CALLGRIND=1 counts instructions instead, which other load on the machine does not change:
+# the server runs under valgrind's callgrind (every backend writes its own count when it exits),
+# and each mode runs two sessions, one of BENCH_CALLGRIND_WARMUP pairs (default 5) and one of that
+# many plus N, so that the difference holds N pairs in a warm session (plans cached, plpgsql
+# compiled) and nothing of the sessions' start-up. Reported: instructions per statement per mode,
+# and what the capture (and baseline) add over plain. Valgrind runs everything ~50x slower: use a
+# small N (25 takes a few minutes, most of it the install). Backend user-space instructions
+# only: the kernel's share of a statement (file creation, WAL writes) is not in them.
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
@@ -93,9 +103,20 @@ trap cleanup EXIT
 port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 as_cluster_owner "$pg_bin/initdb" --pgdata="$tmp/data" --username=postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 \
     >"$tmp/initdb.log" 2>&1 || { cat "$tmp/initdb.log" >&2; exit 1; }
-as_cluster_owner "$pg_bin/pg_ctl" --pgdata="$tmp/data" --log="$tmp/server.log" --wait \
-    --options="-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$tmp -c fsync=$durable_setting -c synchronous_commit=$durable_setting -c full_page_writes=$durable_setting" \
-    start >/dev/null || { cat "$tmp/server.log" >&2; exit 1; }
+server_options="-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$tmp -c fsync=$durable_setting -c synchronous_commit=$durable_setting -c full_page_writes=$durable_setting"
+if [ -n "${BENCH_CALLGRIND:-}" ]; then
+    command -v valgrind >/dev/null || { echo "bench-capture: BENCH_CALLGRIND needs valgrind (apt-get install valgrind)" >&2; exit 2; }
+    mkdir "$tmp/callgrind"
+    if [ "$(id -u)" = 0 ]; then chown postgres "$tmp/callgrind"; fi
+    # shellcheck disable=SC2086 # the options are words
+    as_cluster_owner valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/callgrind/out.%p" \
+        "$pg_bin/postgres" -D "$tmp/data" $server_options -c autovacuum=off >"$tmp/server.log" 2>&1 &
+    for _ in $(seq 1 300); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 1; done
+    pg_isready -q -h 127.0.0.1 -p "$port" || { cat "$tmp/server.log" >&2; exit 1; }
+else
+    as_cluster_owner "$pg_bin/pg_ctl" --pgdata="$tmp/data" --log="$tmp/server.log" --wait --options="$server_options" \
+        start >/dev/null || { cat "$tmp/server.log" >&2; exit 1; }
+fi
 base_url=postgresql://postgres@127.0.0.1:$port
 url="$base_url/$db"
 server=$(psql_ -At -d "$base_url/postgres" -c "SELECT pg_catalog.split_part(pg_catalog.current_setting('server_version'), ' ', 1) || ', fsync ' || pg_catalog.current_setting('fsync') || ', synchronous_commit ' || pg_catalog.current_setting('synchronous_commit')")
@@ -167,6 +188,50 @@ run() { # mode schema -> "wall_seconds backend_cpu_seconds backend_system_cpu_se
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 col() { awk -v m="$1" -v c="$2" '$1 == m { print $c }' "$tmp/results" | median; }  # mode column -> median
+
+instructions() { # mode schema pairs -> instructions of one session of that many pairs
+    local pid
+    sed -n '1,5p' "$tmp/workload.sql" >"$tmp/session.sql"
+    sed -n "6,$((5 + 2 * $3))p" "$tmp/workload.sql" >>"$tmp/session.sql"
+    psql_ -d "$url" -v schema="$2" -f "$tmp/session.sql" >/dev/null
+    pid=$(cat "$tmp/pid")
+    # The count is written when the backend exits, shortly after psql disconnects.
+    for _ in $(seq 1 600); do grep -q '^totals:' "$tmp/callgrind/out.$pid" 2>/dev/null && break; sleep 0.5; done
+    awk '/^totals:/ { print $2 }' "$tmp/callgrind/out.$pid"
+}
+if [ -n "${BENCH_CALLGRIND:-}" ]; then
+    warmup=${BENCH_CALLGRIND_WARMUP:-5}
+    [ "$n" -gt 0 ] && [ "$warmup" -gt 0 ] || { echo "bench-capture: N and BENCH_CALLGRIND_WARMUP must be positive" >&2; exit 2; }
+    # The workload with warmup + N pairs; each session runs its first lines.
+    n=$((warmup + n)) && stmts=$((2 * (n - warmup)))
+    {
+        echo "\\pset tuples_only on"; echo "\\pset format unaligned"; echo "\\o $tmp/pid"; echo "SELECT pg_backend_pid();"; echo "\\o"
+        for i in $(seq 1 "$n"); do
+            echo "CREATE TABLE :\"schema\".t$i (id bigint PRIMARY KEY, name text NOT NULL, created_at timestamptz DEFAULT now());"
+            echo "ALTER TABLE :\"schema\".t$i ADD COLUMN extra integer;"
+        done
+    } >"$tmp/workload.sql"
+    declare -A per_stmt=()
+    for m in "${modes[@]}"; do
+        set_triggers plain >/dev/null
+        psql_ -d "$url" -c "CREATE SCHEMA tenant_${m}_short" -c "CREATE SCHEMA tenant_${m}_long" >/dev/null
+        if [ -n "${BENCH_BASELINE_SQL_DIR:-}" ] && { [ "$m" = capture ] || [ "$m" = baseline ]; }; then
+            psql_ -d "$url" -f "$tmp/functions-$m.sql" >/dev/null
+        fi
+        if [ "$m" = baseline ]; then set_triggers capture >/dev/null; else set_triggers "$m" >/dev/null; fi
+        short=$(instructions "$m" "tenant_${m}_short" "$warmup")
+        long=$(instructions "$m" "tenant_${m}_long" "$n")
+        per_stmt[$m]=$(((long - short) / stmts))
+        printf '  %-8s %9d instructions/stmt\n' "$m" "${per_stmt[$m]}"
+    done
+    set_triggers plain >/dev/null
+    line="RESULT PostgreSQL $major instructions per statement ($stmts statements after $((2 * warmup)) of warm-up): plain ${per_stmt[plain]}"
+    for m in "${modes[@]}"; do
+        [ "$m" = plain ] || line+=$(printf ', %s +%d (ratio %.3f)' "$m" "$((per_stmt[$m] - per_stmt[plain]))" "$(echo "${per_stmt[$m]} / ${per_stmt[plain]}" | bc -l)")
+    done
+    echo "$line"
+    exit 0
+fi
 
 # results: mode wall cpu wall/plain cpu/plain system-cpu
 for r in $(seq 1 "$rounds"); do
