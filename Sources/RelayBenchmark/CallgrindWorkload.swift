@@ -105,12 +105,8 @@ struct CallgrindWorkload {
                 return (int)syscall(SYS_rt_sigsuspend, &copy, 8);
             }
             """.write(to: source, atomically: true, encoding: .utf8)
-        let compiler = Process()
-        compiler.executableURL = URL(fileURLWithPath: "/usr/bin/cc")
-        compiler.arguments = ["-shared", "-fPIC", "-O2", "-o", library, source.path]
-        try compiler.run()
-        compiler.waitUntilExit()
-        guard compiler.terminationStatus == 0 else { throw BenchmarkFailure("cc could not build the sigsuspend shim for valgrind") }
+        try runTool("/usr/bin/cc", ["-shared", "-fPIC", "-O2", "-o", library, source.path],
+                    failure: "cc could not build the sigsuspend shim for valgrind")
         return library
     }
 
@@ -121,12 +117,8 @@ struct CallgrindWorkload {
     private static func withoutDebugInfo(_ executable: String, in directory: URL) throws -> String {
         guard !executable.hasPrefix("/usr/") else { return executable }
         let copy = directory.appendingPathComponent(URL(fileURLWithPath: executable).lastPathComponent + ".stripped").path
-        let objcopy = Process()
-        objcopy.executableURL = URL(fileURLWithPath: "/usr/bin/objcopy")
-        objcopy.arguments = ["--strip-debug", executable, copy]
-        try objcopy.run()
-        objcopy.waitUntilExit()
-        guard objcopy.terminationStatus == 0 else { throw BenchmarkFailure("objcopy --strip-debug \(executable) failed") }
+        try runTool("/usr/bin/objcopy", ["--strip-debug", executable, copy],
+                    failure: "objcopy --strip-debug \(executable) failed")
         return copy
     }
 
@@ -144,15 +136,21 @@ struct CallgrindWorkload {
 
     /// `callgrind_control -z|-d PID`: zero or dump the counters of every thread of the process.
     private static func control(_ command: String, _ pid: Int32) throws {
+        try runTool("/usr/bin/callgrind_control", [command, String(pid)],
+                    failure: "callgrind_control \(command) \(pid) failed")
+    }
+
+    /// Runs one of the tools the workload needs to completion, its output discarded (its errors
+    /// still reach stderr), and throws `failure` with its exit status when it fails.
+    private static func runTool(_ path: String, _ arguments: [String], failure: String) throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/callgrind_control")
-        process.arguments = [command, String(pid)]
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
         try process.run()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw BenchmarkFailure("callgrind_control \(command) \(pid) exited with \(process.terminationStatus)")
+            throw BenchmarkFailure("\(failure) (exit status \(process.terminationStatus))")
         }
     }
 
