@@ -93,6 +93,14 @@ run_bounded() {
     local status=0
     wait "$run" || status=$?
     wait "$printer" "$watchdog" || true
+    # A failed run's log is long, and CI keeps only its end: repeat every issue the tests
+    # recorded, with the detail lines Swift Testing prints under them, as the last thing shown.
+    if [ "$status" -ne 0 ] && grep -q '^✘ Test .* recorded an issue' "$log"; then
+        echo "test: the issues recorded in this phase:" >&2
+        awk '/^✘ Test .* recorded an issue/ { detail = 4; print; next }
+             /^(✔|✘|◇|[0-9]{4}-[0-9]{2}-[0-9]{2}T)/ { detail = 0 }
+             detail > 0 { detail--; print }' "$log" | cut -c1-600 >&2
+    fi
     rm -f "$log" "$log.started" "$log.ended"
     # The test process has exited; its children that were killed are reaped by init within
     # moments, so look twice before calling anything left behind.

@@ -129,7 +129,9 @@ extension KafkaIntegrationTests {
             let error = await #expect(throws: KafkaError.self) {
                 try await producer.checkConnectivity(timeout: .seconds(1))
             }
-            #expect(ContinuousClock.now - started < .seconds(3))
+            // Bounded by the 1 s asked for, not by librdkafka's own 60 s socket timeout; the
+            // rest of the allowance is for a loaded machine (4.3 s was seen in a busy run).
+            #expect(ContinuousClock.now - started < .seconds(15))
             #expect(error?.message.contains("brokers unreachable: 127.0.0.1:1") == true)
             await producer.shutdown()
         }
