@@ -62,7 +62,9 @@ public struct InstallError: Error, CustomStringConvertible {
 }
 
 /// Applies the migrations a database lacks, all in one transaction, so a failure leaves the
-/// database exactly as it was. Re-running applies nothing.
+/// database exactly as it was. Re-running applies nothing. It also owns the reverse
+/// (``uninstall(_:dropData:)``) and the catalog checks `install` makes first, so that every
+/// statement on the capture's catalog objects lives beside the migrations that create them.
 public struct OutboxInstaller: Sendable {
     public let connection: PostgresConnection
     public let schema: String
@@ -90,22 +92,37 @@ public struct OutboxInstaller: Sendable {
     /// `gen_random_uuid()` before 13): installing must never break a customer's migrations.
     public static let minimumServerMajor = 13
 
-    /// Why the server cannot run the capture (one line naming its version and the minimum), or
-    /// nil when it can. `sql/001_outbox_tables.sql` refuses the same servers on the psql path.
-    public static func unsupportedServerVersion(_ connection: PostgresConnection) async throws -> String? {
+    /// The server's release, read once so that `install` judges it and `check` names it from the
+    /// same answer.
+    public struct ServerVersion: Sendable {
+        /// `server_version_num / 10000`.
+        public var major: Int
+        /// `server_version` without the distributor's suffix (`15.4`, not `15.4 (Debian 15.4-1)`).
+        public var version: String
+
+        /// Why the server cannot run the capture (one line naming its version and the minimum),
+        /// or nil when it can. `sql/001_outbox_tables.sql` refuses the same servers on the psql
+        /// path.
+        public var refusal: String? {
+            major < OutboxInstaller.minimumServerMajor
+                ? "PostgreSQL \(version) is not supported: the minimum is \(OutboxInstaller.minimumServerMajor)" : nil
+        }
+    }
+
+    public static func serverVersion(_ connection: PostgresConnection) async throws(PostgresError) -> ServerVersion {
         let rows = try await connection.query(
             """
             SELECT pg_catalog.current_setting('server_version_num')::int / 10000 AS major,
                    pg_catalog.split_part(pg_catalog.current_setting('server_version'), ' ', 1) AS version
             """)
-        guard try rows[0].require(Int.self, column: "major") < minimumServerMajor else { return nil }
-        return "PostgreSQL \(rows[0]["version"] ?? "?") is not supported: the minimum is \(minimumServerMajor)"
+        return ServerVersion(
+            major: try rows[0].require(Int.self, column: "major"), version: try rows[0].require(String.self, column: "version"))
     }
 
     /// Installs or upgrades; returns the migrations it applied.
     @discardableResult
     public func install(_ migrations: [OutboxMigration]) async throws -> [OutboxMigration] {
-        if let refusal = try await Self.unsupportedServerVersion(connection) {
+        if let refusal = try await Self.serverVersion(connection).refusal {
             throw InstallError(description: "\(refusal); nothing was changed")
         }
         try await checkPrivileges()
@@ -130,6 +147,31 @@ public struct OutboxInstaller: Sendable {
         return pending
     }
 
+    /// The schema whose functions the capture's event triggers call, if the database has them.
+    /// Event trigger names are database-wide, so a database holds one install: `install` into
+    /// another schema must be refused before its migrations fail on the names.
+    public func capturingSchema() async throws(PostgresError) -> String? {
+        let rows = try await connection.query("""
+            SELECT n.nspname AS schema
+            FROM pg_catalog.pg_event_trigger e
+            JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid
+            JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+            WHERE e.evtname IN ('outbox_bridge_capture_ddl', 'outbox_bridge_capture_drop')
+            ORDER BY e.evtname LIMIT 1
+            """)
+        return try rows.first.map { row throws(PostgresError) in try row.require(String.self, column: "schema") }
+    }
+
+    /// Whether `uninstall` left this schema's tables without their functions: its migrations
+    /// are recorded but cannot be applied again over the kept tables.
+    public func holdsUninstalledData() async throws(PostgresError) -> Bool {
+        let rows = try await connection.query("""
+            SELECT pg_catalog.to_regclass(pg_catalog.format('%I.schema_migrations', $1::text)) IS NOT NULL
+               AND pg_catalog.to_regprocedure(pg_catalog.format('%I.capture_ddl()', $1::text)) IS NULL AS uninstalled
+            """, [schema])
+        return try rows[0].require(Bool.self, column: "uninstalled")
+    }
+
     /// Event triggers can only be created by a superuser (on Neon, a member of
     /// `neon_superuser`); saying so up front beats a failure halfway through.
     private func checkPrivileges() async throws {
@@ -147,6 +189,66 @@ public struct OutboxInstaller: Sendable {
                 role \(row["role"] ?? "?") lacks the privilege to create event triggers: connect as a superuser \
                 (on Neon, a member of neon_superuser); nothing was changed
                 """)
+        }
+    }
+}
+
+/// What `uninstall` removes, read from the catalogs so it removes exactly what is there: the
+/// event triggers whose function lives in the schema and every routine of the schema (the
+/// schema is dedicated to the install; `install` refuses `public`). Read before the operator
+/// confirms, so the prompt can say how many rows `--drop-data` would delete.
+public struct CaptureRemoval: Sendable {
+    public let pendingOrStoredRows: Int64
+    /// Quoted names.
+    public let eventTriggers: [String]
+    /// `DROP FUNCTION` or `DROP PROCEDURE` with the routine's full signature.
+    public let routines: [String]
+}
+
+extension OutboxInstaller {
+    /// What `uninstall` would remove from the schema, or nil when the schema holds no install
+    /// (no `schema_migrations`).
+    public func plannedRemoval() async throws(PostgresError) -> CaptureRemoval? {
+        let installed = try await connection.query(
+            "SELECT pg_catalog.to_regclass(pg_catalog.format('%I.schema_migrations', $1::text)) IS NOT NULL AS installed",
+            [schema])
+        guard try installed[0].require(Bool.self, column: "installed") else { return nil }
+        let quoted = try await connection.quoteIdentifier(schema)
+        let rows = try await connection.query("SELECT pg_catalog.count(*) AS n FROM \(quoted).schema_changes")
+        let triggers = try await connection.query("""
+            SELECT pg_catalog.quote_ident(e.evtname) AS name
+            FROM pg_catalog.pg_event_trigger e
+            JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid
+            JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname = $1 ORDER BY e.evtname
+            """, [schema])
+        let routines = try await connection.query("""
+            SELECT CASE p.prokind WHEN 'p' THEN 'DROP PROCEDURE ' ELSE 'DROP FUNCTION ' END
+                   || p.oid::pg_catalog.regprocedure::text AS statement
+            FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname = $1 AND p.prokind IN ('f', 'p') ORDER BY 1
+            """, [schema])
+        return CaptureRemoval(
+            pendingOrStoredRows: try rows[0].require(Int64.self, column: "n"),
+            eventTriggers: try triggers.map { row throws(PostgresError) in try row.require(String.self, column: "name") },
+            routines: try routines.map { row throws(PostgresError) in try row.require(String.self, column: "statement") })
+    }
+
+    /// Drops what `removal` lists, and with `dropData` the whole schema, in one transaction: a
+    /// dependency nobody expected (a user's column default calling `emit`) fails the whole
+    /// uninstall with PostgreSQL's message instead of being dropped along.
+    public func uninstall(_ removal: CaptureRemoval, dropData: Bool) async throws {
+        let quoted = try await connection.quoteIdentifier(schema)
+        try await connection.transaction { connection in
+            for trigger in removal.eventTriggers {
+                try await connection.query("DROP EVENT TRIGGER \(trigger)")
+            }
+            for routine in removal.routines {
+                try await connection.query(routine)
+            }
+            if dropData {
+                try await connection.query("DROP SCHEMA \(quoted) CASCADE")
+            }
         }
     }
 }

@@ -45,13 +45,14 @@ struct CheckCommand: AsyncParsableCommand {
             printError("cannot connect: \(error.description)")
             throw ExitCode.failure
         }
+        let preflight = OutboxPreflight(connection: connection, schema: schema)
         do {
             var verdicts = [try await serverVersion(connection)]
-            guard try await schemaExists(connection) else {
+            guard try await preflight.schemaExists() else {
                 printError("schema \(schema) does not exist: install the capture with `outbox-bridge install --schema \(schema)`, or pass the --schema it was installed into")
                 throw ExitCode(2)
             }
-            let grant = try await relayGrant(connection)
+            let grant = try await relayGrant(preflight)
             verdicts.append(grant)
             // Connected as a relay login without the grant, every later check would only say
             // "permission denied": the missing grant is the one thing to report.
@@ -61,12 +62,12 @@ struct CheckCommand: AsyncParsableCommand {
             }
             let operations = try await OutboxOperations(connection: connection, schema: schema)
             verdicts.append(try await installedVersion(connection))
-            verdicts += try await triggers(connection)
+            verdicts += try await triggers(preflight)
             let (settings, channel) = try await settings(operations)
             verdicts.append(settings)
-            verdicts.append(try await listen(connection, channel: channel))
-            verdicts.append(try await replicationRole(connection))
-            verdicts.append(try await pendingIndex(connection))
+            verdicts.append(try await listen(preflight, channel: channel))
+            verdicts.append(try await replicationRole(preflight))
+            verdicts.append(try await pendingIndex(preflight))
             report(verdicts)
             if drift {
                 try await listDrift(operations)
@@ -87,15 +88,11 @@ struct CheckCommand: AsyncParsableCommand {
     }
 
     private func serverVersion(_ connection: PostgresConnection) async throws -> Verdict {
-        if let refusal = try await OutboxInstaller.unsupportedServerVersion(connection) {
+        let server = try await OutboxInstaller.serverVersion(connection)
+        if let refusal = server.refusal {
             return .failed(refusal, fix: "upgrade the server to PostgreSQL \(OutboxInstaller.minimumServerMajor) or newer")
         }
-        let version = try await connection.query("SELECT pg_catalog.split_part(pg_catalog.current_setting('server_version'), ' ', 1) AS v")
-        return .ok("server: PostgreSQL \(version[0]["v"] ?? "?") is supported")
-    }
-
-    private func schemaExists(_ connection: PostgresConnection) async throws -> Bool {
-        try await connection.query("SELECT count(*) AS n FROM pg_catalog.pg_namespace WHERE nspname = $1", [schema])[0]["n"] != "0"
+        return .ok("server: PostgreSQL \(server.version) is supported")
     }
 
     private func installedVersion(_ connection: PostgresConnection) async throws -> Verdict {
@@ -111,29 +108,20 @@ struct CheckCommand: AsyncParsableCommand {
         return .ok("capture: installed in schema \(schema) at version \(current)")
     }
 
-    private func triggers(_ connection: PostgresConnection) async throws -> [Verdict] {
-        let rows = try await connection.query(
-            """
-            SELECT t.name, e.evtenabled::text AS enabled, n.nspname AS schema
-              FROM pg_catalog.unnest(ARRAY['outbox_bridge_capture_ddl', 'outbox_bridge_capture_drop']) t(name)
-              LEFT JOIN pg_catalog.pg_event_trigger e ON e.evtname = t.name
-              LEFT JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid
-              LEFT JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-             ORDER BY t.name
-            """)
-        return rows.map { row in
-            let name = row["name"] ?? "?"
-            switch (row["enabled"], row["schema"]) {
-            case (nil, _):
+    private func triggers(_ preflight: OutboxPreflight) async throws -> [Verdict] {
+        try await preflight.eventTriggers().map { trigger in
+            let name = trigger.name
+            if !trigger.exists {
                 return .failed("event trigger \(name): missing", fix: "outbox-bridge install --schema \(schema)")
-            case (_, let owner?) where owner != schema:
+            }
+            if let owner = trigger.functionSchema, owner != schema {
                 return .failed("event trigger \(name): captures into schema \(owner), not \(schema)", fix: "pass --schema \(owner)")
-            case ("D", _):
+            }
+            if trigger.isDisabled {
                 return .failed("event trigger \(name): DISABLED, DDL is not captured",
                                fix: "ALTER EVENT TRIGGER \(name) ENABLE; then SELECT \(schema).reconcile()")
-            default:
-                return .ok("event trigger \(name): enabled")
             }
+            return .ok("event trigger \(name): enabled")
         }
     }
 
@@ -155,61 +143,37 @@ struct CheckCommand: AsyncParsableCommand {
         return (.ok(line), row.notifyChannel)
     }
 
-    private func relayGrant(_ connection: PostgresConnection) async throws -> Verdict {
-        let rows = try await connection.query(
-            """
-            SELECT r.rolname::text AS role,
-                   pg_catalog.pg_has_role(r.oid, 'outbox_relay', 'MEMBER') AS member
-              FROM pg_catalog.pg_roles r WHERE r.rolname = COALESCE($1, current_user)
-            """, [relayRole])
-        guard let row = rows.first else {
+    private func relayGrant(_ preflight: OutboxPreflight) async throws -> Verdict {
+        guard let grant = try await preflight.relayGrant(of: relayRole) else {
             return .failed("relay role \(relayRole ?? "?"): does not exist", fix: "CREATE ROLE \(relayRole ?? "?") LOGIN; GRANT outbox_relay TO it")
         }
-        let role = row["role"] ?? "?"
-        guard try row.require(Bool.self, column: "member") else {
-            return .failed("relay role \(role): lacks outbox_relay", fix: "GRANT outbox_relay TO \(try await connection.quoteIdentifier(role))")
+        guard grant.holdsOutboxRelay else {
+            return .failed("relay role \(grant.role): lacks outbox_relay", fix: "GRANT outbox_relay TO \(grant.quotedRole)")
         }
-        return .ok("relay role \(role): holds outbox_relay")
+        return .ok("relay role \(grant.role): holds outbox_relay")
     }
 
-    private func listen(_ connection: PostgresConnection, channel: String?) async throws -> Verdict {
+    private func listen(_ preflight: OutboxPreflight, channel: String?) async throws -> Verdict {
         guard let channel else { return .failed("LISTEN: no notify channel configured", fix: "fix the settings row first") }
-        let quotedChannel = try await connection.quoteIdentifier(channel)
-        do {
-            try await connection.execute(script: "LISTEN \(quotedChannel); UNLISTEN \(quotedChannel);")
-            return .ok("LISTEN \(quotedChannel): works")
-        } catch {
-            return .failed("LISTEN \(quotedChannel): \(error.description)",
+        let probe = try await preflight.probeListen(on: channel)
+        if let failure = probe.failure {
+            return .failed("LISTEN \(probe.quotedChannel): \(failure.description)",
                            fix: "connect the relay's LISTEN session directly, not through a transaction-mode pooler")
         }
+        return .ok("LISTEN \(probe.quotedChannel): works")
     }
 
-    /// `replica` skips every event trigger without an error; set for a database or role, it
-    /// silently stops capture for every session it covers.
-    private func replicationRole(_ connection: PostgresConnection) async throws -> Verdict {
-        let rows = try await connection.query(
-            """
-            SELECT CASE WHEN s.setdatabase = 0 THEN 'ALTER ROLE ' || pg_catalog.quote_ident(r.rolname)
-                        WHEN s.setrole = 0 THEN 'ALTER DATABASE ' || pg_catalog.quote_ident(d.datname)
-                        ELSE 'ALTER ROLE ' || pg_catalog.quote_ident(r.rolname) || ' IN DATABASE ' || pg_catalog.quote_ident(d.datname)
-                   END || ' RESET session_replication_role' AS fix
-              FROM pg_catalog.pg_db_role_setting s
-              LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.setrole
-              LEFT JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase
-             WHERE (s.setdatabase = 0 OR d.datname = pg_catalog.current_database())
-               AND EXISTS (SELECT 1 FROM pg_catalog.unnest(s.setconfig) c WHERE pg_catalog.lower(c) = 'session_replication_role=replica')
-            """)
-        guard rows.isEmpty else {
-            return .failed("session_replication_role: replica for \(rows.count) database or role setting(s), their DDL is not captured",
-                           fix: rows.compactMap { $0["fix"] }.joined(separator: "; ") + "; then SELECT \(schema).reconcile()")
+    private func replicationRole(_ preflight: OutboxPreflight) async throws -> Verdict {
+        let settings = try await preflight.replicaRoleSettings()
+        guard settings.isEmpty else {
+            return .failed("session_replication_role: replica for \(settings.count) database or role setting(s), their DDL is not captured",
+                           fix: settings.compactMap { $0 }.joined(separator: "; ") + "; then SELECT \(schema).reconcile()")
         }
         return .ok("session_replication_role: not set to replica for this database or any role")
     }
 
-    private func pendingIndex(_ connection: PostgresConnection) async throws -> Verdict {
-        let rows = try await connection.query(
-            "SELECT pg_catalog.to_regclass(pg_catalog.format('%I.schema_changes_pending_idx', $1::text)) IS NOT NULL AS present", [schema])
-        guard try rows[0].require(Bool.self, column: "present") else {
+    private func pendingIndex(_ preflight: OutboxPreflight) async throws -> Verdict {
+        guard try await preflight.hasPendingIndex() else {
             return .failed("pending index: \(schema).schema_changes_pending_idx is missing, claims scan the whole outbox",
                            fix: "CREATE INDEX schema_changes_pending_idx ON \(schema).schema_changes (id) WHERE NOT processed AND NOT dead")
         }

@@ -25,21 +25,21 @@ struct InstallCommand: AsyncParsableCommand {
         do {
             let migrations = try OutboxMigration.load(from: try Self.locateSQL(sqlDir))
             let connection = try await PostgresConnection.connect(outbox.effectiveDatabaseURL, logger: logger)
-            if let existing = try await Self.capturingSchema(on: connection), existing != schema {
+            let installer = OutboxInstaller(connection: connection, schema: schema, logger: logger)
+            if let existing = try await installer.capturingSchema(), existing != schema {
                 printError("""
                     this database already captures into schema \(existing) (one install per database); \
                     upgrade it with --schema \(existing), or remove it first with `outbox-bridge uninstall --schema \(existing)`
                     """)
                 throw ExitStatus.badSettings
             }
-            if try await Self.holdsUninstalledData(schema: schema, on: connection) {
+            if try await installer.holdsUninstalledData() {
                 printError("""
                     schema \(schema) holds the tables an `uninstall` kept; install into another schema, \
                     or drop them first with `outbox-bridge uninstall --drop-data --schema \(schema)`
                     """)
                 throw ExitStatus.badSettings
             }
-            let installer = OutboxInstaller(connection: connection, schema: schema, logger: logger)
             let applied = try await installer.install(migrations)
             if applied.isEmpty {
                 print("schema \(schema) is up to date (version \(migrations.last?.version ?? 0))")
@@ -53,29 +53,6 @@ struct InstallCommand: AsyncParsableCommand {
             printError(error.description)
             throw ExitStatus.badSettings
         }
-    }
-
-    /// The schema whose functions the capture's event triggers call, if the database has them.
-    static func capturingSchema(on connection: PostgresConnection) async throws -> String? {
-        let rows = try await connection.query("""
-            SELECT n.nspname AS schema
-            FROM pg_catalog.pg_event_trigger e
-            JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid
-            JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-            WHERE e.evtname IN ('outbox_bridge_capture_ddl', 'outbox_bridge_capture_drop')
-            ORDER BY e.evtname LIMIT 1
-            """)
-        return try rows.first.map { try $0.require(String.self, column: "schema") }
-    }
-
-    /// Whether `uninstall` left this schema's tables without their functions: its migrations
-    /// are recorded but cannot be applied again over the kept tables.
-    static func holdsUninstalledData(schema: String, on connection: PostgresConnection) async throws -> Bool {
-        let rows = try await connection.query("""
-            SELECT pg_catalog.to_regclass(pg_catalog.format('%I.schema_migrations', $1::text)) IS NOT NULL
-               AND pg_catalog.to_regprocedure(pg_catalog.format('%I.capture_ddl()', $1::text)) IS NULL AS uninstalled
-            """, [schema])
-        return try rows[0].require(Bool.self, column: "uninstalled")
     }
 
     /// Where the migrations are: the option, `OUTBOX_BRIDGE_SQL_DIR`, an installed

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import Logging
+import Outbox
 import Postgres
 
 struct UninstallCommand: AsyncParsableCommand {
@@ -31,10 +33,11 @@ struct UninstallCommand: AsyncParsableCommand {
             throw ExitStatus.status(for: error)
         }
         let schema = outbox.schema
-        let removal = try await reportingFailures(schema: schema) {
-            try await CaptureRemoval.plan(on: connection, schema: schema)
+        let installer = OutboxInstaller(connection: connection, schema: schema, logger: Logger(label: "outbox-bridge.uninstall"))
+        let planned = try await reportingFailures(schema: schema) {
+            try await installer.plannedRemoval()
         }
-        guard removal.isInstalled else {
+        guard let removal = planned else {
             printError("nothing to uninstall: schema \(schema) holds no outbox-bridge install")
             throw ExitStatus.badSettings
         }
@@ -44,70 +47,11 @@ struct UninstallCommand: AsyncParsableCommand {
                 cancelled: "uninstall cancelled; nothing changed")
         }
         try await reportingFailures(schema: schema) {
-            try await removal.apply(on: connection, dropData: dropData)
+            try await installer.uninstall(removal, dropData: dropData)
         }
         print("removed \(removal.eventTriggers.count) event triggers and \(removal.routines.count) functions from schema \(schema)")
         print(dropData
               ? "dropped schema \(schema) and its data"
               : "kept the tables of schema \(schema); `uninstall --drop-data` drops them, `install --schema OTHER` captures again")
-    }
-}
-
-/// What `uninstall` removes, read from the catalogs so it removes exactly what is there: the
-/// event triggers whose function lives in the schema and every routine of the schema (the
-/// schema is dedicated to the install; `install` refuses `public`).
-struct CaptureRemoval {
-    let schema: String
-    let isInstalled: Bool
-    let pendingOrStoredRows: Int64
-    /// Quoted names.
-    let eventTriggers: [String]
-    /// `DROP FUNCTION` or `DROP PROCEDURE` with the routine's full signature.
-    let routines: [String]
-
-    static func plan(on connection: PostgresConnection, schema: String) async throws -> CaptureRemoval {
-        let installed = try await connection.query(
-            "SELECT pg_catalog.to_regclass(pg_catalog.format('%I.schema_migrations', $1::text)) IS NOT NULL AS installed",
-            [schema])
-        guard try installed[0].require(Bool.self, column: "installed") else {
-            return CaptureRemoval(schema: schema, isInstalled: false, pendingOrStoredRows: 0, eventTriggers: [], routines: [])
-        }
-        let quoted = try await connection.quoteIdentifier(schema)
-        let rows = try await connection.query("SELECT pg_catalog.count(*) AS n FROM \(quoted).schema_changes")
-        let triggers = try await connection.query("""
-            SELECT pg_catalog.quote_ident(e.evtname) AS name
-            FROM pg_catalog.pg_event_trigger e
-            JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid
-            JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-            WHERE n.nspname = $1 ORDER BY e.evtname
-            """, [schema])
-        let routines = try await connection.query("""
-            SELECT CASE p.prokind WHEN 'p' THEN 'DROP PROCEDURE ' ELSE 'DROP FUNCTION ' END
-                   || p.oid::pg_catalog.regprocedure::text AS statement
-            FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-            WHERE n.nspname = $1 AND p.prokind IN ('f', 'p') ORDER BY 1
-            """, [schema])
-        return CaptureRemoval(
-            schema: schema, isInstalled: true, pendingOrStoredRows: try rows[0].require(Int64.self, column: "n"),
-            eventTriggers: try triggers.map { try $0.require(String.self, column: "name") },
-            routines: try routines.map { try $0.require(String.self, column: "statement") })
-    }
-
-    /// Drops everything in one transaction: a dependency nobody expected (a user's column
-    /// default calling `emit`) fails the whole uninstall with PostgreSQL's message instead of
-    /// being dropped along.
-    func apply(on connection: PostgresConnection, dropData: Bool) async throws {
-        let quoted = try await connection.quoteIdentifier(schema)
-        try await connection.transaction { connection in
-            for trigger in eventTriggers {
-                try await connection.query("DROP EVENT TRIGGER \(trigger)")
-            }
-            for routine in routines {
-                try await connection.query(routine)
-            }
-            if dropData {
-                try await connection.query("DROP SCHEMA \(quoted) CASCADE")
-            }
-        }
     }
 }
