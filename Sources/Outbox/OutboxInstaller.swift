@@ -78,10 +78,7 @@ public struct OutboxInstaller: Sendable {
 
     /// Versions already recorded in `<schema>.schema_migrations`.
     public func appliedVersions() async throws -> Set<Int> {
-        let rows = try await connection.query(
-            "SELECT pg_catalog.to_regclass(pg_catalog.format('%I.schema_migrations', $1::text)) IS NOT NULL AS present",
-            [schema])
-        guard try rows[0].require(Bool.self, column: "present") else { return [] }
+        guard try await recordsMigrations() else { return [] }
         let versions = try await connection.query(
             "SELECT version FROM \(try await connection.quoteIdentifier(schema)).schema_migrations")
         return Set(try versions.map { row throws(PostgresError) in try row.require(Int.self, column: "version") })
@@ -148,8 +145,9 @@ public struct OutboxInstaller: Sendable {
     }
 
     /// The schema whose functions the capture's event triggers call, if the database has them.
-    /// Event trigger names are database-wide, so a database holds one install: `install` into
-    /// another schema must be refused before its migrations fail on the names.
+    /// Event trigger names are database-wide, so a database holds one install; asking first lets
+    /// `install` into another schema name the way out (upgrade that schema, or uninstall it)
+    /// instead of failing in the middle of a migration.
     public func capturingSchema() async throws(PostgresError) -> String? {
         let rows = try await connection.query("""
             SELECT n.nspname AS schema
@@ -170,6 +168,15 @@ public struct OutboxInstaller: Sendable {
                AND pg_catalog.to_regprocedure(pg_catalog.format('%I.capture_ddl()', $1::text)) IS NULL AS uninstalled
             """, [schema])
         return try rows[0].require(Bool.self, column: "uninstalled")
+    }
+
+    /// Whether the schema has `schema_migrations`: the ledger every install writes, which an
+    /// uninstall without `--drop-data` keeps with the other tables.
+    private func recordsMigrations() async throws(PostgresError) -> Bool {
+        let rows = try await connection.query(
+            "SELECT pg_catalog.to_regclass(pg_catalog.format('%I.schema_migrations', $1::text)) IS NOT NULL AS present",
+            [schema])
+        return try rows[0].require(Bool.self, column: "present")
     }
 
     /// Event triggers can only be created by a superuser (on Neon, a member of
@@ -209,10 +216,7 @@ extension OutboxInstaller {
     /// What `uninstall` would remove from the schema, or nil when the schema holds no install
     /// (no `schema_migrations`).
     public func plannedRemoval() async throws(PostgresError) -> CaptureRemoval? {
-        let installed = try await connection.query(
-            "SELECT pg_catalog.to_regclass(pg_catalog.format('%I.schema_migrations', $1::text)) IS NOT NULL AS installed",
-            [schema])
-        guard try installed[0].require(Bool.self, column: "installed") else { return nil }
+        guard try await recordsMigrations() else { return nil }
         let quoted = try await connection.quoteIdentifier(schema)
         let rows = try await connection.query("SELECT pg_catalog.count(*) AS n FROM \(quoted).schema_changes")
         let triggers = try await connection.query("""
