@@ -106,7 +106,7 @@ struct PostgresListenerTests {
             }
             for await _ in reached { break }
             iteration.cancel()
-            try await waitUntil("round \(round): the iteration cancelled after \(cancelAt) notifications ended", timeout: .seconds(5)) {
+            try await waitUntil("round \(round): the iteration cancelled after \(cancelAt) notifications ended", timeout: .seconds(60)) {
                 ended.load(ordering: .sequentiallyConsistent)
             }
             // Ended by the cancel, not by a lost connection before it.

@@ -124,7 +124,10 @@ struct RelayProcessTests {
                 return owners.count == 1 && owners.values.first == 16 && owners[thirdID] == nil
             }
             let takeover = clock.now - killed
-            #expect(takeover < .seconds(6), "takeover took \(takeover) with 2 s leases")
+            // Leases run out 2 s after the kill; what the test process sees may come later on a
+            // loaded machine (its own tasks stalled for several seconds in a busy run's start).
+            // Without takeover the wait above fails; 10 s tells "at expiry" from "much later".
+            #expect(takeover < .seconds(10), "takeover took \(takeover) with 2 s leases")
             let processedAfterTakeover = try await processedCount(sql)
             try await waitUntil("the survivor relays the new events") { try await processedCount(sql) > processedAfterTakeover + 200 }
             rounds = try await writer.stop()
