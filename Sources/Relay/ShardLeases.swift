@@ -1,4 +1,5 @@
 import Foundation
+import Outbox
 import Postgres
 import Synchronization
 
@@ -13,8 +14,7 @@ import Synchronization
 /// others take them over. Leases are rows, not advisory locks, so they work through a
 /// connection pooler in transaction mode.
 final class ShardLeases: Sendable {
-    let instanceID: UUID
-    private let quotedSchema: String
+    private let statements: OutboxLeases
     private let leaseDuration: Duration
     private let clock = ContinuousClock()
 
@@ -31,11 +31,12 @@ final class ShardLeases: Sendable {
     private let state: Mutex<State>
 
     init(quotedSchema: String, leaseDuration: Duration, instanceID: UUID = UUID()) {
-        self.instanceID = instanceID
-        self.quotedSchema = quotedSchema
+        self.statements = OutboxLeases(quotedSchema: quotedSchema, instanceID: instanceID, leaseDuration: leaseDuration)
         self.leaseDuration = leaseDuration
         self.state = Mutex(State(validUntil: clock.now))
     }
+
+    var instanceID: UUID { statements.instanceID }
 
     /// The shards this instance may relay now, with the total shard count. Empty when the
     /// leases may have lapsed: then another instance could own them already.
@@ -54,22 +55,11 @@ final class ShardLeases: Sendable {
     func rebalance(on connection: PostgresConnection, busyShards: Set<Int>) async throws {
         let started = clock.now
         let (owned, draining) = try await connection.transaction { connection in
-            var owned = try await self.heartbeatAndRenew(on: connection)
-            let counts = try await connection.query(
-                """
-                SELECT (SELECT count(*) FROM \(quotedSchema).relay_instances
-                        WHERE heartbeat_at > pg_catalog.now() - pg_catalog.make_interval(secs => $1)) AS live,
-                       (SELECT count(*) FROM \(quotedSchema).relay_leases) AS shards
-                """, [self.leaseDuration.seconds])
-            // Instances that died without saying goodbye leave their heartbeat row behind; long
-            // after their leases expired it only clutters the table.
-            try await connection.query(
-                """
-                DELETE FROM \(quotedSchema).relay_instances
-                WHERE heartbeat_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1::float8 * 100)
-                """, [self.leaseDuration.seconds])
-            let live = max(1, try counts[0].require(Int.self, column: "live"))
-            let shardCount = try counts[0].require(Int.self, column: "shards")
+            var owned = try await self.statements.heartbeatAndRenew(on: connection)
+            let census = try await self.statements.census(on: connection)
+            try await self.statements.forgetLongDeadInstances(on: connection)
+            let live = max(1, census.liveInstances)
+            let shardCount = census.shards
             let fairShare = (shardCount + live - 1) / live
             var draining: Set<Int> = []
             if owned.count > fairShare {
@@ -78,24 +68,10 @@ final class ShardLeases: Sendable {
                 let surplus = idleFirst.prefix(owned.count - fairShare)
                 let releasable = surplus.filter { !busyShards.contains($0) }
                 draining = Set(surplus.filter { busyShards.contains($0) })
-                try await connection.query(
-                    """
-                    UPDATE \(quotedSchema).relay_leases SET owner = NULL, expires_at = '-infinity'
-                    WHERE owner = $1 AND shard = ANY($2::int[])
-                    """, [self.instanceID, PostgresTextArray(releasable.map(String.init))])
+                try await self.statements.release(Array(releasable), on: connection)
                 owned.removeAll { releasable.contains($0) }
             } else if owned.count < fairShare {
-                let taken = try await connection.query(
-                    """
-                    UPDATE \(quotedSchema).relay_leases SET owner = $1,
-                           expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => $2)
-                    WHERE shard IN (
-                        SELECT shard FROM \(quotedSchema).relay_leases
-                        WHERE owner IS NULL OR expires_at < pg_catalog.now()
-                        ORDER BY shard LIMIT $3 FOR UPDATE SKIP LOCKED)
-                    RETURNING shard
-                    """, [self.instanceID, self.leaseDuration.seconds, fairShare - owned.count])
-                owned += try taken.map { row throws(PostgresError) in try row.require(Int.self, column: "shard") }
+                owned += try await self.statements.take(upTo: fairShare - owned.count, on: connection)
             }
             self.state.withLock { $0.shardCount = shardCount }
             return (owned.sorted(), draining)
@@ -112,7 +88,7 @@ final class ShardLeases: Sendable {
     /// back a shard the rebalance just gave away.
     func renewInBackground(on connection: PostgresConnection) async throws {
         let started = clock.now
-        let renewed = Set(try await heartbeatAndRenew(on: connection))
+        let renewed = Set(try await statements.heartbeatAndRenew(on: connection))
         state.withLock { state in
             state.owned.removeAll { !renewed.contains($0) }
             state.validUntil = max(state.validUntil, started.advanced(by: leaseDuration * 0.8))
@@ -123,26 +99,6 @@ final class ShardLeases: Sendable {
     /// after the leases expire.
     func releaseAll(on connection: PostgresConnection) async throws {
         state.withLock { $0.owned = [] }
-        try await connection.query(
-            "UPDATE \(quotedSchema).relay_leases SET owner = NULL, expires_at = '-infinity' WHERE owner = $1",
-            [instanceID])
-        try await connection.query("DELETE FROM \(quotedSchema).relay_instances WHERE id = $1", [instanceID])
-    }
-
-    /// The heartbeat and the renewal in one round trip: a data-modifying `WITH` runs whether or
-    /// not the outer statement reads it, and both see the same `now()`.
-    private func heartbeatAndRenew(on connection: PostgresConnection) async throws -> [Int] {
-        let rows = try await connection.query(
-            """
-            WITH heartbeat AS (
-                INSERT INTO \(quotedSchema).relay_instances (id, host, heartbeat_at)
-                VALUES ($1, $3, pg_catalog.now())
-                ON CONFLICT (id) DO UPDATE SET heartbeat_at = pg_catalog.now()
-            )
-            UPDATE \(quotedSchema).relay_leases
-            SET expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => $2)
-            WHERE owner = $1 RETURNING shard
-            """, [instanceID, leaseDuration.seconds, ProcessInfo.processInfo.hostName])
-        return try rows.map { row throws(PostgresError) in try row.require(Int.self, column: "shard") }
+        try await statements.releaseAll(on: connection)
     }
 }
