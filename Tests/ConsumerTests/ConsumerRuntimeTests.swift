@@ -163,9 +163,7 @@ func testConfiguration(_ environment: OutboxTestEnvironment, group: String) -> C
     configuration.maxRetryBackoff = .milliseconds(200)
     configuration.lagRefreshInterval = .milliseconds(100)
     configuration.pollTimeout = .milliseconds(100)
-    // The mock coordinator holds a rebalance for session.timeout.ms - 1 s (44 s by default)
-    // before admitting a member that replaces one that left.
-    configuration.consumerProperties = ["session.timeout.ms": "4000", "heartbeat.interval.ms": "500"]
+    configuration.consumerProperties = MockConsumerGroup.properties
     return configuration
 }
 

@@ -124,9 +124,7 @@ struct ExecConsumerTests {
             """
         let arguments = [
             "exec", "--brokers", broker.broker.bootstrapServers, "--group", broker.group, "--timeout", "600",
-            "--consumer-property", "session.timeout.ms=6000", "--consumer-property", "heartbeat.interval.ms=500",
-            "--", "/bin/sh", "-c", script, "sh", scratch.path,
-        ]
+        ] + MockConsumerGroup.consumerPropertyArguments + ["--", "/bin/sh", "-c", script, "sh", scratch.path]
         let crashing = try RelayProcess.launch(arguments, label: "exec-crash-1")
         try await waitUntil("the stuck event's command is running", timeout: .seconds(120)) {
             scratch.lines("runs.log").contains { $0.hasPrefix("start \(stuck.eventID)") }
@@ -212,7 +210,7 @@ struct ExecTestBroker {
         configuration.retryBackoff = .milliseconds(50)
         configuration.maxRetryBackoff = .milliseconds(200)
         configuration.pollTimeout = .milliseconds(100)
-        configuration.consumerProperties = ["session.timeout.ms": "4000", "heartbeat.interval.ms": "500"]
+        configuration.consumerProperties = MockConsumerGroup.properties
         return configuration
     }
 

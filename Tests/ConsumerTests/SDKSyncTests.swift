@@ -93,8 +93,7 @@ struct SDKSyncTests {
         let output = temporaryDirectory("sdk-kill")
         let arguments = [
             "sdk-sync", "--brokers", environment.broker.bootstrapServers, "--out", output.path, "--group", "sdk-kill",
-            "--consumer-property", "session.timeout.ms=4000", "--consumer-property", "heartbeat.interval.ms=500",
-        ]
+        ] + MockConsumerGroup.consumerPropertyArguments
         func appliedCount() throws -> Int {
             try appliedEventIDs(output, "k1").count + appliedEventIDs(output, "k2").count
         }

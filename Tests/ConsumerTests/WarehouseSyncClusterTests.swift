@@ -105,7 +105,7 @@ struct WarehouseSyncClusterTests {
         func launch(group: String, logLevel: String = "warning") throws -> RelayProcess {
             try RelayProcess.launch(
                 ["warehouse-sync", "--brokers", environment.broker.bootstrapServers, "--warehouse-url", warehouse.url,
-                 "--group", group, "--log-level", logLevel, "--kafka-property", "session.timeout.ms=6000"],
+                 "--group", group, "--log-level", logLevel] + MockConsumerGroup.consumerPropertyArguments,
                 label: "warehouse-sync")
         }
 

@@ -33,14 +33,8 @@ extension KafkaIntegrationTests {
             let broker = try KafkaDevelopmentBroker(brokers: 1, logger: logger)
             try broker.createTopic("group-topic", partitions: 1)
             _ = try await produce((0..<10).map { "event-\($0)" }, to: "group-topic", on: broker)
-            // The mock coordinator holds a rebalance of a group that had members for
-            // session.timeout.ms - 1 s (44 s by default) before admitting the next member, and a
-            // first join 3 s, which the session timeout must outlast.
             let configuration = KafkaConsumerConfiguration(
-                bootstrapServers: broker.bootstrapServers,
-                groupID: "sdk-sync",
-                properties: ["session.timeout.ms": "4000", "heartbeat.interval.ms": "500"]
-            )
+                bootstrapServers: broker.bootstrapServers, groupID: "sdk-sync", properties: MockConsumerGroup.properties)
 
             let first = try KafkaConsumer(configuration: configuration, logger: logger)
             try await first.subscribe(topics: ["group-topic"])
