@@ -41,7 +41,7 @@ public struct IndependentKafkaClient: Sendable {
         if let count {
             arguments += ["-c", String(count)]
         }
-        let output = try await Self.run("/usr/bin/kcat", arguments)
+        let output = try await Self.kcat(arguments)
         let decoder = JSONDecoder()
         return try output.split(separator: UInt8(ascii: "\n")).map { try decoder.decode(Record.self, from: Data($0)) }
     }
@@ -58,7 +58,7 @@ public struct IndependentKafkaClient: Sendable {
             }
             let topics: [Topic]
         }
-        let output = try await Self.run("/usr/bin/kcat", ["-L", "-b", bootstrapServers, "-t", topic, "-J", "-q"])
+        let output = try await Self.kcat(["-L", "-b", bootstrapServers, "-t", topic, "-J", "-q"])
         let metadata = try JSONDecoder().decode(Metadata.self, from: output)
         guard let entry = metadata.topics.first(where: { $0.topic == topic }) else {
             throw IndependentClientError(description: "kcat -L did not list topic \(topic)")
@@ -95,7 +95,7 @@ public struct IndependentKafkaClient: Sendable {
             }
             let brokers: [Broker]
         }
-        let output = try await Self.run("/usr/bin/kcat", ["-L", "-b", bootstrapServers, "-J", "-q"])
+        let output = try await Self.kcat(["-L", "-b", bootstrapServers, "-J", "-q"])
         return try JSONDecoder().decode(Metadata.self, from: output).brokers.map(\.id).sorted()
     }
 
@@ -113,6 +113,12 @@ public struct IndependentKafkaClient: Sendable {
     }
 
     /// Runs a tool and returns what it printed, failing with its error output when it fails.
+    /// kcat waits for metadata 5 s by default; the broker lives in the test process, which a
+    /// loaded machine can stall for longer than that.
+    static func kcat(_ arguments: [String]) async throws -> Data {
+        try await run("/usr/bin/kcat", ["-m", "30"] + arguments)
+    }
+
     static func run(_ executable: String, _ arguments: [String], input: Data? = nil) async throws -> Data {
         let result = try await runTool(executable, arguments, input: input)
         guard result.status == 0 else {
