@@ -251,3 +251,15 @@ extension OutboxOperations {
         text.split(separator: ",").compactMap { Int($0) }
     }
 }
+
+extension PostgresConnection {
+    /// Whether `schema` holds a table or index called `relation`. Outbox asks this before a
+    /// statement that would otherwise fail on a missing install, or to tell which migrations
+    /// a schema has seen.
+    func relationExists(_ relation: String, inSchema schema: String) async throws(PostgresError) -> Bool {
+        let rows = try await query(
+            "SELECT pg_catalog.to_regclass(pg_catalog.format('%I.%I', $1::text, $2::text)) IS NOT NULL AS present",
+            [schema, relation])
+        return try rows[0].require(Bool.self, column: "present")
+    }
+}

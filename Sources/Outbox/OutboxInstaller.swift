@@ -173,10 +173,7 @@ public struct OutboxInstaller: Sendable {
     /// Whether the schema has `schema_migrations`: the ledger every install writes, which an
     /// uninstall without `--drop-data` keeps with the other tables.
     private func recordsMigrations() async throws(PostgresError) -> Bool {
-        let rows = try await connection.query(
-            "SELECT pg_catalog.to_regclass(pg_catalog.format('%I.schema_migrations', $1::text)) IS NOT NULL AS present",
-            [schema])
-        return try rows[0].require(Bool.self, column: "present")
+        try await connection.relationExists("schema_migrations", inSchema: schema)
     }
 
     /// Event triggers can only be created by a superuser (on Neon, a member of

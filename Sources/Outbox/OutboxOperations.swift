@@ -55,9 +55,7 @@ public struct OutboxOperations: Sendable {
     /// fails before its first statement. A missing install fails with SQLSTATE `42P01`
     /// (undefined_table), as a statement on the missing table would.
     public static func installed(on connection: PostgresConnection, schema: String) async throws(PostgresError) -> OutboxOperations {
-        let rows = try await connection.query(
-            "SELECT pg_catalog.to_regclass(pg_catalog.format('%I.relay_leases', $1::text)) IS NOT NULL AS installed", [schema])
-        guard try rows[0].require(Bool.self, column: "installed") else {
+        guard try await connection.relationExists("relay_leases", inSchema: schema) else {
             throw PostgresError(
                 kind: .server, sqlState: PostgresError.SQLState.undefinedTable, message: "the outbox is not installed in \(schema)")
         }

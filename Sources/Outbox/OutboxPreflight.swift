@@ -114,8 +114,6 @@ public struct OutboxPreflight: Sendable {
     /// Whether `schema_changes_pending_idx` exists: without it every claim scans the whole
     /// outbox, processed history included.
     public func hasPendingIndex() async throws(PostgresError) -> Bool {
-        let rows = try await connection.query(
-            "SELECT pg_catalog.to_regclass(pg_catalog.format('%I.schema_changes_pending_idx', $1::text)) IS NOT NULL AS present", [schema])
-        return try rows[0].require(Bool.self, column: "present")
+        try await connection.relationExists("schema_changes_pending_idx", inSchema: schema)
     }
 }
