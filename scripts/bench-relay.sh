@@ -24,6 +24,7 @@
 #                          [--grace-seconds 5] [--memory-backlog 1000000]
 #                          [--callgrind-samples 50] [--callgrind-backlog 2000]
 #                          [--baseline-rev REV | --baseline-bridge BINARY] [--bridge-option ARG]...
+#                          [--steady-writes ddl|emit]
 #   scripts/bench-relay.sh --events 20000 --samples 100 --steady-seconds 5 --memory-backlog 0 --callgrind-samples 0   # quick (about a minute)
 #   scripts/bench-relay.sh --baseline-rev f0e61c4   # before/after against main f0e61c4, same run
 #
@@ -34,6 +35,10 @@
 # --baseline-bridge BINARY does with a binary built elsewhere.
 # --bridge-option ARG appends ARG to every bridge command line (both builds), for experiments:
 #   --bridge-option --kafka-property=queue.buffering.max.kbytes=16384
+# --steady-writes emit makes (c) write domain events through platform.emit() instead of DDL. On 2
+# cores DDL writers reach only 275-777/s of the 1,000/s asked beside a relay (each statement's
+# capture costs PostgreSQL as much CPU as a relay spends per event), so (c) at 1,000/s measures the
+# machine's saturation, and how much CPU the relay leaves the writers, rather than the relay.
 # Memory experiments with glibc's malloc: MALLOC_ARENA_MAX=1 scripts/bench-relay.sh … (the
 # environment reaches every contestant). Results and what was tried: docs/relay-memory.md.
 set -euo pipefail

@@ -36,8 +36,19 @@ struct DDLResult {
     let counts: StableCounters.Counts
 }
 
-/// Schema changes in tenant schemas `tenant_load_<n>`, written by several connections while a
-/// relay runs, and matched with what the relay did with each.
+/// What the steady load writes: schema changes, the product's own events, or domain events
+/// through `emit()`. A DDL statement with its capture costs PostgreSQL about as much CPU as the
+/// relay spends on its event, so on a small machine DDL writers cannot reach 1,000/s beside a
+/// relay (2 cores: 275-777/s, depending on how much CPU the relay leaves them), and the rate
+/// measures the machine's saturation instead of the relay; `emit()` costs a fraction of that.
+enum SteadyWrites: String {
+    case ddl
+    case emit
+}
+
+/// Schema changes in tenant schemas `tenant_load_<n>` (or domain events of tenants `load_<n>`),
+/// written by several connections while a relay runs, and matched with what the relay did with
+/// each.
 ///
 /// Every statement is ordinary tenant migration DDL producing exactly one event: per tenant, a
 /// `CREATE TABLE` and then three `ALTER TABLE … ADD COLUMN` on it, over and over. New tables keep
@@ -45,7 +56,7 @@ struct DDLResult {
 /// PostgreSQL's limit. Each tenant belongs to one writer connection, so a tenant's statements
 /// commit in the order they were sent, and the n-th outbox row of a tenant (in id order) is its
 /// n-th commit: that is how commit times are joined to event ids without an extra round trip
-/// per statement.
+/// per statement. Events are matched by their tenant key, `load_<n>`, which both kinds share.
 struct DDLWorkload {
     static let schemaPrefix = "tenant_load_"
     /// A schema outside the measured ones for the statement that shows a relay is running.
@@ -58,6 +69,8 @@ struct DDLWorkload {
     let environment: BenchmarkEnvironment
     let writers: [PostgresConnection]
     let arrivals: KafkaArrivals
+    /// What the steady load writes; idle samples are always DDL.
+    let steadyWrites: SteadyWrites
     /// How long a relay may take after the last statement before what has not arrived counts
     /// as left behind; bounds the run of a relay that cannot keep up.
     let grace: Duration
@@ -65,6 +78,9 @@ struct DDLWorkload {
     private var tenantCount: Int { writers.count * Self.tenantsPerWriter }
 
     private static func schema(ofTenant tenant: Int) -> String { "\(schemaPrefix)\(tenant)" }
+    /// The outbox's tenant key of a tenant's events, DDL (the schema without `tenant_`) or emitted.
+    private static let tenantKeyPrefix = "load_"
+    private static func tenantKey(ofTenant tenant: Int) -> String { "\(tenantKeyPrefix)\(tenant)" }
 
     /// The `sequence`-th statement in a tenant (counting from 0).
     private static func statement(tenant: Int, sequence: Int) -> String {
@@ -72,6 +88,14 @@ struct DDLWorkload {
         return sequence % 4 == 0
             ? "CREATE TABLE \(table) (id bigint PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT now())"
             : "ALTER TABLE \(table) ADD COLUMN c\(sequence % 4) text"
+    }
+
+    /// The steady load's statement: DDL, or one domain event of the tenant.
+    private func steadyStatement(tenant: Int, sequence: Int) -> String {
+        switch steadyWrites {
+        case .ddl: Self.statement(tenant: tenant, sequence: sequence)
+        case .emit: "SELECT platform.emit('\(Self.tenantKey(ofTenant: tenant))', 'benchmark', '{\"sequence\": \(sequence)}')"
+        }
     }
 
     /// Runs `load` against `contestant` started afresh on empty tenant schemas and an empty
@@ -142,14 +166,14 @@ struct DDLWorkload {
         while try await environment.anyPending() { try await Task.sleep(for: .milliseconds(1)) }
     }
 
-    /// Commit times per tenant schema in commit order, and what the writers noticed on the way.
+    /// Commit times per tenant key in commit order, and what the writers noticed on the way.
     private struct WrittenStatements {
-        var commitsBySchema: [String: [Double]] = [:]
+        var commitsByTenant: [String: [Double]] = [:]
         var worstLag: Duration = .zero
-        var count: Int { commitsBySchema.values.reduce(0) { $0 + $1.count } }
+        var count: Int { commitsByTenant.values.reduce(0) { $0 + $1.count } }
 
         mutating func merge(_ other: WrittenStatements) {
-            commitsBySchema.merge(other.commitsBySchema) { $0 + $1 }
+            commitsByTenant.merge(other.commitsByTenant) { $0 + $1 }
             worstLag = max(worstLag, other.worstLag)
         }
     }
@@ -163,7 +187,7 @@ struct DDLWorkload {
             let tenant = sample % tenantCount
             let before = arrivals.recordCount
             try await writers[0].query(Self.statement(tenant: tenant, sequence: sequenceOfTenant[tenant]))
-            written.commitsBySchema[Self.schema(ofTenant: tenant), default: []].append(wallClockSeconds())
+            written.commitsByTenant[Self.tenantKey(ofTenant: tenant), default: []].append(wallClockSeconds())
             sequenceOfTenant[tenant] += 1
             _ = await arrivals.waitForRecords(atLeast: before + 1, timeout: grace)
             while waitForMark, try await environment.anyPending() { try await Task.sleep(for: .milliseconds(1)) }
@@ -192,8 +216,8 @@ struct DDLWorkload {
                         written.worstLag = max(written.worstLag, due.duration(to: .now))
                         let tenant = index % tenants
                         let sequence = sequenceOfTenant[tenant, default: 0]
-                        try await writer.query(Self.statement(tenant: tenant, sequence: sequence))
-                        written.commitsBySchema[Self.schema(ofTenant: tenant), default: []].append(wallClockSeconds())
+                        try await writer.query(steadyStatement(tenant: tenant, sequence: sequence))
+                        written.commitsByTenant[Self.tenantKey(ofTenant: tenant), default: []].append(wallClockSeconds())
                         sequenceOfTenant[tenant] = sequence + 1
                     }
                     return written
@@ -211,22 +235,21 @@ struct DDLWorkload {
         let markedAt: Double?
     }
 
-    /// Joins commit times to the outbox rows: the n-th row of a tenant schema is its n-th commit.
+    /// Joins commit times to the outbox rows: the n-th row of a tenant is its n-th commit.
     private func eventsInCommitOrder(of written: WrittenStatements) async throws -> [CommittedEvent] {
         let rows = try await environment.connection.query(
             """
-            SELECT event_data->>'schema_name' AS schema, event_data->>'event_id' AS event_id,
-                   extract(epoch FROM processed_at)::float8 AS marked_at
-            FROM platform.schema_changes WHERE starts_with(event_data->>'schema_name', $1) ORDER BY id
-            """, [Self.schemaPrefix])
-        var nextOfSchema: [String: Int] = [:]
+            SELECT tenant_key, event_data->>'event_id' AS event_id, extract(epoch FROM processed_at)::float8 AS marked_at
+            FROM platform.schema_changes WHERE starts_with(tenant_key, $1) ORDER BY id
+            """, [Self.tenantKeyPrefix])
+        var nextOfTenant: [String: Int] = [:]
         var events: [CommittedEvent] = []
         for row in rows {
-            let schema = try row.require(String.self, column: "schema")
-            let index = nextOfSchema[schema, default: 0]
-            nextOfSchema[schema] = index + 1
-            guard let commits = written.commitsBySchema[schema], index < commits.count else {
-                throw BenchmarkFailure("\(schema) has more outbox rows than statements were committed in it")
+            let tenant = try row.require(String.self, column: "tenant_key")
+            let index = nextOfTenant[tenant, default: 0]
+            nextOfTenant[tenant] = index + 1
+            guard let commits = written.commitsByTenant[tenant], index < commits.count else {
+                throw BenchmarkFailure("tenant \(tenant) has more outbox rows than statements were committed for it")
             }
             events.append(CommittedEvent(
                 eventID: try row.require(String.self, column: "event_id"), committedAt: commits[index],

@@ -97,10 +97,12 @@ struct RelayBenchmark {
         let articleDrain = run.drains[articleRelay.name]!, pairDrain = run.drains[bridgePair.name]!
 
         // (b) and (c): latency, with one consumer reading everything the relays publish.
+        let writes = options.steadyWrites == .emit ? " writing domain events through emit() instead of DDL" : ""
+        let tenantSchemas = options.writers * DDLWorkload.tenantsPerWriter
         print("\nlatency: commit (benchmark's clock after the autocommit DDL returns) → record read by an independent"
             + " consumer in the benchmark (fetch.wait.max.ms=1); also → processed_at for relays that mark after the ack."
-            + " DDL in \(options.writers * DDLWorkload.tenantsPerWriter) tenant schemas; steady load from"
-            + " \(options.writers) writer connections on a fixed schedule, \(options.graceSeconds) s grace after it")
+            + " DDL in \(tenantSchemas) tenant schemas; steady load from \(options.writers) writer connections on a"
+            + " fixed schedule\(writes), \(options.graceSeconds) s grace after it")
         var loads: [DDLLoad] = []
         if options.samples > 0 { loads.append(.idle(samples: options.samples)) }
         if options.steadySeconds > 0 { loads += options.rates.map { .steady(perSecond: $0, seconds: options.steadySeconds) } }
@@ -113,7 +115,7 @@ struct RelayBenchmark {
             }
             let workload = DDLWorkload(
                 environment: bench, writers: try await bench.connect(count: options.writers), arrivals: arrivals,
-                grace: .seconds(options.graceSeconds))
+                steadyWrites: options.steadyWrites, grace: .seconds(options.graceSeconds))
             for load in loads {
                 for contestant in bridges + [batchRelay, articleRelay] {
                     let result = try await workload.measure(contestant, under: load)
@@ -244,12 +246,15 @@ struct BenchmarkOptions {
                                [--samples 1000] [--steady-seconds 60] [--rates 100,1000] [--writers 4] [--grace-seconds 5]
                                [--memory-backlog 1000000] [--callgrind-samples 50] [--callgrind-backlog 2000]
                                [--baseline-bridge BINARY] [--bridge-option ARG]... [--peers DIR] [--python /usr/bin/python3]
+                               [--steady-writes ddl|emit]
           --samples 0, --steady-seconds 0, --memory-backlog 0 and --callgrind-samples 0 skip those workloads.
           --baseline-bridge runs a second build of outbox-bridge as one more contestant in every bridge
           workload and ends with a before/after table of issue 13's goals from the same run.
           The callgrind workload runs only where perf has no instruction counter.
           --bridge-option adds one argument to every bridge command line (both builds), for experiments:
           --bridge-option --kafka-property=queue.buffering.max.kbytes=16384
+          --steady-writes emit: the steady rates write domain events through emit() instead of DDL,
+          which a small machine cannot write at 1,000/s beside a relay (the idle samples stay DDL).
         """
 
     var bridge = ""
@@ -265,6 +270,8 @@ struct BenchmarkOptions {
     /// Workload (c): how long each steady rate runs, per relay.
     var steadySeconds = 60
     var rates = [100, 1000]
+    /// What the steady rates write (`--steady-writes`): DDL, or domain events through `emit()`.
+    var steadyWrites = SteadyWrites.ddl
     /// DDL connections for the steady load; one cannot reach 1,000 statements/s on 2 cores.
     var writers = 4
     /// After the last statement of a DDL workload, how long a relay may take to publish it.
@@ -310,6 +317,11 @@ struct BenchmarkOptions {
                 options.bridgeOptions.append(value)
             } else if name == "--baseline-bridge" {
                 options.baselineBridge = value
+            } else if name == "--steady-writes" {
+                guard let writes = SteadyWrites(rawValue: value) else {
+                    throw BenchmarkFailure("--steady-writes takes ddl or emit, not \(value)")
+                }
+                options.steadyWrites = writes
             } else if name == "--python" {
                 options.python = value
             } else {
