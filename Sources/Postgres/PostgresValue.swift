@@ -89,6 +89,24 @@ public struct PostgresInt64Array: PostgresBindable {
     public init(_ elements: [Int64]) { self.elements = elements }
 
     public var postgresText: String {
-        "{\(elements.map(String.init).joined(separator: ","))}"
+        // Digits written straight into one buffer: a claim sends every id in flight (thousands
+        // while draining), and a String per element made this about a twentieth of the relay's
+        // instructions per drained event.
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(2 + elements.count * 8)
+        bytes.append(UInt8(ascii: "{"))
+        for (index, value) in elements.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            if value < 0 { bytes.append(UInt8(ascii: "-")) }
+            let firstDigit = bytes.count
+            var rest = value.magnitude
+            repeat {
+                bytes.append(UInt8(ascii: "0") + UInt8(rest % 10))
+                rest /= 10
+            } while rest > 0
+            bytes[firstDigit...].reverse()
+        }
+        bytes.append(UInt8(ascii: "}"))
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

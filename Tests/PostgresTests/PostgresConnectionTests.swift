@@ -31,6 +31,18 @@ struct PostgresConnectionTests {
         #expect(typed[0]["list"] == #"{"a,b","{c}","\"d\"",NULL}"#)
     }
 
+    @Test("bigint array parameters reach the server as the same numbers, extremes and sign included")
+    func int64ArraysRoundTrip() async throws {
+        let connection = try await PostgresConnection.connect(try TestDatabase.clusterURL())
+        let arrays: [[Int64]] = [[], [0], [7, -7, 10, 1_000_000_007], [Int64.max, Int64.min, -1], Array(0..<2_000)]
+        for values in arrays {
+            let rows = try await connection.query(
+                "SELECT cardinality($1::bigint[]) AS count, $1::bigint[]::text AS echoed", [PostgresInt64Array(values)])
+            #expect(try rows[0].require(Int.self, column: "count") == values.count)
+            #expect(rows[0]["echoed"] == "{" + values.map(String.init).joined(separator: ",") + "}")
+        }
+    }
+
     @Test("statements from concurrent tasks take turns on one connection, each getting its own result")
     func concurrentStatementsTakeTurns() async throws {
         let shared = try await PostgresConnection.connect(try TestDatabase.clusterURL())
