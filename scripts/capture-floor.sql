@@ -8,57 +8,36 @@
 --   d=$(mktemp -d); cp sql/0*.sql "$d"; cp scripts/capture-floor.sql "$d/099_capture_floor.sql"
 --   BENCH_CALLGRIND=1 BENCH_BASELINE_SQL_DIR="$d" scripts/bench-capture.sh 25
 --
--- Its ledger row (version 99, after any real migration) exists only in the benchmark's scratch database.
+-- It names the outbox schema's objects through the function's search_path, so it needs none of a
+-- migration's scaffolding.
 
 \if :{?schema}
 \else
 \set schema platform
 \endif
-SELECT pg_catalog.to_regclass(pg_catalog.format('%I.schema_migrations', :'schema')) IS NOT NULL AS outbox_has_ledger \gset
-\if :outbox_has_ledger
-SELECT NOT EXISTS (SELECT 1 FROM :"schema".schema_migrations WHERE version = 99) AS outbox_apply \gset
-\else
-\set outbox_apply true
-\endif
-\if :outbox_apply
--- >>> migration body
-BEGIN;
-SET LOCAL outbox_bridge.install_schema = :'schema';
-INSERT INTO :"schema".schema_migrations (version, name) VALUES (99, 'capture_floor');
-CREATE OR REPLACE PROCEDURE pg_temp.outbox_install(ddl text)
-LANGUAGE plpgsql AS $install$
-DECLARE
-    s text := pg_catalog.current_setting('outbox_bridge.install_schema');
-BEGIN
-    EXECUTE pg_catalog.replace(pg_catalog.replace(ddl,
-        '@schema@', pg_catalog.quote_ident(s)),
-        '@schema_literal@', pg_catalog.quote_literal(s));
-END
-$install$;
-CALL pg_temp.outbox_install($ddl$
-CREATE OR REPLACE FUNCTION @schema@.capture_ddl() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+CREATE OR REPLACE FUNCTION :"schema".capture_ddl() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = :"schema", pg_catalog, pg_temp AS $fn$
 DECLARE
     v_cmd record;
     v_shape jsonb;
     v_channel text;
     v_inserted boolean := false;
 BEGIN
-    SELECT s.notify_channel INTO STRICT v_channel FROM @schema@.settings s;
+    SELECT s.notify_channel INTO STRICT v_channel FROM settings s;
     FOR v_cmd IN
-        SELECT c.objid, c.object_type, c.command_tag FROM pg_catalog.pg_event_trigger_ddl_commands() c
+        SELECT c.objid, c.command_tag FROM pg_catalog.pg_event_trigger_ddl_commands() c
          WHERE c.object_type IN ('table', 'table column')
     LOOP
-        v_shape := @schema@.table_shape(v_cmd.objid);
+        v_shape := table_shape(v_cmd.objid);
         CONTINUE WHEN v_shape IS NULL;
-        INSERT INTO @schema@.schema_changes (event_data, tenant_key) VALUES (v_shape || pg_catalog.jsonb_build_object('event_id', pg_catalog.gen_random_uuid(), 'command', v_cmd.command_tag, 'kind', 'ddl'), v_shape->>'schema');
+        INSERT INTO schema_changes (event_data, tenant_key)
+        VALUES (v_shape || pg_catalog.jsonb_build_object(
+                    'event_id', pg_catalog.gen_random_uuid(), 'command', v_cmd.command_tag, 'kind', 'ddl'),
+                v_shape->>'schema');
         v_inserted := true;
     END LOOP;
-    IF v_inserted THEN PERFORM pg_catalog.pg_notify(v_channel, ''); END IF;
+    IF v_inserted THEN
+        PERFORM pg_catalog.pg_notify(v_channel, '');
+    END IF;
 END
-$fn$
-$ddl$);
-COMMIT;
-\else
-\echo floor already applied
-\endif
+$fn$;
