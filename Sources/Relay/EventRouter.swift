@@ -14,6 +14,12 @@ public struct EventRouter: Sendable {
 
     private let segments: [Segment]
     public let cloudEventsSource: String
+    /// The headers with the same value on every event, built once: a header's value is an array
+    /// of its own, and allocating them for every event cost about 5% of the relay's instructions
+    /// per drained event.
+    private let specVersionHeader: KafkaHeader
+    private let sourceHeader: KafkaHeader
+    private let contentTypeHeader = KafkaHeader(name: "content-type", value: "application/json")
     /// The database holding the outbox: every event in it was captured there (`database` in the
     /// event is `current_database()`), so `{database}` needs no per-event parsing.
     private let database: String
@@ -21,6 +27,8 @@ public struct EventRouter: Sendable {
     public init(topicTemplate: String, cloudEventsSource: String, database: String = "") {
         self.segments = Self.parse(topicTemplate)
         self.cloudEventsSource = cloudEventsSource
+        self.specVersionHeader = KafkaHeader(name: "ce_specversion", value: "1.0")
+        self.sourceHeader = KafkaHeader(name: "ce_source", value: cloudEventsSource)
         self.database = database
     }
 
@@ -49,14 +57,17 @@ public struct EventRouter: Sendable {
     }
 
     func headers(for event: OutboxEvent) -> [KafkaHeader] {
-        var headers = [
-            KafkaHeader(name: "event_id", value: event.eventID),
-            KafkaHeader(name: "ce_specversion", value: "1.0"),
-            KafkaHeader(name: "ce_id", value: event.eventID),
-            KafkaHeader(name: "ce_source", value: cloudEventsSource),
+        let eventID = Array(event.eventID.utf8)
+        var headers: [KafkaHeader] = []
+        headers.reserveCapacity(9)
+        headers += [
+            KafkaHeader(name: "event_id", value: eventID),
+            specVersionHeader,
+            KafkaHeader(name: "ce_id", value: eventID),
+            sourceHeader,
             KafkaHeader(name: "ce_type", value: Self.cloudEventsType(for: event)),
             KafkaHeader(name: "ce_time", value: event.occurredAt),
-            KafkaHeader(name: "content-type", value: "application/json"),
+            contentTypeHeader,
         ]
         if let tenantID = event.tenantID {
             headers.append(KafkaHeader(name: "tenant_id", value: tenantID))
