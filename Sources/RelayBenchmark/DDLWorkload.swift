@@ -36,7 +36,7 @@ struct DDLResult {
     let counts: StableCounters.Counts
 }
 
-/// What the steady load writes: schema changes, the product's own events, or domain events
+/// What the steady load writes: schema changes (the product's own events), or domain events
 /// through `emit()`. A DDL statement with its capture costs PostgreSQL about as much CPU as the
 /// relay spends on its event, so on a small machine DDL writers cannot reach 1,000/s beside a
 /// relay (2 cores: 275-777/s, depending on how much CPU the relay leaves them), and the rate
@@ -58,7 +58,10 @@ enum SteadyWrites: String {
 /// n-th commit: that is how commit times are joined to event ids without an extra round trip
 /// per statement. Events are matched by their tenant key, `load_<n>`, which both kinds share.
 struct DDLWorkload {
-    static let schemaPrefix = "tenant_load_"
+    /// The outbox's tenant key of a tenant's events, DDL or emitted: for DDL the capture takes it
+    /// from the schema name without its `tenant_` prefix.
+    private static let tenantKeyPrefix = "load_"
+    static let schemaPrefix = "tenant_\(tenantKeyPrefix)"
     /// A schema outside the measured ones for the statement that shows a relay is running.
     static let warmUpSchema = "tenant_warmup"
     /// Tenants per writer connection.
@@ -78,8 +81,6 @@ struct DDLWorkload {
     private var tenantCount: Int { writers.count * Self.tenantsPerWriter }
 
     private static func schema(ofTenant tenant: Int) -> String { "\(schemaPrefix)\(tenant)" }
-    /// The outbox's tenant key of a tenant's events, DDL (the schema without `tenant_`) or emitted.
-    private static let tenantKeyPrefix = "load_"
     private static func tenantKey(ofTenant tenant: Int) -> String { "\(tenantKeyPrefix)\(tenant)" }
 
     /// The `sequence`-th statement in a tenant (counting from 0).
