@@ -127,15 +127,31 @@ public final class KafkaProducer: Sendable {
         await enqueue(records).outcomes()
     }
 
-    /// Enqueues every record and returns as soon as librdkafka holds them, before any
-    /// acknowledgement; `onDelivery` then hears each record's index and outcome as it arrives,
-    /// on the producer's delivery thread. This lets a caller keep producing while earlier
-    /// records are acknowledged, and act on each record without waiting for the slowest.
-    public func send(
+    /// Hands every record to librdkafka and returns at once, before any acknowledgement;
+    /// `onDelivery` then hears each record's index and outcome as it arrives, on the producer's
+    /// delivery thread. This lets a caller keep producing while earlier records are
+    /// acknowledged, and act on each record without waiting for the slowest.
+    ///
+    /// Nothing here waits, so a caller that must never block (the relay's engine, running on
+    /// whichever thread brought it a reply) can produce inline. A record librdkafka has no room
+    /// for (`queue.buffering.max.messages` or `.kbytes`) fails at once with
+    /// ``KafkaErrorCode/queueFull``, reported on the calling thread.
+    public func produce(
         _ records: [KafkaRecord],
         onDelivery: @escaping @Sendable (Int, Result<KafkaDeliveryReport, KafkaError>) -> Void
-    ) async {
-        _ = await enqueue(records, observer: onDelivery)
+    ) {
+        let batch = DeliveryBatch(count: records.count, observer: onDelivery)
+        let instance = instance
+        for (index, record) in records.enumerated() {
+            guard let token = instance.deliveries.register(batch, index: index) else {
+                batch.resolve(index, .failure(Self.shutDownError))
+                continue
+            }
+            if !produceUnlessFull(record, token: token, on: instance) {
+                instance.deliveries.complete(RDKafkaDelivery(token: token, result: .failure(KafkaError(
+                    code: .queueFull, message: "librdkafka's queue is full; the record was not sent", isRetriable: true))))
+            }
+        }
     }
 
     /// Returns once librdkafka has taken every record (or refused it), before any acknowledgement.
@@ -144,10 +160,8 @@ public final class KafkaProducer: Sendable {
     /// into librdkafka's queue or refuses it), so a hop to another thread would only add two
     /// wake-ups per batch. When the queue is full this waits, without blocking a thread, for the
     /// next delivery report to make room.
-    func enqueue(
-        _ records: [KafkaRecord], observer: (@Sendable (Int, DeliveryBatch.Outcome) -> Void)? = nil
-    ) async -> DeliveryBatch {
-        let batch = DeliveryBatch(count: records.count, observer: observer)
+    func enqueue(_ records: [KafkaRecord]) async -> DeliveryBatch {
+        let batch = DeliveryBatch(count: records.count)
         let instance = instance
         let deliveries = instance.deliveries
         for (index, record) in records.enumerated() {
@@ -157,17 +171,24 @@ public final class KafkaProducer: Sendable {
             }
             while true {
                 let served = deliveries.reportsServed
-                guard let error = instance.client.produce(record, token: token) else { break }
-                guard error.code == .queueFull else {
-                    deliveries.complete(RDKafkaDelivery(token: token, result: .failure(error)))
-                    break
-                }
+                if produceUnlessFull(record, token: token, on: instance) { break }
                 await deliveries.nextReport(after: served)
                 // Shut down or retired meanwhile: the record already has its outcome.
                 guard deliveries.isPending(token) else { break }
             }
         }
         return batch
+    }
+
+    /// Hands `record` to librdkafka; a refusal other than a full queue is the record's outcome.
+    /// Returns `false` when the queue was full, leaving the record pending for another try.
+    private func produceUnlessFull(_ record: KafkaRecord, token: UInt64, on instance: ProducerInstance) -> Bool {
+        guard let error = instance.client.produce(record, token: token) else { return true }
+        guard error.code == .queueFull else {
+            instance.deliveries.complete(RDKafkaDelivery(token: token, result: .failure(error)))
+            return true
+        }
+        return false
     }
 
     /// Waits until every enqueued record has been acknowledged or has failed.

@@ -40,11 +40,31 @@ public struct OutboxStore: Sendable {
     public func claimPending(
         limit: Int, shards: [Int], shardCount: Int, excluding inFlight: [Int64] = [], pausedTenants: [String?] = []
     ) async throws(PostgresError) -> [OutboxEvent] {
-        let rows = try await connection.query(
-            claimSQL,
-            [limit, shardCount, PostgresTextArray(shards.map(String.init)), PostgresInt64Array(inFlight),
-             PostgresTextArray(pausedTenants.compactMap { $0 }), pausedTenants.contains(nil)])
-        return try rows.map { row throws(PostgresError) in
+        try Self.events(in: try await connection.query(
+            claimSQL, Self.claimParameters(limit, shards, shardCount, inFlight, pausedTenants)))
+    }
+
+    /// Claims like `claimPending(limit:shards:shardCount:excluding:pausedTenants:)`, for a
+    /// caller driven by replies: `reply` hears the rows on the thread that reads them (see
+    /// `PostgresConnection.query(_:_:reply:)`).
+    public func claimPending(
+        limit: Int, shards: [Int], shardCount: Int, excluding inFlight: [Int64], pausedTenants: [String?],
+        reply: @escaping @Sendable (Result<[OutboxEvent], PostgresError>) -> Void
+    ) {
+        connection.query(claimSQL, Self.claimParameters(limit, shards, shardCount, inFlight, pausedTenants)) { outcome in
+            reply(outcome.flatMap { rows in Result { () throws(PostgresError) in try Self.events(in: rows) } })
+        }
+    }
+
+    private static func claimParameters(
+        _ limit: Int, _ shards: [Int], _ shardCount: Int, _ inFlight: [Int64], _ pausedTenants: [String?]
+    ) -> [(any PostgresBindable)?] {
+        [limit, shardCount, PostgresTextArray(shards.map(String.init)), PostgresInt64Array(inFlight),
+         PostgresTextArray(pausedTenants.compactMap { $0 }), pausedTenants.contains(nil)]
+    }
+
+    private static func events(in rows: PostgresRows) throws(PostgresError) -> [OutboxEvent] {
+        try rows.map { row throws(PostgresError) in
             OutboxEvent(
                 id: try row.require(Int64.self, column: "id"),
                 shard: try row.require(Int.self, column: "shard"),
@@ -78,27 +98,36 @@ public struct OutboxStore: Sendable {
     /// - Dead rows record the reason and where their dead letter landed.
     public func record(_ outcomes: OutboxOutcomes) async throws(PostgresError) {
         guard !outcomes.isEmpty else { return }
+        try await connection.query(recordSQL, Self.recordParameters(outcomes))
+    }
+
+    /// Records like `record(_:)`, for a caller driven by replies: `reply` hears the outcome on
+    /// the thread that reads it (see `PostgresConnection.query(_:_:reply:)`).
+    public func record(_ outcomes: OutboxOutcomes, reply: @escaping @Sendable (Result<Void, PostgresError>) -> Void) {
+        guard !outcomes.isEmpty else { return reply(.success(())) }
+        connection.query(recordSQL, Self.recordParameters(outcomes)) { reply($0.map { _ in }) }
+    }
+
+    private static func recordParameters(_ outcomes: OutboxOutcomes) -> [(any PostgresBindable)?] {
         let delivered = outcomes.delivered
         let failures = outcomes.failures
         let dead = outcomes.deadLetters
-        try await connection.query(
-            recordSQL,
-            [
-                PostgresInt64Array(delivered.map(\.eventID)),
-                PostgresTextArray(delivered.map(\.topic)),
-                PostgresInt64Array(delivered.map { Int64($0.partition) }),
-                PostgresInt64Array(delivered.map(\.offset)),
-                PostgresInt64Array(failures.map(\.eventID)),
-                PostgresInt64Array(failures.map { Int64($0.previousAttempts) }),
-                PostgresTextArray(failures.map(\.error)),
-                PostgresTextArray(failures.map { String($0.retryAfterSeconds) }),
-                PostgresInt64Array(dead.map(\.deadLetter.eventID)),
-                PostgresInt64Array(dead.map { Int64($0.previousAttempts) }),
-                PostgresTextArray(dead.map(\.reason)),
-                PostgresTextArray(dead.map(\.deadLetter.topic)),
-                PostgresInt64Array(dead.map { Int64($0.deadLetter.partition) }),
-                PostgresInt64Array(dead.map(\.deadLetter.offset)),
-            ])
+        return [
+            PostgresInt64Array(delivered.map(\.eventID)),
+            PostgresTextArray(delivered.map(\.topic)),
+            PostgresInt64Array(delivered.map { Int64($0.partition) }),
+            PostgresInt64Array(delivered.map(\.offset)),
+            PostgresInt64Array(failures.map(\.eventID)),
+            PostgresInt64Array(failures.map { Int64($0.previousAttempts) }),
+            PostgresTextArray(failures.map(\.error)),
+            PostgresTextArray(failures.map { String($0.retryAfterSeconds) }),
+            PostgresInt64Array(dead.map(\.deadLetter.eventID)),
+            PostgresInt64Array(dead.map { Int64($0.previousAttempts) }),
+            PostgresTextArray(dead.map(\.reason)),
+            PostgresTextArray(dead.map(\.deadLetter.topic)),
+            PostgresInt64Array(dead.map { Int64($0.deadLetter.partition) }),
+            PostgresInt64Array(dead.map(\.deadLetter.offset)),
+        ]
     }
 
     /// The claim's text (see `claimPending`), built once per store: spliced together for every

@@ -130,6 +130,19 @@ public final class PostgresConnection: Sendable {
         try await perform(.parameterized(sql, parameters.map { $0?.postgresText }))
     }
 
+    /// Runs one statement like `query(_:_:)`, for a caller driven by replies rather than by a
+    /// task: `reply` hears the outcome on the thread that reads it (the process's
+    /// `SocketReactor`), with no hop through Swift's cooperative pool, and must not block. The
+    /// statement keeps its place in the connection's order and its deadline.
+    public func query(
+        _ sql: String, _ parameters: [(any PostgresBindable)?] = [],
+        reply: @escaping @Sendable (Result<PostgresRows, PostgresError>) -> Void
+    ) {
+        statements.submit(
+            .parameterized(sql, parameters.map { $0?.postgresText }),
+            deadline: ContinuousClock.now.advanced(by: queryTimeout), reply: reply)
+    }
+
     /// Runs a script of several statements (a migration file, say) as one simple query.
     public func execute(script: String) async throws(PostgresError) {
         try await perform(.script(script))

@@ -20,7 +20,21 @@ final class StatementExchange: Sendable {
         case quote(String, asLiteral: Bool)
     }
 
-    private typealias Reply = CheckedContinuation<Result<PostgresRows, PostgresError>, Never>
+    typealias Outcome = Result<PostgresRows, PostgresError>
+
+    /// Who hears a statement's outcome: a suspended task, or a callback that runs on the thread
+    /// that finishes the statement (the reactor's, or the submitter's when sending fails).
+    private enum Reply: Sendable {
+        case task(CheckedContinuation<Outcome, Never>)
+        case callback(@Sendable (Outcome) -> Void)
+
+        func deliver(_ outcome: Outcome) {
+            switch self {
+            case .task(let continuation): continuation.resume(returning: outcome)
+            case .callback(let callback): callback(outcome)
+            }
+        }
+    }
 
     private final class Pending: Sendable {
         let ticket: UInt64
@@ -62,27 +76,41 @@ final class StatementExchange: Sendable {
         self.reactor = reactor
     }
 
-    func run(_ statement: Statement, deadline: ContinuousClock.Instant) async -> Result<PostgresRows, PostgresError> {
-        let ticket = state.withLock { state in
-            state.nextTicket += 1
-            return state.nextTicket
-        }
+    func run(_ statement: Statement, deadline: ContinuousClock.Instant) async -> Outcome {
+        let ticket = nextTicket()
         return await withTaskCancellationHandler {
-            await withCheckedContinuation { (reply: Reply) in
-                let pending = Pending(ticket: ticket, statement: statement, deadline: deadline, reply: reply)
-                let startsNow = state.withLock { state in
-                    guard state.inFlight == nil else {
-                        state.queued.append(pending)
-                        return false
-                    }
-                    state.inFlight = pending
-                    return true
-                }
-                if startsNow { start(pending) }
+            await withCheckedContinuation { continuation in
+                enqueue(Pending(ticket: ticket, statement: statement, deadline: deadline, reply: .task(continuation)))
             }
         } onCancel: {
             cancel(ticket)
         }
+    }
+
+    /// Runs `statement` without a task: `reply` hears the outcome on the thread that finishes
+    /// it, so a caller that is itself driven by replies (the relay's engine) never waits on the
+    /// cooperative pool. `reply` must not block.
+    func submit(_ statement: Statement, deadline: ContinuousClock.Instant, reply: @escaping @Sendable (Outcome) -> Void) {
+        enqueue(Pending(ticket: nextTicket(), statement: statement, deadline: deadline, reply: .callback(reply)))
+    }
+
+    private func nextTicket() -> UInt64 {
+        state.withLock { state in
+            state.nextTicket += 1
+            return state.nextTicket
+        }
+    }
+
+    private func enqueue(_ pending: Pending) {
+        let startsNow = state.withLock { state in
+            guard state.inFlight == nil else {
+                state.queued.append(pending)
+                return false
+            }
+            state.inFlight = pending
+            return true
+        }
+        if startsNow { start(pending) }
     }
 
     private func start(_ pending: Pending) {
@@ -165,14 +193,14 @@ final class StatementExchange: Sendable {
         finish(pending, .failure(connection.abandon(pending.sql, kind: kind, because: reason)))
     }
 
-    private func finish(_ pending: Pending, _ outcome: Result<PostgresRows, PostgresError>) {
+    private func finish(_ pending: Pending, _ outcome: Outcome) {
         let next: Pending? = state.withLock { state in
             state.inFlightCancelled = false
             state.registration = nil
             state.inFlight = state.queued.isEmpty ? nil : state.queued.removeFirst()
             return state.inFlight
         }
-        pending.reply.resume(returning: outcome)
+        pending.reply.deliver(outcome)
         if let next { start(next) }
     }
 }

@@ -5,9 +5,9 @@ import Outbox
 import Postgres
 import Synchronization
 
-/// The rows published and not yet written back, shared by the loop that claims them and the
-/// marker that records their outcomes. A row leaves the ledger only after its outcome is in
-/// the database, so the claim query (which skips ledger rows) never picks it up twice.
+/// The rows published and not yet written back, kept by the engine that claims them and records
+/// their outcomes, and read by the health checks. A row leaves the ledger only after its outcome
+/// is in the database, so the claim query (which skips ledger rows) never picks it up twice.
 final class InFlightLedger: Sendable {
     private struct State {
         var events: [Int64: OutboxEvent] = [:]
@@ -15,16 +15,12 @@ final class InFlightLedger: Sendable {
         var publishedAt: [Int64: UInt64] = [:]
         var perTenant: [String?: Int] = [:]
         /// Tenants whose record `id` failed and will be retried: their later records that were
-        /// acknowledged meanwhile stay pending, to be published again after it. The loop claims
+        /// acknowledged meanwhile stay pending, to be published again after it. The engine claims
         /// nothing more of such a tenant until all of its rows in flight are resolved; then the
         /// tenant's pending rows are claimed again from its oldest, in order.
         var retryingTenants: [String?: Int64] = [:]
         /// Rows whose dead letter is published and not yet reported on, with the reason.
         var deadLettering: [Int64: String] = [:]
-        /// The loop sleeps until rows leave the ledger (it is out of room, or draining for
-        /// shutdown) and wants to hear of the next removal.
-        var roomWanted = false
-
         /// Makes the tenant's later rows wait behind `event`, which is to be published again.
         mutating func holdBack(after event: OutboxEvent) {
             retryingTenants[event.tenantKey] = min(retryingTenants[event.tenantKey] ?? .max, event.id)
@@ -40,6 +36,12 @@ final class InFlightLedger: Sendable {
 
     private let state = Mutex(State())
 
+    /// One delivery report for a row in flight: the row, its outcome, and when it arrived (uptime
+    /// nanoseconds, and wall-clock seconds for the commit-to-ack lag).
+    typealias Arrival = (
+        id: Int64, outcome: Result<KafkaDeliveryReport, KafkaError>, uptime: UInt64, wallClock: Double
+    )
+
     func add(_ events: [OutboxEvent]) {
         let now = DispatchTime.now().uptimeNanoseconds
         state.withLock { state in
@@ -54,7 +56,7 @@ final class InFlightLedger: Sendable {
     var count: Int { state.withLock { $0.events.count } }
     var ids: [Int64] { state.withLock { Array($0.events.keys) } }
     var busyShards: Set<Int> { state.withLock { Set($0.events.values.map(\.shard)) } }
-    /// Tenants the loop must not claim for until their rows in flight are resolved. Claiming
+    /// Tenants the engine must not claim for until their rows in flight are resolved. Claiming
     /// one meanwhile would publish rows that the retry barrier then holds back again, and a
     /// tenant that always has rows in flight would never get past its failed row.
     var retryingTenants: [String?] { state.withLock { Array($0.retryingTenants.keys) } }
@@ -68,7 +70,7 @@ final class InFlightLedger: Sendable {
     /// landed, or, when the dead letter failed, left pending with the error for a retry. Its
     /// tenant waits meanwhile, as for any failure; other tenants' outcomes never wait for it.
     func plan(
-        _ arrivals: [AcknowledgementInbox.Arrival], deadLetterArrivals: [AcknowledgementInbox.Arrival] = [],
+        _ arrivals: [Arrival], deadLetterArrivals: [Arrival] = [],
         configuration: RelayConfiguration
     ) -> Resolution {
         state.withLock { state in
@@ -148,26 +150,14 @@ final class InFlightLedger: Sendable {
         }
     }
 
-    /// Asks `remove` to report the next removal, unless fewer than `capacity` rows are in
-    /// flight already. Returns whether the caller should wait for it. Checking and asking under
-    /// one lock means a removal in between cannot go unreported.
-    func requestRoomSignal(below capacity: Int) -> Bool {
-        state.withLock { state in
-            guard state.events.count >= capacity else { return false }
-            state.roomWanted = true
-            return true
-        }
-    }
-
     /// Forgets rows whose outcome is written, and a tenant's retry once none of its rows is
-    /// left in flight. Returns whether the loop asked to hear of it (`requestRoomSignal`) or a
-    /// tenant's retry was lifted (its rows can be claimed again). Only then does a removal
-    /// wake the loop: an idle relay's every ack would otherwise cost a wake-up and an empty
-    /// claim.
+    /// left in flight. Returns whether a tenant's retry was lifted: its rows are pending again
+    /// and nobody will notify about them, so the engine claims at once. Any other removal
+    /// leads to a claim only if one was waiting for room: an idle relay's every ack would
+    /// otherwise cost an empty claim.
     @discardableResult
     func remove(_ ids: [Int64]) -> Bool {
         state.withLock { state in
-            defer { state.roomWanted = false }
             var retryLifted = false
             for id in ids {
                 state.publishedAt[id] = nil
@@ -179,7 +169,7 @@ final class InFlightLedger: Sendable {
                     retryLifted = state.retryingTenants.removeValue(forKey: event.tenantKey) != nil || retryLifted
                 }
             }
-            return state.roomWanted || retryLifted
+            return retryLifted
         }
     }
 }
@@ -211,37 +201,5 @@ struct Resolution: Sendable {
 
     var outcomes: OutboxOutcomes {
         OutboxOutcomes(delivered: delivered, failures: retries, deadLetters: deadLetters)
-    }
-}
-
-/// Collects delivery outcomes from librdkafka's delivery thread for the marker, waking it:
-/// those of the events themselves, and those of dead letters.
-final class AcknowledgementInbox: Sendable {
-    typealias Arrival = (
-        id: Int64, outcome: Result<KafkaDeliveryReport, KafkaError>, uptime: UInt64, wallClock: Double
-    )
-    private let arrivals = Mutex<(published: [Arrival], deadLetters: [Arrival])>(([], []))
-    let signal = WakeSignal()
-
-    func deliver(id: Int64, outcome: Result<KafkaDeliveryReport, KafkaError>) {
-        let arrival = (id, outcome, DispatchTime.now().uptimeNanoseconds, Date().timeIntervalSince1970)
-        arrivals.withLock { $0.published.append(arrival) }
-        signal.signal()
-    }
-
-    func deliverDeadLetter(id: Int64, outcome: Result<KafkaDeliveryReport, KafkaError>) {
-        let arrival = (id, outcome, DispatchTime.now().uptimeNanoseconds, Date().timeIntervalSince1970)
-        arrivals.withLock { $0.deadLetters.append(arrival) }
-        signal.signal()
-    }
-
-    func takeAll() -> (published: [Arrival], deadLetters: [Arrival]) {
-        arrivals.withLock { arrivals in
-            defer {
-                arrivals.published.removeAll(keepingCapacity: true)
-                arrivals.deadLetters.removeAll(keepingCapacity: true)
-            }
-            return arrivals
-        }
     }
 }

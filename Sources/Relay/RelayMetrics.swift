@@ -117,8 +117,17 @@ public final class RelayHealth: Sendable {
         }
     }
 
-    /// Forgets the reports whose rows left the ledger (they were written back), so the
-    /// reports kept stay bounded by the rows in flight.
+    /// The rows' outcomes are in the outbox: their reports no longer wait. Told by the engine
+    /// with each resolution it writes, so the reports kept stay bounded by the rows in flight.
+    func writtenBack(_ ids: [Int64]) {
+        state.withLock { state in
+            guard !state.reportedAt.isEmpty else { return }
+            for id in ids { state.reportedAt[id] = nil }
+        }
+    }
+
+    /// Forgets the reports whose rows left the ledger, before a verdict: a row can leave it
+    /// without a resolution (the engine stopped, say).
     func forgetWrittenBack() {
         guard let inFlight = state.withLock({ $0.reportedAt.isEmpty ? nil : $0.inFlight }) else { return }
         let stillInFlight = Set(inFlight())

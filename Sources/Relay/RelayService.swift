@@ -47,7 +47,6 @@ public final class RelayService: Service, Sendable {
                 "poll-interval": "\(configuration.pollInterval)"])
         }
 
-        let wake = WakeSignal()
         let database = try await connection.query("SELECT pg_catalog.current_database()::text AS name")[0]
             .require(String.self, column: "name")
         let router = EventRouter(
@@ -55,30 +54,31 @@ public final class RelayService: Service, Sendable {
             database: database)
         let ledger = InFlightLedger()
         health.watch(inFlight: { ledger.ids })
-        let inbox = AcknowledgementInbox()
-        let loop = RelayLoop(
-            configuration: configuration, producer: producer, router: router, store: store, leases: leases,
-            ledger: ledger, inbox: inbox, wake: wake, health: health, logger: logger)
+        let markStore = try await OutboxStore(
+            connection: try await PostgresConnection.connect(
+                configuration.databaseURL, options: configuration.database, logger: logger),
+            schema: configuration.schema)
+        let engine = RelayEngine(
+            configuration: configuration, producer: producer, router: router, claimStore: store, markStore: markStore,
+            leases: leases, ledger: ledger, health: health, logger: logger)
         await withTaskGroup(of: Void.self) { background in
             if !configuration.pollOnly {
-                background.addTask { await self.listenForWakeUps(wake, logger: logger) }
+                background.addTask { await self.listenForWakeUps(engine, logger: logger) }
             }
             background.addTask { await self.renewLeases(leases, logger: logger) }
-            background.addTask {
-                await RelayMarker(
-                    configuration: self.configuration, producer: self.producer, router: router, ledger: ledger,
-                    inbox: inbox, roomFreed: wake, logger: logger
-                ).run()
-            }
-            await withGracefulShutdownHandler {
-                await loop.run()
-            } onGracefulShutdown: {
-                wake.signal()
+            await withTaskCancellationHandler {
+                await withGracefulShutdownHandler {
+                    await engine.run()
+                } onGracefulShutdown: {
+                    engine.post(.stop)
+                }
+            } onCancel: {
+                engine.post(.cancel)
             }
             background.cancelAll()
         }
         do {
-            try await leases.releaseAll(on: loop.store?.connection ?? connection)
+            try await leases.releaseAll(on: engine.claimConnection ?? connection)
         } catch {
             logger.warning("could not give the shard leases back; they expire by themselves", metadata: [
                 "error": "\(error)"])
@@ -86,9 +86,9 @@ public final class RelayService: Service, Sendable {
         logger.info("relay stopped")
     }
 
-    /// Keeps `LISTEN` running, reconnecting after losses; every (re)connect wakes the loop so
+    /// Keeps `LISTEN` running, reconnecting after losses; every (re)connect wakes the engine so
     /// the backlog written while disconnected is drained before waiting again.
-    private func listenForWakeUps(_ wake: WakeSignal, logger: Logger) async {
+    private func listenForWakeUps(_ engine: RelayEngine, logger: Logger) async {
         var options = PostgresListener.Options()
         options.heartbeatInterval = configuration.listenHeartbeat
         options.connection = configuration.database
@@ -98,10 +98,10 @@ public final class RelayService: Service, Sendable {
                 let listener = try await PostgresListener.connect(
                     url, channels: [configuration.channel], options: options, logger: logger)
                 logger.debug("listening", metadata: ["channel": "\(configuration.channel)"])
-                wake.signal()
+                engine.post(.wake)
                 for try await _ in listener.notifications {
                     metrics.notified()
-                    wake.signal()
+                    engine.post(.wake)
                 }
             } catch is CancellationError {
                 return
