@@ -54,11 +54,17 @@ public final class PostgresListener: Sendable {
 
     /// Connects and runs `LISTEN` for each channel before returning, so no notification sent
     /// after this returns is missed.
+    ///
+    /// With `onNotification`, each notification goes to it on the listening thread the moment
+    /// it is read, and `notifications` only ends (with the error, when the connection is lost):
+    /// for a caller that reacts without a task, so a notification wakes one thread, not two.
+    /// `onNotification` must not block.
     public static func connect(
         _ conninfo: String,
         channels: [String],
         options: Options = Options(),
-        logger: Logger = Logger(label: "outbox-bridge.postgres.listener")
+        logger: Logger = Logger(label: "outbox-bridge.postgres.listener"),
+        onNotification: (@Sendable (PostgresNotification) -> Void)? = nil
     ) async throws(PostgresError) -> PostgresListener {
         let setupQueue = DispatchQueue(label: "outbox-bridge.postgres.listener.setup")
         let connection = try await PostgresConnection.run(on: setupQueue) { () throws(PostgresError) in
@@ -73,7 +79,9 @@ public final class PostgresListener: Sendable {
         }
         let wakePipe = try WakePipe()
         let buffer = NotificationBuffer(limit: options.bufferLimit)
-        let loop = ListenLoop(connection: connection, wakePipe: wakePipe, buffer: buffer, options: options, logger: logger)
+        let loop = ListenLoop(
+            connection: connection, wakePipe: wakePipe, buffer: buffer, onNotification: onNotification,
+            options: options, logger: logger)
         let thread = Thread {
             Thread.current.name = "pg-listener"  // see SocketReactor.init
             loop.run()
@@ -115,6 +123,7 @@ private struct ListenLoop: Sendable {
     let connection: LibPQConnection
     let wakePipe: WakePipe
     let buffer: NotificationBuffer
+    let onNotification: (@Sendable (PostgresNotification) -> Void)?
     let options: PostgresListener.Options
     let logger: Logger
 
@@ -159,7 +168,11 @@ private struct ListenLoop: Sendable {
                 }
                 heartbeatDue = clock.now.advanced(by: options.heartbeatInterval)
                 for notification in connection.drainNotifications() {
-                    guard buffer.push(notification) else { return }
+                    if let onNotification {
+                        onNotification(notification)
+                    } else {
+                        guard buffer.push(notification) else { return }
+                    }
                 }
             }
         }

@@ -96,13 +96,16 @@ public final class RelayService: Service, Sendable {
         while !Task.isCancelled {
             do {
                 let listener = try await PostgresListener.connect(
-                    url, channels: [configuration.channel], options: options, logger: logger)
-                logger.debug("listening", metadata: ["channel": "\(configuration.channel)"])
-                engine.post(.wake)
-                for try await _ in listener.notifications {
+                    url, channels: [configuration.channel], options: options, logger: logger
+                ) { [metrics] _ in
                     metrics.notified()
                     engine.post(.wake)
                 }
+                logger.debug("listening", metadata: ["channel": "\(configuration.channel)"])
+                engine.post(.wake)
+                // Notifications go straight to the engine; the sequence only ends, when the
+                // connection is lost.
+                for try await _ in listener.notifications {}
             } catch is CancellationError {
                 return
             } catch {
