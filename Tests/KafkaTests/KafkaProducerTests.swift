@@ -1,4 +1,6 @@
+import Foundation
 @testable import Kafka
+import Synchronization
 import Testing
 import TestSupport
 
@@ -166,6 +168,36 @@ extension KafkaIntegrationTests {
                 .consume(topic: "outage", partition: 0)
             #expect(landed.map(\.payload) == ["during-outage"])
             #expect(landed.first?.offset == delivered.offset)
+        }
+
+        @Test("produce never waits: a record librdkafka has no room for fails at once with queueFull, and the records it took are delivered")
+        func produceFailsAtOnceWhenTheQueueIsFull() async throws {
+            let broker = try KafkaDevelopmentBroker(brokers: 1, logger: logger)
+            try broker.createTopic("full", partitions: 1)
+            let producer = try makeProducer(broker, ["queue.buffering.max.messages": "2"])
+            try await producer.checkConnectivity(timeout: .seconds(5))
+            try broker.setBrokerDown(1)
+
+            let outcomes = Mutex<[Int: Result<KafkaDeliveryReport, KafkaError>]>([:])
+            let threadOfTheCall = pthread_self()
+            let refusedOnTheCallingThread = Mutex<[Int: Bool]>([:])
+            producer.produce((0..<3).map { KafkaRecord(topic: "full", key: "tenant-1", value: "record-\($0)") }) { index, outcome in
+                refusedOnTheCallingThread.withLock { $0[index] = pthread_equal(pthread_self(), threadOfTheCall) != 0 }
+                outcomes.withLock { $0[index] = outcome }
+            }
+            let refused = outcomes.withLock { $0 }
+            #expect(refused.count == 1, "only the third record is decided before produce returns")
+            #expect(refused[2].map { if case .failure(let error) = $0 { error.code == .queueFull } else { false } } == true)
+            #expect(refusedOnTheCallingThread.withLock { $0[2] } == true)
+
+            try broker.setBrokerUp(1)
+            try await waitUntil("both records librdkafka took are acknowledged") { outcomes.withLock { $0.count } == 3 }
+            let delivered = outcomes.withLock { $0 }.filter { (try? $0.value.get()) != nil }.keys.sorted()
+            #expect(delivered == [0, 1])
+            await producer.shutdown()
+            let landed = try await IndependentKafkaClient(bootstrapServers: broker.bootstrapServers)
+                .consume(topic: "full", partition: 0)
+            #expect(landed.map(\.payload) == ["record-0", "record-1"])
         }
 
         @Test

@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import Synchronization
 import TestSupport
 import Testing
 
@@ -58,6 +59,33 @@ struct PostgresConnectionTests {
         }
         #expect(results.count == 200)
         #expect(results.allSatisfy { $0.value == $0.key * 2 })
+    }
+
+    @Test("a statement sent with a reply callback keeps its turn among awaited ones, and its reply comes on the thread that read it, not the caller's")
+    func replyCallbacksKeepTheConnectionsOrder() async throws {
+        let connection = try await PostgresConnection.connect(try TestDatabase.clusterURL())
+        try await connection.query("CREATE TEMPORARY TABLE turns (n int)")
+        let callerThread = pthread_self()
+        let replies = Mutex<[(value: Int?, onCallerThread: Bool)]>([])
+        for value in 0..<50 {
+            connection.query("INSERT INTO turns VALUES ($1) RETURNING n", [value]) { outcome in
+                let echoed = try? outcome.get()[0].require(Int.self, column: "n")
+                replies.withLock { $0.append((echoed, pthread_equal(pthread_self(), callerThread) != 0)) }
+            }
+        }
+        // Sent after the fifty, so it is answered after them: it sees every row.
+        let count = try await connection.query("SELECT count(*)::int AS count FROM turns")[0].require(Int.self, column: "count")
+        #expect(count == 50)
+        let heard = replies.withLock { $0 }
+        #expect(heard.map(\.value) == (0..<50).map(Optional.some), "each reply heard once, in the order sent")
+        #expect(heard.allSatisfy { !$0.onCallerThread })
+
+        let failed = Mutex<PostgresError?>(nil)
+        connection.query("SELECT * FROM no_such_table") { outcome in
+            if case .failure(let error) = outcome { failed.withLock { $0 = error } }
+        }
+        try await connection.query("SELECT 1")
+        #expect(failed.withLock { $0?.sqlState } == "42P01")
     }
 
     @Test("a statement larger than the socket's buffers is sent in full and answered")
