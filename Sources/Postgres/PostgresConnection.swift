@@ -143,6 +143,15 @@ public final class PostgresConnection: Sendable {
             deadline: ContinuousClock.now.advanced(by: queryTimeout), reply: reply)
     }
 
+    /// Calls `handler` once `deadline` passes, on the thread that reads replies for
+    /// `query(_:_:reply:)`: a caller driven by replies spaces its statements with it, without a
+    /// timer thread of its own to wake. `handler` must not block.
+    public static func onReplyThread(
+        at deadline: ContinuousClock.Instant, run handler: @escaping @Sendable () -> Void
+    ) throws(PostgresError) {
+        try SocketReactor.shared.get().schedule(at: deadline, handler: handler)
+    }
+
     /// Runs a script of several statements (a migration file, say) as one simple query.
     public func execute(script: String) async throws(PostgresError) {
         try await perform(.script(script))

@@ -43,6 +43,14 @@ public struct RelayConfiguration: Sendable {
     /// How often the relay looks for pending rows when no notification woke it; notifications
     /// are lost while disconnected, so this bounds how late such an event can be. Default: 1 s.
     public var pollInterval: Duration = .seconds(1)
+    /// The least time between the starts of two claims, and of two outcome writes. While events
+    /// keep arriving, what comes in meanwhile waits for the next round trip and goes in it
+    /// together, instead of costing a round trip per event; an idle relay's last round trip is
+    /// further back than this, so a notification still starts a claim at once. Zero: a round
+    /// trip starts as soon as anything is due. Default: 5 ms (at 1,000 events/s it cut the
+    /// relay's CPU by about a quarter against 0, for about 1 ms more commit-to-ack on average;
+    /// docs/reactor-steps.md, part 6).
+    public var turnInterval: Duration = .milliseconds(5)
     /// Failed attempts after which an event goes to the dead-letter topic. Default: 10.
     public var maxAttempts: Int = 10
     /// Wait before the first retry of a failed event; it doubles with each attempt. Default: 1 s.

@@ -17,6 +17,24 @@ struct RelayMetrics: Sendable {
     let polls = Counter(label: "outbox_wakeups_total", dimensions: [("source", "poll")])
     let listenReconnects = Counter(label: "outbox_listen_reconnects_total")
 
+    /// Round trips by statement (claims, outcome writes), and the rows they carried: their
+    /// ratio is how many events a round trip carries, which `relay.turnIntervalSeconds` raises
+    /// under load.
+    let claims = Counter(label: "outbox_relay_round_trips_total", dimensions: [("statement", "claim")])
+    let claimedRows = Counter(label: "outbox_relay_round_trip_rows_total", dimensions: [("statement", "claim")])
+    let writes = Counter(label: "outbox_relay_round_trips_total", dimensions: [("statement", "write")])
+    let writtenRows = Counter(label: "outbox_relay_round_trip_rows_total", dimensions: [("statement", "write")])
+
+    func claimed(rows: Int) {
+        claims.increment()
+        claimedRows.increment(by: rows)
+    }
+
+    func wrote(rows: Int) {
+        writes.increment()
+        writtenRows.increment(by: rows)
+    }
+
     func notified() { notifications.increment() }
     func polled() { polls.increment() }
     func listenReconnected() { listenReconnects.increment() }

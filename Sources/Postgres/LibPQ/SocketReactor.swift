@@ -99,6 +99,20 @@ final class SocketReactor: Sendable {
         }
     }
 
+    /// Calls `handler` on the reactor's thread once `deadline` passes: for a caller driven by
+    /// replies, whose timers then wake the thread that handles its replies instead of another.
+    /// Arming costs one `timerfd_settime` when `deadline` is the earliest, and no wake-up.
+    func schedule(at deadline: ContinuousClock.Instant, handler: @escaping @Sendable () -> Void) {
+        state.withLock { state in
+            let id = state.nextID
+            state.nextID += 1
+            state.waiters[id] = Waiter(socket: -1, deadline: deadline, handler: { _ in handler() })
+            if state.timerExpiry.map({ deadline < $0 }) ?? true {
+                arm(&state, expiry: deadline)
+            }
+        }
+    }
+
     /// Takes a registration back before it fires; `false` when its handler runs or has run.
     func remove(_ registration: Registration) -> Bool {
         state.withLock { state in
