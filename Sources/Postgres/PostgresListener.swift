@@ -26,6 +26,14 @@ public final class PostgresListener: Sendable {
         /// Notifications held for a slow consumer before the listener stops reading the
         /// socket, leaving the rest queued in PostgreSQL. Default 10,000.
         public var bufferLimit: Int = 10_000
+        /// The least time between two reads that found notifications, once they come closer
+        /// together than this: what arrives meanwhile waits in the socket and is read, and
+        /// delivered, together. For a consumer that acts at most that often anyway (the relay,
+        /// which spaces its claims by its turn interval), this saves the listening thread a
+        /// wake-up per notification under load. Notifications further apart are read as they
+        /// arrive: waiting out the interval after each would cost a wake-up of its own.
+        /// Default 0: each is read as it arrives.
+        public var readInterval: Duration = .zero
         /// Connection settings.
         public var connection = PostgresConnection.Options()
 
@@ -131,7 +139,20 @@ private struct ListenLoop: Sendable {
         let clock = ContinuousClock()
         var heartbeatDue = clock.now.advanced(by: options.heartbeatInterval)
         var heartbeatDeadline: ContinuousClock.Instant?
+        var lastRead = clock.now.advanced(by: .seconds(-3600))
+        var nextRead = clock.now
         while true {
+            if clock.now < nextRead {
+                switch wakePipe.wait(onSocket: -1, writable: false, until: nextRead) {
+                case .woken:
+                    return
+                case .failed(let error):
+                    buffer.finish(throwing: PostgresError(kind: .connectionLost, message: "poll failed: \(error)"))
+                    return
+                case .timedOut, .socketReady:
+                    break
+                }
+            }
             let wakeAt = heartbeatDeadline ?? heartbeatDue
             let readiness = wakePipe.wait(onSocket: connection.socket, writable: false, until: wakeAt)
             switch readiness {
@@ -167,7 +188,15 @@ private struct ListenLoop: Sendable {
                     heartbeatDeadline = nil
                 }
                 heartbeatDue = clock.now.advanced(by: options.heartbeatInterval)
-                for notification in connection.drainNotifications() {
+                let notifications = connection.drainNotifications()
+                if !notifications.isEmpty {
+                    let now = clock.now
+                    if lastRead.duration(to: now) < options.readInterval {
+                        nextRead = now.advanced(by: options.readInterval)
+                    }
+                    lastRead = now
+                }
+                for notification in notifications {
                     if let onNotification {
                         onNotification(notification)
                     } else {

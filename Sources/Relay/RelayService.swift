@@ -91,6 +91,9 @@ public final class RelayService: Service, Sendable {
     private func listenForWakeUps(_ engine: RelayEngine, logger: Logger) async {
         var options = PostgresListener.Options()
         options.heartbeatInterval = configuration.listenHeartbeat
+        // The engine claims at most every turn interval anyway: reading notifications more
+        // often would only wake the listening thread for nothing.
+        options.readInterval = configuration.turnInterval
         options.connection = configuration.database
         let url = configuration.listenURL ?? configuration.databaseURL
         while !Task.isCancelled {

@@ -6,11 +6,14 @@ import Testing
 
 @Suite("LISTEN/NOTIFY through the socket-driven listener")
 struct PostgresListenerTests {
-    @Test("10,000 notifications sent in 100 transactions all arrive, in order")
-    func notificationsArriveInOrder() async throws {
+    @Test("10,000 notifications sent in 100 transactions all arrive, in order, also when reads are spaced",
+          arguments: [Duration.zero, .milliseconds(5)])
+    func notificationsArriveInOrder(readInterval: Duration) async throws {
         let clusterURL = try TestDatabase.clusterURL()
         let channel = "order_check_\(UInt32.random(in: 0...UInt32.max))"
-        let listener = try await PostgresListener.connect(clusterURL, channels: [channel])
+        var options = PostgresListener.Options()
+        options.readInterval = readInterval
+        let listener = try await PostgresListener.connect(clusterURL, channels: [channel], options: options)
         defer { listener.close() }
         let sender = try await PostgresConnection.connect(clusterURL)
 
