@@ -8,7 +8,7 @@ public final class PrivatePostgresCluster: Sendable {
     /// The superuser URL of the cluster's `postgres` database.
     public let url: String
     public let port: Int
-    private let dataRoot: String
+    let dataRoot: String
     let binaries: String
 
     var dataDirectory: String { dataRoot + "/data" }
@@ -20,13 +20,35 @@ public final class PrivatePostgresCluster: Sendable {
         guard FileManager.default.isExecutableFile(atPath: binaries + "/initdb") else {
             throw TestEnvironmentError("PostgreSQL server binaries not found in \(binaries)")
         }
-        let cluster = try await PrivatePostgresCluster(binaries: binaries)
-        try await cluster.asOwner(
-            binaries + "/initdb",
-            ["--pgdata=\(cluster.dataDirectory)", "--username=postgres", "--auth=trust", "--encoding=UTF8",
-             "--locale=C.UTF-8"])
-        try await cluster.startServer()
-        return cluster
+        return try await startingOnAFreePort(binaries: binaries) { cluster in
+            try await cluster.asOwner(
+                binaries + "/initdb",
+                ["--pgdata=\(cluster.dataDirectory)", "--username=postgres", "--auth=trust", "--encoding=UTF8",
+                 "--locale=C.UTF-8"])
+        }
+    }
+
+    /// Builds a cluster with `prepare`, then starts its server; when the port turns out taken
+    /// after all (another test's server bound it between the check and the start), starts over
+    /// on another port, up to three times.
+    static func startingOnAFreePort(
+        binaries: String, prepare: (PrivatePostgresCluster) async throws -> Void
+    ) async throws -> PrivatePostgresCluster {
+        for attempt in 1...3 {
+            let cluster = try await PrivatePostgresCluster(binaries: binaries)
+            try await prepare(cluster)
+            do {
+                try await cluster.startServer()
+                return cluster
+            } catch {
+                let log = (try? String(contentsOfFile: cluster.dataRoot + "/server.log", encoding: .utf8)) ?? ""
+                await cluster.stop()
+                guard attempt < 3, log.contains("could not bind") || log.contains("already in use") else {
+                    throw TestEnvironmentError("\(error)\nserver log:\n\(log.suffix(2000))")
+                }
+            }
+        }
+        throw TestEnvironmentError("no free port in three attempts")
     }
 
     /// A cluster with a new data folder and port and nothing in them yet.
@@ -95,10 +117,26 @@ public final class PrivatePostgresCluster: Sendable {
         }
     }
 
+    /// A port nothing listens on, below the kernel's ephemeral range: a port the kernel hands
+    /// out can be the local end of one of the many client connections the tests open by the
+    /// time the server binds it (seen once: `pg_ctl: could not start server`).
     private static func freePort() async throws -> Int {
-        let result = try await runTool(
-            "/usr/bin/python3",
-            ["-c", "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"])
+        let script = """
+            import random, socket
+            low = int(open('/proc/sys/net/ipv4/ip_local_port_range').read().split()[0])
+            for _ in range(200):
+                port = random.randrange(10000, low)
+                s = socket.socket()
+                try:
+                    s.bind(('127.0.0.1', port))
+                except OSError:
+                    continue
+                finally:
+                    s.close()
+                print(port)
+                break
+            """
+        let result = try await runTool("/usr/bin/python3", ["-c", script])
         guard result.status == 0, let port = Int(result.output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             throw TestEnvironmentError("cannot find a free port: \(result.errorOutput)")
         }
