@@ -33,6 +33,8 @@ final class RelayEngine: Sendable {
         case tick
         /// A round trip held back by `turnInterval` may start.
         case turnDue
+        /// The leases are due for their next rebalance.
+        case rebalanceDue
         /// A graceful shutdown began: claim nothing more, return once the rows in flight are
         /// resolved.
         case stop
@@ -179,6 +181,8 @@ final class RelayEngine: Sendable {
             state.claimWanted = true
         case .turnDue:
             state.turnTimerDue = nil
+        case .rebalanceDue:
+            state.claimWanted = true
         case .stop:
             state.stopping = true
         case .cancel:
@@ -190,8 +194,14 @@ final class RelayEngine: Sendable {
         case .claimStoreConnected(.failure(let error)), .rebalanced(let error?):
             claimFailed(error, &state)
         case .rebalanced(nil):
+            // The shards may have changed: claim at once, as for new rows. The next rebalance
+            // gets a timer of its own: the poll tick is not in step with it, so an instance
+            // without shards could wait two intervals for them (should the timer fail, the
+            // tick still brings the rebalance).
             state.nextRebalance = ContinuousClock.now.advanced(by: configuration.leaseDuration / 5)
             state.claim = .ready
+            state.claimWanted = true
+            try? PostgresConnection.onReplyThread(at: state.nextRebalance) { [self] in post(.rebalanceDue) }
         case .claimed(.success(let events), let limit):
             state.claim = .ready
             health.claimCompleted()
