@@ -11,6 +11,10 @@ psql_() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 fail() { echo "CHECK FAILED: $*" >&2; exit 1; }
 install() { local db=$1 schema=$2 f; for f in sql/0*.sql; do psql_ -v schema="$schema" -d "$base_url/$db" -f "$f" || return 1; done; }
 q() { psql -X -At -v ON_ERROR_STOP=1 -d "$base_url/$1" -c "$2"; }
+# A file of this run's own: the version matrix runs this check on other servers at the same
+# time, and a shared /tmp name let one run empty the file another was reading.
+err=$(mktemp)
+trap 'rm -f "$err"' EXIT
 
 db=capture_05
 psql_ -d "$base_url/postgres" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
@@ -35,15 +39,15 @@ psql_ -d "$base_url/$db" -c 'CREATE SCHEMA tenant_5' -c 'CREATE TABLE tenant_5.t
 
 # 2. A second install into another schema of the same database is refused (event triggers are
 # per database); the existing install keeps working.
-if install $db platform >/dev/null 2>/tmp/capture_05.err; then fail "second install accepted"; fi
-grep -q 'only one install per database' /tmp/capture_05.err || fail "second install: wrong error: $(cat /tmp/capture_05.err)"
+if install $db platform >/dev/null 2>"$err"; then fail "second install accepted"; fi
+grep -q 'only one install per database' "$err" || fail "second install: wrong error: $(cat "$err")"
 psql_ -d "$base_url/$db" -c 'CREATE TABLE tenant_5.t2 (id int)'
 [ "$(q $db 'SELECT count(*) FROM "out""box; sch*/ema ü".schema_changes')" = 3 ] || fail "capture after refused second install"
 
 # 3. Unsafe names are refused clearly and leave nothing behind.
 for bad in 'bad$name' 'pg_mine' "$(printf 'x%.0s' {1..64})"; do
-    if install capture_05b "$bad" >/dev/null 2>/tmp/capture_05.err; then fail "schema name '$bad' accepted"; fi
-    grep -q 'outbox-bridge: schema name\|outbox-bridge: schema .* is reserved' /tmp/capture_05.err || fail "'$bad': unclear error: $(cat /tmp/capture_05.err)"
+    if install capture_05b "$bad" >/dev/null 2>"$err"; then fail "schema name '$bad' accepted"; fi
+    grep -q 'outbox-bridge: schema name\|outbox-bridge: schema .* is reserved' "$err" || fail "'$bad': unclear error: $(cat "$err")"
 done
 [ "$(q capture_05b "SELECT count(*) FROM pg_namespace WHERE nspname NOT LIKE 'pg_%' AND nspname NOT IN ('public', 'information_schema')")" = 0 ] \
     || fail "refused install left a schema behind"
