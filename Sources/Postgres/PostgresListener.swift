@@ -139,28 +139,23 @@ private struct ListenLoop: Sendable {
         let clock = ContinuousClock()
         var heartbeatDue = clock.now.advanced(by: options.heartbeatInterval)
         var heartbeatDeadline: ContinuousClock.Instant?
-        var lastRead = clock.now.advanced(by: .seconds(-3600))
+        var lastRead: ContinuousClock.Instant?
         var nextRead = clock.now
         while true {
-            if clock.now < nextRead {
-                switch wakePipe.wait(onSocket: -1, writable: false, until: nextRead) {
-                case .woken:
-                    return
-                case .failed(let error):
-                    buffer.finish(throwing: PostgresError(kind: .connectionLost, message: "poll failed: \(error)"))
-                    return
-                case .timedOut, .socketReady:
-                    break
-                }
-            }
-            let wakeAt = heartbeatDeadline ?? heartbeatDue
-            let readiness = wakePipe.wait(onSocket: connection.socket, writable: false, until: wakeAt)
+            // Within `readInterval` of the last read the socket is left alone: only `close()`
+            // or the interval's end wakes the thread.
+            let spacing = clock.now < nextRead
+            let readiness = wakePipe.wait(
+                onSocket: spacing ? -1 : connection.socket, writable: false,
+                until: spacing ? nextRead : heartbeatDeadline ?? heartbeatDue)
             switch readiness {
             case .woken:
                 return
             case .failed(let error):
                 buffer.finish(throwing: PostgresError(kind: .connectionLost, message: "poll failed: \(error)"))
                 return
+            case .timedOut where spacing:
+                continue
             case .timedOut where heartbeatDeadline != nil:
                 buffer.finish(throwing: PostgresError(
                     kind: .connectionLost, message: "no reply to the heartbeat within \(options.heartbeatTimeout)"))
@@ -191,7 +186,7 @@ private struct ListenLoop: Sendable {
                 let notifications = connection.drainNotifications()
                 if !notifications.isEmpty {
                     let now = clock.now
-                    if lastRead.duration(to: now) < options.readInterval {
+                    if let lastRead, lastRead.duration(to: now) < options.readInterval {
                         nextRead = now.advanced(by: options.readInterval)
                     }
                     lastRead = now

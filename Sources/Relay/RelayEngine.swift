@@ -412,9 +412,7 @@ final class RelayEngine: Sendable {
     private func connectStore(then report: @escaping @Sendable (Result<OutboxStore, any Error>) -> Void) {
         Task { [configuration, logger] in
             do {
-                let connection = try await PostgresConnection.connect(
-                    configuration.databaseURL, options: configuration.database, logger: logger)
-                report(.success(try await OutboxStore(connection: connection, schema: configuration.schema)))
+                report(.success(try await configuration.connectOutboxStore(logger: logger)))
             } catch {
                 report(.failure(error))
             }

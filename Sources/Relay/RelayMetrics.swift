@@ -144,8 +144,9 @@ public final class RelayHealth: Sendable {
         }
     }
 
-    /// Forgets the reports whose rows left the ledger, before a verdict: a row can leave it
-    /// without a resolution (the engine stopped, say).
+    /// Forgets, before a verdict, the reports whose rows are no longer in flight. The engine
+    /// tells `writtenBack` of every row it resolves; this keeps a report whose row left the
+    /// ledger any other way from failing readiness for ever.
     func forgetWrittenBack() {
         guard let inFlight = state.withLock({ $0.reportedAt.isEmpty ? nil : $0.inFlight }) else { return }
         let stillInFlight = Set(inFlight())

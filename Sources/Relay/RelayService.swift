@@ -28,9 +28,8 @@ public final class RelayService: Service, Sendable {
     }
 
     public func run() async throws {
-        let connection = try await PostgresConnection.connect(
-            configuration.databaseURL, options: configuration.database, logger: logger)
-        let store = try await OutboxStore(connection: connection, schema: configuration.schema)
+        let store = try await configuration.connectOutboxStore(logger: logger)
+        let connection = store.connection
         let leases = ShardLeases(quotedSchema: store.quotedSchema, leaseDuration: configuration.leaseDuration)
         let logger = {
             var logger = self.logger
@@ -54,10 +53,7 @@ public final class RelayService: Service, Sendable {
             database: database)
         let ledger = InFlightLedger()
         health.watch(inFlight: { ledger.ids })
-        let markStore = try await OutboxStore(
-            connection: try await PostgresConnection.connect(
-                configuration.databaseURL, options: configuration.database, logger: logger),
-            schema: configuration.schema)
+        let markStore = try await configuration.connectOutboxStore(logger: logger)
         let engine = RelayEngine(
             configuration: configuration, producer: producer, router: router, claimStore: store, markStore: markStore,
             leases: leases, ledger: ledger, health: health, logger: logger)
@@ -131,5 +127,14 @@ public final class RelayService: Service, Sendable {
             }
             try? await Task.sleep(for: configuration.leaseDuration / 5)
         }
+    }
+}
+
+extension RelayConfiguration {
+    /// A connection of its own to the outbox, with the relay's connection settings: the claims'
+    /// and the outcome writes' at start, and each one again after it was lost.
+    func connectOutboxStore(logger: Logger) async throws(PostgresError) -> OutboxStore {
+        let connection = try await PostgresConnection.connect(databaseURL, options: database, logger: logger)
+        return try await OutboxStore(connection: connection, schema: schema)
     }
 }
