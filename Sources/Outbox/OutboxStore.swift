@@ -11,15 +11,27 @@ public struct OutboxStore: Sendable {
     public let connection: PostgresConnection
     /// The outbox schema, already quoted as an identifier.
     public let quotedSchema: String
-    private let claimSQL: String
-    private let recordSQL: String
+    private let claimStatement: PostgresStatement
+    private let recordStatement: PostgresStatement
 
-    public init(connection: PostgresConnection, schema: String) async throws(PostgresError) {
+    /// With `preparesStatements`, the claim and the outcome write are prepared on `connection`
+    /// once, so PostgreSQL parses and plans them once instead of on every call (unprepared,
+    /// planning the claim took 1.6-1.9 ms of its 2.5 ms). Only for a connection of its own to
+    /// the server: behind a pooler in transaction mode the next call may reach a server
+    /// connection that never saw them prepared, and they go unprepared.
+    public init(connection: PostgresConnection, schema: String, preparesStatements: Bool = false) async throws(PostgresError) {
         self.connection = connection
         self.quotedSchema = try await connection.quoteIdentifier(schema)
         let table = "\(quotedSchema).schema_changes"
-        self.claimSQL = Self.claimSQL(table: table)
-        self.recordSQL = Self.recordSQL(table: table)
+        let claimSQL = Self.claimSQL(table: table)
+        let recordSQL = Self.recordSQL(table: table)
+        if preparesStatements {
+            self.claimStatement = try await connection.prepare(claimSQL, as: "outbox_claim")
+            self.recordStatement = try await connection.prepare(recordSQL, as: "outbox_record")
+        } else {
+            self.claimStatement = PostgresStatement(claimSQL)
+            self.recordStatement = PostgresStatement(recordSQL)
+        }
     }
 
     /// The oldest pending rows of the given shards, in id order, leaving out the rows the
@@ -41,7 +53,7 @@ public struct OutboxStore: Sendable {
         limit: Int, shards: [Int], shardCount: Int, excluding inFlight: [Int64] = [], pausedTenants: [String?] = []
     ) async throws(PostgresError) -> [OutboxEvent] {
         try Self.events(in: try await connection.query(
-            claimSQL, Self.claimParameters(limit, shards, shardCount, inFlight, pausedTenants)))
+            claimStatement, Self.claimParameters(limit, shards, shardCount, inFlight, pausedTenants)))
     }
 
     /// Claims like `claimPending(limit:shards:shardCount:excluding:pausedTenants:)`, for a
@@ -51,7 +63,7 @@ public struct OutboxStore: Sendable {
         limit: Int, shards: [Int], shardCount: Int, excluding inFlight: [Int64], pausedTenants: [String?],
         reply: @escaping @Sendable (Result<[OutboxEvent], PostgresError>) -> Void
     ) {
-        connection.query(claimSQL, Self.claimParameters(limit, shards, shardCount, inFlight, pausedTenants)) { outcome in
+        connection.query(claimStatement, Self.claimParameters(limit, shards, shardCount, inFlight, pausedTenants)) { outcome in
             reply(outcome.flatMap { rows in Result { () throws(PostgresError) in try Self.events(in: rows) } })
         }
     }
@@ -98,14 +110,14 @@ public struct OutboxStore: Sendable {
     /// - Dead rows record the reason and where their dead letter landed.
     public func record(_ outcomes: OutboxOutcomes) async throws(PostgresError) {
         guard !outcomes.isEmpty else { return }
-        try await connection.query(recordSQL, Self.recordParameters(outcomes))
+        try await connection.query(recordStatement, Self.recordParameters(outcomes))
     }
 
     /// Records like `record(_:)`, for a caller driven by replies: `reply` hears the outcome on
     /// the thread that reads it (see `PostgresConnection.query(_:_:reply:)`).
     public func record(_ outcomes: OutboxOutcomes, reply: @escaping @Sendable (Result<Void, PostgresError>) -> Void) {
         guard !outcomes.isEmpty else { return reply(.success(())) }
-        connection.query(recordSQL, Self.recordParameters(outcomes)) { reply($0.map { _ in }) }
+        connection.query(recordStatement, Self.recordParameters(outcomes)) { reply($0.map { _ in }) }
     }
 
     private static func recordParameters(_ outcomes: OutboxOutcomes) -> [(any PostgresBindable)?] {
@@ -135,6 +147,7 @@ public struct OutboxStore: Sendable {
     private static func claimSQL(table: String) -> String {
         """
         WITH RECURSIVE
+        in_flight AS MATERIALIZED (SELECT pg_catalog.unnest($4::bigint[]) AS id),
         blocked AS MATERIALIZED (
             SELECT DISTINCT w.tenant_key FROM \(table) w
             WHERE NOT w.processed AND NOT w.dead AND w.next_attempt_at > pg_catalog.now()),
@@ -143,7 +156,7 @@ public struct OutboxStore: Sendable {
             WHERE NOT p.processed AND NOT p.dead
             ORDER BY p.id LIMIT $1 + pg_catalog.cardinality($4::bigint[])),
         claimable_in_head AS MATERIALIZED (
-            SELECT h.id FROM head h WHERE NOT (h.id = ANY($4::bigint[])) AND \(Self.claimable("h.tenant_key"))),
+            SELECT h.id FROM head h WHERE h.id NOT IN (SELECT id FROM in_flight) AND \(Self.claimable("h.tenant_key"))),
         tenants(tenant_key) AS (
             (SELECT p.tenant_key FROM \(table) p
              WHERE NOT p.processed AND NOT p.dead AND p.tenant_key IS NOT NULL
@@ -161,13 +174,13 @@ public struct OutboxStore: Sendable {
                 SELECT s.id FROM \(table) s
                 WHERE NOT s.processed AND NOT s.dead AND s.tenant_key = c.tenant_key
                   AND (s.tenant_key, s.id) > (c.tenant_key, (SELECT max(id) FROM head))
-                  AND NOT (s.id = ANY($4::bigint[]))
+                  AND s.id NOT IN (SELECT id FROM in_flight)
                 ORDER BY s.tenant_key, s.id LIMIT $1) later
             UNION ALL
             SELECT s.id FROM \(table) s
             WHERE NOT s.processed AND NOT s.dead AND s.tenant_key IS NULL
               AND EXISTS (SELECT 1 FROM claimable_tenants c WHERE c.tenant_key IS NULL)
-              AND s.id > (SELECT max(id) FROM head) AND NOT (s.id = ANY($4::bigint[]))),
+              AND s.id > (SELECT max(id) FROM head) AND s.id NOT IN (SELECT id FROM in_flight)),
         picked AS (
             SELECT id FROM claimable_in_head
             UNION ALL

@@ -127,7 +127,15 @@ public final class PostgresConnection: Sendable {
     /// into the SQL text.
     @discardableResult
     public func query(_ sql: String, _ parameters: [(any PostgresBindable)?] = []) async throws(PostgresError) -> PostgresRows {
-        try await perform(.parameterized(sql, parameters.map { $0?.postgresText }))
+        try await query(PostgresStatement(sql), parameters)
+    }
+
+    /// Runs `statement` like `query(_:_:)`: by name if it was prepared on this connection.
+    @discardableResult
+    public func query(
+        _ statement: PostgresStatement, _ parameters: [(any PostgresBindable)?] = []
+    ) async throws(PostgresError) -> PostgresRows {
+        try await perform(Self.exchanged(statement, parameters))
     }
 
     /// Runs one statement like `query(_:_:)`, for a caller driven by replies rather than by a
@@ -135,12 +143,28 @@ public final class PostgresConnection: Sendable {
     /// `SocketReactor`), with no hop through Swift's cooperative pool, and must not block. The
     /// statement keeps its place in the connection's order and its deadline.
     public func query(
-        _ sql: String, _ parameters: [(any PostgresBindable)?] = [],
+        _ statement: PostgresStatement, _ parameters: [(any PostgresBindable)?] = [],
         reply: @escaping @Sendable (Result<PostgresRows, PostgresError>) -> Void
     ) {
         statements.submit(
-            .parameterized(sql, parameters.map { $0?.postgresText }),
-            deadline: ContinuousClock.now.advanced(by: queryTimeout), reply: reply)
+            Self.exchanged(statement, parameters), deadline: ContinuousClock.now.advanced(by: queryTimeout), reply: reply)
+    }
+
+    /// Parses and plans `sql` once and keeps it on this connection's session as `name`, so
+    /// that each later `query` with the returned statement sends only the name and the
+    /// parameters, and the server reuses the plan. Only for a direct connection: a pooler in
+    /// transaction mode may hand the next call a server connection that never saw it.
+    public func prepare(_ sql: String, as name: String) async throws(PostgresError) -> PostgresStatement {
+        try await perform(.prepare(name: name, sql: sql))
+        return PostgresStatement(sql, preparedAs: name)
+    }
+
+    private static func exchanged(
+        _ statement: PostgresStatement, _ parameters: [(any PostgresBindable)?]
+    ) -> StatementExchange.Statement {
+        let texts = parameters.map { $0?.postgresText }
+        guard let name = statement.preparedName else { return .parameterized(statement.sql, texts) }
+        return .prepared(name: name, sql: statement.sql, texts)
     }
 
     /// Calls `handler` once `deadline` passes, on the thread that reads replies for
@@ -203,5 +227,24 @@ public final class PostgresConnection: Sendable {
         try await withCheckedContinuation { continuation in
             queue.async { continuation.resume(returning: Result { () throws(PostgresError) in try work() }) }
         }.get()
+    }
+}
+
+/// A statement's text and, once `PostgresConnection.prepare` kept it on a connection, the name
+/// it goes by there. Unprepared, its text travels with every call and the server parses and
+/// plans it each time (for the relay's claim that was 2 ms of 2.5); prepared, only on the
+/// connection that prepared it.
+public struct PostgresStatement: Sendable {
+    public let sql: String
+    let preparedName: String?
+
+    /// An unprepared statement: parsed and planned on every call, and safe behind any pooler.
+    public init(_ sql: String) {
+        self.init(sql, preparedAs: nil)
+    }
+
+    fileprivate init(_ sql: String, preparedAs preparedName: String?) {
+        self.sql = sql
+        self.preparedName = preparedName
     }
 }

@@ -14,6 +14,10 @@ import Synchronization
 final class StatementExchange: Sendable {
     enum Statement: Sendable {
         case parameterized(String, [String?])
+        /// Parses and plans `sql` once, kept on the connection under `name`.
+        case prepare(name: String, sql: String)
+        /// Runs the statement prepared under `name`; `sql` is its text, for error messages.
+        case prepared(name: String, sql: String, [String?])
         case script(String)
         /// Quoting needs no round trip, but it reads the connection's settings, so it takes
         /// its turn like a statement; the quoted text is the outcome's single cell.
@@ -51,7 +55,7 @@ final class StatementExchange: Sendable {
 
         var sql: String {
             switch statement {
-            case .parameterized(let sql, _), .script(let sql): sql
+            case .parameterized(let sql, _), .script(let sql), .prepare(_, let sql), .prepared(_, let sql, _): sql
             case .quote: "quoting"
             }
         }
@@ -119,6 +123,10 @@ final class StatementExchange: Sendable {
             switch pending.statement {
             case .parameterized(let sql, let parameters):
                 needsFlush = try connection.send(sql, parameters: parameters)
+            case .prepare(let name, let sql):
+                needsFlush = try connection.sendPrepare(name, sql: sql)
+            case .prepared(let name, _, let parameters):
+                needsFlush = try connection.sendPrepared(name, parameters: parameters)
             case .script(let sql):
                 needsFlush = try connection.sendScript(sql)
             case .quote(let text, let asLiteral):

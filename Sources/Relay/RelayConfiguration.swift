@@ -17,6 +17,10 @@ public struct RelayConfiguration: Sendable {
     /// Never `LISTEN`; rely on polling alone, for setups with no direct connection at all.
     /// Default: `false`.
     public var pollOnly: Bool = false
+    /// Whether `databaseURL` reaches the server directly, as the settings tell: a `listenURL`
+    /// of its own or `pollOnly` is how a deployment says it goes through a pooler in
+    /// transaction mode. Only then are the claim and the outcome write prepared statements.
+    var databaseURLIsDirect: Bool { listenURL == nil && !pollOnly }
     /// The schema the capture SQL was installed into. Default: `platform`.
     public var schema: String = "platform"
     /// The `NOTIFY` channel the capture triggers wake the relay on. Default: `outbox_bridge`.

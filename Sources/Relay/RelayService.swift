@@ -132,9 +132,10 @@ public final class RelayService: Service, Sendable {
 
 extension RelayConfiguration {
     /// A connection of its own to the outbox, with the relay's connection settings: the claims'
-    /// and the outcome writes' at start, and each one again after it was lost.
+    /// and the outcome writes' at start, and each one again after it was lost. Its statements
+    /// are prepared when `databaseURL` reaches the server directly.
     func connectOutboxStore(logger: Logger) async throws(PostgresError) -> OutboxStore {
         let connection = try await PostgresConnection.connect(databaseURL, options: database, logger: logger)
-        return try await OutboxStore(connection: connection, schema: schema)
+        return try await OutboxStore(connection: connection, schema: schema, preparesStatements: databaseURLIsDirect)
     }
 }

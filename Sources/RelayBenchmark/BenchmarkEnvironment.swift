@@ -118,9 +118,11 @@ struct BenchmarkEnvironment {
         try await connection.query("VACUUM ANALYZE platform.schema_changes")
     }
 
-    /// The practical limit: the relay's own claim and mark statements, with made-up offsets.
+    /// The practical limit: the relay's own claim and mark statements, prepared on a direct
+    /// connection as the bridge prepares them, with made-up offsets.
     func postgresOnlyDrain() async throws -> Double {
-        let store = try await OutboxStore(connection: connection, schema: "platform")
+        let store = try await OutboxStore(
+            connection: try await PostgresConnection.connect(databaseURL), schema: "platform", preparesStatements: true)
         let shards = Array(0..<16)
         let clock = ContinuousClock()
         var drained = 0

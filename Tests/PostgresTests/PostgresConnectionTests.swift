@@ -68,7 +68,7 @@ struct PostgresConnectionTests {
         let callerThread = pthread_self()
         let replies = Mutex<[(value: Int?, onCallerThread: Bool)]>([])
         for value in 0..<50 {
-            connection.query("INSERT INTO turns VALUES ($1) RETURNING n", [value]) { outcome in
+            connection.query(PostgresStatement("INSERT INTO turns VALUES ($1) RETURNING n"), [value]) { outcome in
                 let echoed = try? outcome.get()[0].require(Int.self, column: "n")
                 replies.withLock { $0.append((echoed, pthread_equal(pthread_self(), callerThread) != 0)) }
             }
@@ -81,11 +81,34 @@ struct PostgresConnectionTests {
         #expect(heard.allSatisfy { !$0.onCallerThread })
 
         let failed = Mutex<PostgresError?>(nil)
-        connection.query("SELECT * FROM no_such_table") { outcome in
+        connection.query(PostgresStatement("SELECT * FROM no_such_table")) { outcome in
             if case .failure(let error) = outcome { failed.withLock { $0 = error } }
         }
         try await connection.query("SELECT 1")
         #expect(failed.withLock { $0?.sqlState } == "42P01")
+    }
+
+    @Test("a prepared statement is kept on its connection's session and run by name with each call's parameters, awaited or with a reply")
+    func preparedStatementsRunByName() async throws {
+        let connection = try await PostgresConnection.connect(try TestDatabase.clusterURL())
+        let doubled = try await connection.prepare("SELECT $1::int * 2 AS doubled", as: "doubled")
+        for value in [1, -4, 21] {
+            #expect(try await connection.query(doubled, [value])[0].require(Int.self, column: "doubled") == value * 2)
+        }
+        let replied = Mutex<Int?>(nil)
+        connection.query(doubled, [50]) { outcome in
+            replied.withLock { $0 = try? outcome.get()[0].require(Int.self, column: "doubled") }
+        }
+        let kept = try await connection.query(
+            "SELECT statement, generic_plans + custom_plans AS runs FROM pg_catalog.pg_prepared_statements WHERE name = 'doubled'")
+        #expect(replied.withLock { $0 } == 100, "the reply came before the statement sent after it")
+        #expect(kept[0]["statement"] == "SELECT $1::int * 2 AS doubled")
+        #expect(try kept[0].require(Int.self, column: "runs") == 4, "parsed once, then run four times by name")
+
+        // Another session never saw it: a prepared statement belongs to the connection that prepared it.
+        let other = try await PostgresConnection.connect(try TestDatabase.clusterURL())
+        await #expect(throws: PostgresError.self) { try await other.query(doubled, [1]) }
+        #expect(try await other.query("SELECT 1 AS one")[0].require(Int.self, column: "one") == 1, "the failure left the session usable")
     }
 
     @Test("a statement larger than the socket's buffers is sent in full and answered")

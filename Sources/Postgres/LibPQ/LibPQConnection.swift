@@ -96,6 +96,26 @@ final class LibPQConnection: @unchecked Sendable {
         return try !flushOutgoing()
     }
 
+    /// Sends a statement to be parsed and planned once and kept under `name` on this
+    /// connection (`PQsendPrepare`), without waiting; returns like `send`. The server infers
+    /// its parameters' types from the casts in its text.
+    func sendPrepare(_ name: String, sql: String) throws(PostgresError) -> Bool {
+        try ensureUsable()
+        guard PQsendPrepare(handle, name, sql, 0, nil) == 1 else { throw lostOrFailed() }
+        return try !flushOutgoing()
+    }
+
+    /// Runs the statement prepared as `name` with out-of-line text parameters
+    /// (`PQsendQueryPrepared`), without waiting; returns like `send`.
+    func sendPrepared(_ name: String, parameters: [String?]) throws(PostgresError) -> Bool {
+        try ensureUsable()
+        let sent = withOptionalCStringArray(parameters) { values in
+            PQsendQueryPrepared(handle, name, Int32(parameters.count), values, nil, nil, 0)
+        }
+        guard sent == 1 else { throw lostOrFailed() }
+        return try !flushOutgoing()
+    }
+
     /// Sends a script of several statements with the simple query protocol (`PQsendQuery`), as
     /// migration files need, without waiting; returns like `send`. It takes no parameters by
     /// design. The first failing statement's error is the outcome; the server has rolled the
