@@ -26,6 +26,13 @@ public struct OutboxStore: Sendable {
         let claimSQL = Self.claimSQL(table: table)
         let recordSQL = Self.recordSQL(table: table)
         if preparesStatements {
+            // PostgreSQL makes a prepared statement's generic plan once, for the table as it is
+            // at that moment, and keeps it until the next ANALYZE. Planned while the outbox was
+            // nearly empty, the claim and the write scanned the whole table on every call (at
+            // 1,000 events/s, 1,211 claims of 10,000 took over 2 ms, against 11 otherwise).
+            // Every statement of this store walks an index, so the session does without
+            // sequential scans: the connection is the store's own, direct to the server.
+            try await connection.query("SET enable_seqscan = off")
             self.claimStatement = try await connection.prepare(claimSQL, as: "outbox_claim")
             self.recordStatement = try await connection.prepare(recordSQL, as: "outbox_record")
         } else {

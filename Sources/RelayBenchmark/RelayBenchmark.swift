@@ -45,8 +45,13 @@ struct RelayBenchmark {
         let started = clock.now
         let checkout = URL(fileURLWithPath: options.bridge).resolvingSymlinksInPath()
             .deletingLastPathComponent().appendingPathComponent("../../..").standardized
-        let bench = try await BenchmarkEnvironment.create(
-            clusterURL: clusterURL, sql: checkout.appendingPathComponent("sql"), batchSize: options.batchSize)
+        let sql = checkout.appendingPathComponent("sql")
+        guard FileManager.default.fileExists(atPath: sql.path) else {
+            // The migrations come from the checkout the bridge was built in, three folders up.
+            print("no sql/ folder at \(sql.path): pass a bridge built in a checkout (.build/<triple>/release/outbox-bridge)")
+            exit(2)
+        }
+        let bench = try await BenchmarkEnvironment.create(clusterURL: clusterURL, sql: sql, batchSize: options.batchSize)
         let peers = options.peers ?? checkout.appendingPathComponent("scripts/peers").path
         let bridge = Contestant(name: "OutboxBridge (`outbox-bridge run`)",
                                 commands: [bench.bridgeCommand(options.bridge, options.bridgeOptions)], marksAfterAck: true)

@@ -196,6 +196,36 @@ struct PoisonAndFatalTests {
         }
     }
 
+    @Test("a prepared claim and outcome write planned while the outbox held 5 rows still walk indexes once it holds 50,000")
+    func preparedStatementsPlannedOnANearlyEmptyOutboxWalkIndexes() async throws {
+        let environment = try await OutboxTestEnvironment.start("prepared_small_plan")
+        let sql = try await environment.database.connect()
+        try await sql.query("SELECT platform.emit('t' || n, 'test.early', '{}') FROM generate_series(1, 5) AS n")
+        let store = try await OutboxStore(connection: sql, schema: "platform", preparesStatements: true)
+        // Plan once, now, with the table this small: what PostgreSQL may do at the sixth call.
+        try await sql.query("SET plan_cache_mode = force_generic_plan")
+        let shards = Array(0..<16)
+        func relayEverythingPending() async throws -> Int {
+            let claimed = try await store.claimPending(limit: 1000, shards: shards, shardCount: 16)
+            try await store.markDelivered(claimed.map { OutboxDelivery(eventID: $0.id, topic: "t", partition: 0, offset: $0.id) })
+            return claimed.count
+        }
+        #expect(try await relayEverythingPending() == 5)
+
+        try await sql.query(
+            """
+            INSERT INTO platform.schema_changes (event_data, tenant_key, processed, processed_at)
+            SELECT jsonb_build_object('event_id', gen_random_uuid(), 'command', 'test.old', 'kind', 'domain'),
+                   't' || (g % 100), true, pg_catalog.now()
+            FROM generate_series(1, 50000) AS g
+            """)
+        try await sql.query("SELECT platform.emit('t' || n, 'test.late', '{}') FROM generate_series(1, 3) AS n")
+        let before = try await rowsRead(sql)
+        #expect(try await relayEverythingPending() == 3)
+        let read = try await rowsRead(sql) - before
+        #expect(read < 1_000, "the claim and the write read \(read) rows: a plan made for 5 rows scans the table")
+    }
+
     /// The figure for issue 12: one claim with a waiting tenant holding 100,000 pending events
     /// against one with none. A measurement, not a test of timing: it asserts nothing about
     /// time and runs only through `scripts/bench-claim.sh`.
