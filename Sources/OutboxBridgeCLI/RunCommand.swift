@@ -224,6 +224,8 @@ extension RelayConfiguration {
             "relay.pollIntervalSeconds", default: defaults.pollInterval, in: 0.01...3600)
         configuration.turnInterval = try await settings.seconds(
             "relay.turnIntervalSeconds", default: defaults.turnInterval, in: 0...1)
+        configuration.writeInterval = try await settings.seconds(
+            "relay.writeIntervalSeconds", default: defaults.writeInterval, in: 0...1)
         configuration.maxAttempts = try await settings.int("relay.maxAttempts", default: defaults.maxAttempts, in: 1...1000)
         configuration.retryBackoff = try await settings.seconds(
             "relay.retryBackoffSeconds", default: defaults.retryBackoff, in: 0.01...3600)

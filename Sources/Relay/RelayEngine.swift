@@ -40,7 +40,8 @@ final class RelayEngine: Sendable {
         case stop
         case cancel
         case claimStoreConnected(Result<OutboxStore, any Error>)
-        case rebalanced((any Error)?)
+        /// The rebalance finished, on the connection it went through.
+        case rebalanced(Result<PostgresConnection, any Error>)
         case claimed(Result<[OutboxEvent], PostgresError>, limit: Int)
         case claimBackoffOver
         case delivered(InFlightLedger.Arrival)
@@ -65,9 +66,14 @@ final class RelayEngine: Sendable {
         /// Rows may be waiting: claim when the claim side is ready and there is room.
         var claimWanted = true
         var nextRebalance = ContinuousClock.now
-        /// `turnInterval` after the last claim and the last write started.
+        /// The lease rebalance's connection, kept between rebalances: the stores' sessions are
+        /// set up for their own statements alone (see `OutboxStore`). `nil` until the first
+        /// rebalance connects it, and again after one failed.
+        var leaseConnection: PostgresConnection?
+        /// `turnInterval` after the last claim started.
         var claimNotBefore = ContinuousClock.now
-        var writeNotBefore = ContinuousClock.now
+        /// When the last outcome write started (see `nextWriteStart`); `nil` before the first.
+        var lastWriteStart: ContinuousClock.Instant?
         /// When the turn timer fires next; `nil` when it is not armed.
         var turnTimerDue: ContinuousClock.Instant?
         /// `nil` after the connection was lost, until reconnected.
@@ -121,15 +127,17 @@ final class RelayEngine: Sendable {
     }
 
     private var maxInFlight: Int { configuration.batchSize * configuration.maxInFlightBatches }
+    private var rebalanceInterval: Duration { configuration.leaseDuration / 5 }
 
-    /// The connection claims go through, for giving the leases back after `run` returns.
-    var claimConnection: PostgresConnection? { state.withLock { $0.claimStore?.connection } }
+    /// The connection the leases were last rebalanced on, for giving them back after `run`
+    /// returns.
+    var leaseConnection: PostgresConnection? { state.withLock { $0.leaseConnection } }
 
     /// Runs until `cancel`, or after `stop` once nothing is in flight. Looks for pending rows
     /// at once, then whenever woken and at least every `min(pollInterval, leaseDuration / 5)`
     /// (which also paces the lease rebalance).
     func run() async {
-        let interval = min(configuration.pollInterval, configuration.leaseDuration / 5).dispatchInterval
+        let interval = min(configuration.pollInterval, rebalanceInterval).dispatchInterval
         pollTimer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(10))
         pollTimer.setEventHandler { [weak self] in self?.post(.tick) }
         pollTimer.activate()
@@ -191,14 +199,17 @@ final class RelayEngine: Sendable {
             logger.info("reconnected to PostgreSQL")
             state.claimStore = store
             state.claim = .ready
-        case .claimStoreConnected(.failure(let error)), .rebalanced(let error?):
+        case .claimStoreConnected(.failure(let error)):
             claimFailed(error, &state)
-        case .rebalanced(nil):
+        case .rebalanced(.failure(let error)):
+            claimFailed(error, &state) { $0.leaseConnection = nil }
+        case .rebalanced(.success(let connection)):
+            state.leaseConnection = connection
             // The shards may have changed: claim at once, as for new rows. The next rebalance
             // gets a timer of its own: the poll tick is not in step with it, so an instance
             // without shards could wait two intervals for them (should the timer fail, the
             // tick still brings the rebalance).
-            state.nextRebalance = ContinuousClock.now.advanced(by: configuration.leaseDuration / 5)
+            state.nextRebalance = ContinuousClock.now.advanced(by: rebalanceInterval)
             state.claim = .ready
             state.claimWanted = true
             try? PostgresConnection.onReplyThread(at: state.nextRebalance) { [self] in post(.rebalanceDue) }
@@ -208,7 +219,14 @@ final class RelayEngine: Sendable {
             health.postgresAnswered(true)
             // When stopping, the rows stay pending for the next instance: nothing about them
             // changed yet.
-            guard !state.stopping, !events.isEmpty else { return }
+            guard !state.stopping else { return }
+            guard !events.isEmpty else {
+                // Nothing was pending: spacing the next claim would gather nothing, and would
+                // hold back the event of the next notification (after each poll tick and each
+                // rebalance, about one idle event in a hundred waited out the turn interval).
+                state.claimNotBefore = ContinuousClock.now
+                return
+            }
             metrics.claimed(rows: events.count)
             publish(events)
             // A full batch: more rows may be waiting.
@@ -252,30 +270,41 @@ final class RelayEngine: Sendable {
     // MARK: Claiming and publishing
 
     private func claim(_ state: inout State) {
-        guard state.claim == .ready, state.claimWanted, !state.stopping else { return }
+        let now = ContinuousClock.now
+        let rebalanceDue = now >= state.nextRebalance
+        guard state.claim == .ready, state.claimWanted || rebalanceDue, !state.stopping else { return }
         guard let store = state.claimStore else {
             state.claim = .connecting
             connectStore { [self] in post(.claimStoreConnected($0)) }
             return
         }
-        if ContinuousClock.now >= state.nextRebalance {
+        let room = maxInFlight - ledger.count
+        // A claim that may start now goes before a rebalance that is due, so an event never
+        // waits for the rebalance's round trips (the leases are renewed in the background
+        // meanwhile); the rebalance follows the claim's reply. One overdue by a whole interval
+        // goes first, so a relay that always has a claim to make still rebalances.
+        let (shards, shardCount) = leases.usableShards
+        let claimMayStart = state.claimWanted && room > 0 && !shards.isEmpty && now >= state.claimNotBefore
+        if rebalanceDue, !claimMayStart || now >= state.nextRebalance.advanced(by: rebalanceInterval) {
             state.claim = .rebalancing
             let busyShards = ledger.busyShards
-            Task { [self, leases] in
+            let kept = state.leaseConnection
+            Task { [self, leases, configuration, logger] in
                 do {
-                    try await leases.rebalance(on: store.connection, busyShards: busyShards)
-                    post(.rebalanced(nil))
+                    let connection = if let kept { kept } else {
+                        try await PostgresConnection.connect(configuration.databaseURL, options: configuration.database, logger: logger)
+                    }
+                    try await leases.rebalance(on: connection, busyShards: busyShards)
+                    post(.rebalanced(.success(connection)))
                 } catch {
-                    post(.rebalanced(error))
+                    post(.rebalanced(.failure(error)))
                 }
             }
             return
         }
-        let room = maxInFlight - ledger.count
         // Out of room: written outcomes free some, and the write's reply comes back here.
-        guard room > 0, roundTripMayStart(notBefore: state.claimNotBefore, &state) else { return }
+        guard state.claimWanted, room > 0, roundTripMayStart(notBefore: state.claimNotBefore, &state) else { return }
         state.claimWanted = false
-        let (shards, shardCount) = leases.usableShards
         guard !shards.isEmpty else { return }
         let limit = min(configuration.batchSize, room)
         state.claim = .claiming
@@ -298,13 +327,17 @@ final class RelayEngine: Sendable {
         }
     }
 
-    private func claimFailed(_ error: any Error, _ state: inout State) {
+    /// Backs the claim side off for a second; `forget` drops the connection the failure came
+    /// through when the failure broke it (the claims' own by default).
+    private func claimFailed(
+        _ error: any Error, _ state: inout State, forget: (inout State) -> Void = { $0.claimStore = nil }
+    ) {
         if error is PostgresError {
             health.postgresAnswered(false)
         }
         if let error = error as? PostgresError, error.breaksConnection {
             logger.error("PostgreSQL unreachable; reconnecting", metadata: ["error": "\(error)"])
-            state.claimStore = nil
+            forget(&state)
         } else {
             logger.error("relay cycle failed; retrying", metadata: ["error": "\(error)"])
         }
@@ -320,7 +353,7 @@ final class RelayEngine: Sendable {
         guard state.mark == .ready else { return }
         if state.unwritten == nil {
             guard !state.arrivals.isEmpty || !state.deadLetterArrivals.isEmpty,
-                  roundTripMayStart(notBefore: state.writeNotBefore, &state)
+                  roundTripMayStart(notBefore: nextWriteStart(state), &state)
             else { return }
             let resolution = ledger.plan(
                 state.arrivals, deadLetterArrivals: state.deadLetterArrivals, configuration: configuration)
@@ -335,13 +368,23 @@ final class RelayEngine: Sendable {
             return
         }
         state.mark = .writing
-        state.writeNotBefore = ContinuousClock.now.advanced(by: configuration.turnInterval)
+        state.lastWriteStart = ContinuousClock.now
         metrics.wrote(rows: state.unwritten!.resolvedIDs.count)
         // The whole resolution is one statement: writing it again after a failure, even one
         // that hid a commit, writes nothing twice.
         store.record(state.unwritten!.outcomes) { [self] outcome in
             post(.recorded(outcome.failure))
         }
+    }
+
+    /// When the next write may start: `writeInterval` after the last one while there is room
+    /// for a whole batch more, else (or when stopping) `turnInterval` after it.
+    private func nextWriteStart(_ state: State) -> ContinuousClock.Instant {
+        guard let lastWriteStart = state.lastWriteStart else { return .now }
+        let roomForABatch = maxInFlight - ledger.count >= configuration.batchSize
+        let spacing = roomForABatch && !state.stopping
+            ? max(configuration.writeInterval, configuration.turnInterval) : configuration.turnInterval
+        return lastWriteStart.advanced(by: spacing)
     }
 
     private func written(_ resolution: Resolution, _ state: inout State) {

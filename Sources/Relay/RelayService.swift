@@ -74,7 +74,7 @@ public final class RelayService: Service, Sendable {
             background.cancelAll()
         }
         do {
-            try await leases.releaseAll(on: engine.claimConnection ?? connection)
+            try await leases.releaseAll(on: engine.leaseConnection ?? connection)
         } catch {
             logger.warning("could not give the shard leases back; they expire by themselves", metadata: [
                 "error": "\(error)"])

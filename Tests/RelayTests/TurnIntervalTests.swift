@@ -15,9 +15,9 @@ struct TurnIntervalTests {
         var trips = 0.0
         var rows = 0.0
 
-        static func read(_ relay: RelayProcess, port: Int) async throws -> RoundTrips {
+        static func read(_ relay: RelayProcess, port: Int, statements: [String] = ["claim", "write"]) async throws -> RoundTrips {
             var total = RoundTrips()
-            for statement in ["claim", "write"] {
+            for statement in statements {
                 total.trips += try await relay.metric("outbox_relay_round_trips_total{statement=\"\(statement)\"}", port: port) ?? 0
                 total.rows += try await relay.metric("outbox_relay_round_trip_rows_total{statement=\"\(statement)\"}", port: port) ?? 0
             }
@@ -30,7 +30,9 @@ struct TurnIntervalTests {
     func steadyStreamFormsBatches(interval: String, atLeast: Double) async throws {
         try await withEnvironment("turn_interval_\(interval)") { environment, sql in
             let relay = try RelayProcess.launch(
-                relayArguments(environment, []), environment: ["RELAY_TURN_INTERVAL_SECONDS": interval],
+                relayArguments(environment, []),
+                // The turn interval alone: outcome writes gather no more than claims do.
+                environment: ["RELAY_TURN_INTERVAL_SECONDS": interval, "RELAY_WRITE_INTERVAL_SECONDS": "0"],
                 label: "turn-interval-\(interval)")
             defer { relay.stop() }
             let port = try await relay.observabilityPort()
@@ -62,6 +64,48 @@ struct TurnIntervalTests {
                 #expect(rows / trips < 2, "\(Int(rows)) rows claimed or written in \(Int(trips)) round trips")
             }
             _ = try await verifyDelivery(environment, sql, tenants: 1, eventsPerTenant: Self.events + 1, context: "turn interval")
+        }
+    }
+
+    @Test("with room to claim, outcome writes carry the acks of many events; while a backlog drains they follow the turn interval alone")
+    func writesGatherAcksButNeverHoldBackADrain() async throws {
+        try await withEnvironment("write_interval") { environment, sql in
+            // Claims unspaced, writes at most once a second while there is room for a batch.
+            let spacedWrites = ["RELAY_TURN_INTERVAL_SECONDS": "0", "RELAY_WRITE_INTERVAL_SECONDS": "1"]
+            let steady = try RelayProcess.launch(relayArguments(environment, []), environment: spacedWrites, label: "write-interval")
+            defer { steady.stop() }
+            let port = try await steady.observabilityPort()
+            try await emit(sql, tenants: 1, eventsPerTenant: 1, firstRound: 0)
+            try await environment.waitUntilAllDelivered(sql)
+            let before = try await RoundTrips.read(steady, port: port, statements: ["write"])
+            // A steady stream, one event every 10 ms or so (the pause paces the writer).
+            for round in 1...100 {
+                try await emit(sql, tenants: 1, eventsPerTenant: 1, firstRound: round)
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            try await environment.waitUntilAllDelivered(sql, timeout: .seconds(60))
+            let after = try await RoundTrips.read(steady, port: port, statements: ["write"])
+            let (writes, rows) = (after.trips - before.trips, after.rows - before.rows)
+            #expect(rows == 100, "every event's outcome written once")
+            #expect(rows / writes >= 4, "\(Int(rows)) outcomes in \(Int(writes)) writes")
+            steady.stop()
+
+            // Batches of 10, at most 4 awaiting their write: room for a batch is always short
+            // while 2,000 events drain, so writes must not wait the second. Held, the drain
+            // would take at least a second per write.
+            let draining = try RelayProcess.launch(
+                relayArguments(environment, ["--batch-size", "10"]), environment: spacedWrites, label: "write-interval-drain")
+            defer { draining.stop() }
+            let drainPort = try await draining.observabilityPort()
+            let drainStart = ContinuousClock.now
+            try await emit(sql, tenants: 20, eventsPerTenant: 100, firstRound: 200)
+            try await environment.waitUntilAllDelivered(sql, timeout: .seconds(120))
+            let drained = ContinuousClock.now - drainStart
+            let drainWrites = try await RoundTrips.read(draining, port: drainPort, statements: ["write"]).trips
+            #expect(drainWrites >= 50, "2,000 outcomes with at most 40 awaiting their write took \(Int(drainWrites)) writes")
+            #expect(drained < .seconds(drainWrites / 2), "\(Int(drainWrites)) writes in \(drained): writes waited for the interval")
+            let outbox = try await environment.outboxRows(sql)
+            #expect(outbox.count == 2_101 && outbox.allSatisfy { $0.processed && $0.offset != nil }, "every event written back with its position")
         }
     }
 }
