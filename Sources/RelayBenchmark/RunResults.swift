@@ -126,7 +126,10 @@ struct RunResults {
                 return (figure.exact ? "" : "≥ ") + String(format: goal.format, figure.value) + met
             }
             if figures.count == 2 {
-                cells.append(figures[0].flatMap { before in
+                // A figure that rounds to zero gives no ratio worth printing (a drain's
+                // switches per event are 0.00-0.10).
+                let before = figures[0].flatMap { String(format: goal.format, $0.value) == String(format: goal.format, 0.0) ? nil : $0 }
+                cells.append(before.flatMap { before in
                     figures[1].map { String(format: "%.2f", $0.value / before.value) }
                 } ?? "—")
             }
