@@ -4,8 +4,9 @@ public import Postgres
 /// `config/bridge.yaml` documents; the command line, environment and YAML file override them.
 public struct RelayConfiguration: Sendable {
     /// The database holding the outbox, as a `postgresql://` URL or `key=value` conninfo; claims
-    /// and marks go through it, so it may point at a connection pooler. Default: empty, which
-    /// means libpq's defaults (`PG*` variables).
+    /// and marks go through it, so it may point at a connection pooler, as long as `listenURL`
+    /// or `pollOnly` says so (see `databaseURLIsDirect`). Default: empty, which means libpq's
+    /// defaults (`PG*` variables).
     public var databaseURL: String = ""
     /// A direct connection for `LISTEN`, for when `databaseURL` points at a pooler in
     /// transaction mode (which drops notifications). Default: `nil`, use `databaseURL`.
