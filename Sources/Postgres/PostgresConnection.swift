@@ -135,7 +135,7 @@ public final class PostgresConnection: Sendable {
     public func query(
         _ statement: PostgresStatement, _ parameters: [(any PostgresBindable)?] = []
     ) async throws(PostgresError) -> PostgresRows {
-        try await perform(Self.exchanged(statement, parameters))
+        try await perform(.parameterized(statement, parameters.map { $0?.postgresText }))
     }
 
     /// Runs one statement like `query(_:_:)`, for a caller driven by replies rather than by a
@@ -147,7 +147,8 @@ public final class PostgresConnection: Sendable {
         reply: @escaping @Sendable (Result<PostgresRows, PostgresError>) -> Void
     ) {
         statements.submit(
-            Self.exchanged(statement, parameters), deadline: ContinuousClock.now.advanced(by: queryTimeout), reply: reply)
+            .parameterized(statement, parameters.map { $0?.postgresText }),
+            deadline: ContinuousClock.now.advanced(by: queryTimeout), reply: reply)
     }
 
     /// Parses and plans `sql` once and keeps it on this connection's session as `name`, so
@@ -157,14 +158,6 @@ public final class PostgresConnection: Sendable {
     public func prepare(_ sql: String, as name: String) async throws(PostgresError) -> PostgresStatement {
         try await perform(.prepare(name: name, sql: sql))
         return PostgresStatement(sql, preparedAs: name)
-    }
-
-    private static func exchanged(
-        _ statement: PostgresStatement, _ parameters: [(any PostgresBindable)?]
-    ) -> StatementExchange.Statement {
-        let texts = parameters.map { $0?.postgresText }
-        guard let name = statement.preparedName else { return .parameterized(statement.sql, texts) }
-        return .prepared(name: name, sql: statement.sql, texts)
     }
 
     /// Calls `handler` once `deadline` passes, on the thread that reads replies for

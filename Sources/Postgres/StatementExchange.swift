@@ -13,11 +13,10 @@ import Synchronization
 /// flight does the same with `.closed`.
 final class StatementExchange: Sendable {
     enum Statement: Sendable {
-        case parameterized(String, [String?])
+        /// By name when the statement was prepared on this connection, else with its text.
+        case parameterized(PostgresStatement, [String?])
         /// Parses and plans `sql` once, kept on the connection under `name`.
         case prepare(name: String, sql: String)
-        /// Runs the statement prepared under `name`; `sql` is its text, for error messages.
-        case prepared(name: String, sql: String, [String?])
         case script(String)
         /// Quoting needs no round trip, but it reads the connection's settings, so it takes
         /// its turn like a statement; the quoted text is the outcome's single cell.
@@ -55,7 +54,8 @@ final class StatementExchange: Sendable {
 
         var sql: String {
             switch statement {
-            case .parameterized(let sql, _), .script(let sql), .prepare(_, let sql), .prepared(_, let sql, _): sql
+            case .parameterized(let statement, _): statement.sql
+            case .script(let sql), .prepare(_, let sql): sql
             case .quote: "quoting"
             }
         }
@@ -121,12 +121,10 @@ final class StatementExchange: Sendable {
         do {
             let needsFlush: Bool
             switch pending.statement {
-            case .parameterized(let sql, let parameters):
-                needsFlush = try connection.send(sql, parameters: parameters)
+            case .parameterized(let statement, let parameters):
+                needsFlush = try connection.send(statement.sql, preparedAs: statement.preparedName, parameters: parameters)
             case .prepare(let name, let sql):
                 needsFlush = try connection.sendPrepare(name, sql: sql)
-            case .prepared(let name, _, let parameters):
-                needsFlush = try connection.sendPrepared(name, parameters: parameters)
             case .script(let sql):
                 needsFlush = try connection.sendScript(sql)
             case .quote(let text, let asLiteral):

@@ -283,17 +283,13 @@ final class RelayEngine: Sendable {
         // waits for the rebalance's round trips (the leases are renewed in the background
         // meanwhile); the rebalance follows the claim's reply. One overdue by a whole interval
         // goes first, so a relay that always has a claim to make still rebalances.
-        let (shards, shardCount) = leases.usableShards
-        let claimMayStart = state.claimWanted && room > 0 && !shards.isEmpty && now >= state.claimNotBefore
-        if rebalanceDue, !claimMayStart || now >= state.nextRebalance.advanced(by: rebalanceInterval) {
+        if rebalanceDue, !claimMayStart(state, room: room, at: now) || now >= state.nextRebalance.advanced(by: rebalanceInterval) {
             state.claim = .rebalancing
             let busyShards = ledger.busyShards
             let kept = state.leaseConnection
             Task { [self, leases, configuration, logger] in
                 do {
-                    let connection = if let kept { kept } else {
-                        try await PostgresConnection.connect(configuration.databaseURL, options: configuration.database, logger: logger)
-                    }
+                    let connection = if let kept { kept } else { try await configuration.connect(logger: logger) }
                     try await leases.rebalance(on: connection, busyShards: busyShards)
                     post(.rebalanced(.success(connection)))
                 } catch {
@@ -305,6 +301,7 @@ final class RelayEngine: Sendable {
         // Out of room: written outcomes free some, and the write's reply comes back here.
         guard state.claimWanted, room > 0, roundTripMayStart(notBefore: state.claimNotBefore, &state) else { return }
         state.claimWanted = false
+        let (shards, shardCount) = leases.usableShards
         guard !shards.isEmpty else { return }
         let limit = min(configuration.batchSize, room)
         state.claim = .claiming
@@ -315,6 +312,12 @@ final class RelayEngine: Sendable {
         ) { [self] rows in
             post(.claimed(rows, limit: limit))
         }
+    }
+
+    /// Whether a claim would start at once: one is wanted, there is room, the turn interval
+    /// has passed, and there are shards to claim for (read last: it takes the leases' lock).
+    private func claimMayStart(_ state: State, room: Int, at now: ContinuousClock.Instant) -> Bool {
+        state.claimWanted && room > 0 && now >= state.claimNotBefore && !leases.usableShards.shards.isEmpty
     }
 
     /// Hands the rows to the producer without waiting for acks; each report comes back here.

@@ -135,7 +135,12 @@ extension RelayConfiguration {
     /// and the outcome writes' at start, and each one again after it was lost. Its statements
     /// are prepared when `databaseURL` reaches the server directly.
     func connectOutboxStore(logger: Logger) async throws(PostgresError) -> OutboxStore {
-        let connection = try await PostgresConnection.connect(databaseURL, options: database, logger: logger)
-        return try await OutboxStore(connection: connection, schema: schema, preparesStatements: databaseURLIsDirect)
+        try await OutboxStore(connection: connect(logger: logger), schema: schema, preparesStatements: databaseURLIsDirect)
+    }
+
+    /// A connection to `databaseURL` with the relay's connection settings (the lease
+    /// rebalance's, and each outbox store's).
+    func connect(logger: Logger) async throws(PostgresError) -> PostgresConnection {
+        try await PostgresConnection.connect(databaseURL, options: database, logger: logger)
     }
 }

@@ -84,13 +84,19 @@ final class LibPQConnection: @unchecked Sendable {
         }
     }
 
-    /// Sends one statement with out-of-line text parameters (`PQsendQueryParams`) without
-    /// waiting. Returns whether part of it is still buffered: then wait until the socket is
-    /// writable and call `flushOutgoing`.
-    func send(_ sql: String, parameters: [String?]) throws(PostgresError) -> Bool {
+    /// Sends one statement with out-of-line text parameters without waiting: its text
+    /// (`PQsendQueryParams`), or, when it was prepared as `preparedName`, only that name
+    /// (`PQsendQueryPrepared`). Returns whether part of it is still buffered: then wait until
+    /// the socket is writable and call `flushOutgoing`.
+    func send(_ sql: String, preparedAs preparedName: String? = nil, parameters: [String?]) throws(PostgresError) -> Bool {
         try ensureUsable()
+        let count = Int32(parameters.count)
         let sent = withOptionalCStringArray(parameters) { values in
-            PQsendQueryParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+            if let preparedName {
+                PQsendQueryPrepared(handle, preparedName, count, values, nil, nil, 0)
+            } else {
+                PQsendQueryParams(handle, sql, count, nil, values, nil, nil, 0)
+            }
         }
         guard sent == 1 else { throw lostOrFailed() }
         return try !flushOutgoing()
@@ -102,17 +108,6 @@ final class LibPQConnection: @unchecked Sendable {
     func sendPrepare(_ name: String, sql: String) throws(PostgresError) -> Bool {
         try ensureUsable()
         guard PQsendPrepare(handle, name, sql, 0, nil) == 1 else { throw lostOrFailed() }
-        return try !flushOutgoing()
-    }
-
-    /// Runs the statement prepared as `name` with out-of-line text parameters
-    /// (`PQsendQueryPrepared`), without waiting; returns like `send`.
-    func sendPrepared(_ name: String, parameters: [String?]) throws(PostgresError) -> Bool {
-        try ensureUsable()
-        let sent = withOptionalCStringArray(parameters) { values in
-            PQsendQueryPrepared(handle, name, Int32(parameters.count), values, nil, nil, 0)
-        }
-        guard sent == 1 else { throw lostOrFailed() }
         return try !flushOutgoing()
     }
 
