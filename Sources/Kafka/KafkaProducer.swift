@@ -137,7 +137,7 @@ public final class KafkaProducer: Sendable {
     /// for (`queue.buffering.max.messages` or `.kbytes`) fails at once with
     /// ``KafkaErrorCode/queueFull``, reported on the calling thread.
     public func produce(
-        _ records: [KafkaRecord],
+        _ records: some Collection<KafkaRecord>,
         onDelivery: @escaping @Sendable (Int, Result<KafkaDeliveryReport, KafkaError>) -> Void
     ) {
         let batch = DeliveryBatch(count: records.count, observer: onDelivery)
@@ -206,6 +206,16 @@ public final class KafkaProducer: Sendable {
     public func checkConnectivity(timeout: Duration) async throws(KafkaError) -> Int {
         try await probeCalls.run { [self] () throws(KafkaError) in
             try instance.client.fetchBrokerCount(timeoutMilliseconds: timeout.rdKafkaMilliseconds)
+        }
+    }
+
+    /// Looks up `topics` now instead of at their first record, which would otherwise wait up to
+    /// a second for librdkafka's topic scan; brokers that create topics on first use create
+    /// them now.
+    /// - Returns: the topics the cluster reported an error for, such as an unknown topic.
+    public func lookUpTopics(_ topics: [String], timeout: Duration) async throws(KafkaError) -> [String: KafkaError] {
+        try await probeCalls.run { [self] () throws(KafkaError) in
+            try instance.client.lookUpTopics(topics, timeoutMilliseconds: timeout.rdKafkaMilliseconds)
         }
     }
 

@@ -19,6 +19,14 @@ public struct PostgresRows: Sendable, RandomAccessCollection {
     public subscript(position: Int) -> PostgresRow {
         PostgresRow(rows: self, index: position)
     }
+
+    /// The position of the named column, for readers of many rows that look each name up once.
+    public func position(of column: String) throws(PostgresError) -> Int {
+        guard let position = columnNames.firstIndex(of: column) else {
+            throw PostgresError(kind: .decoding, message: "the result has no column \(column)")
+        }
+        return position
+    }
 }
 
 /// One row of a result; columns are read by position or by name, as text or decoded.
@@ -68,6 +76,15 @@ public struct PostgresRow: Sendable {
     public func require<T: PostgresDecodable>(_ type: T.Type, column: String) throws(PostgresError) -> T {
         guard let value = try decode(type, column: column) else {
             throw PostgresError(kind: .decoding, message: "column \(column) is NULL")
+        }
+        return value
+    }
+
+    /// The column at `column` decoded as `T`, where NULL is an error.
+    @inlinable
+    public func require<T: PostgresDecodable>(_ type: T.Type, at column: Int) throws(PostgresError) -> T {
+        guard let value = try decode(type, at: column) else {
+            throw PostgresError(kind: .decoding, message: "column \(rows.columnNames[column]) is NULL")
         }
         return value
     }

@@ -55,6 +55,19 @@ public struct EventRouter: Sendable {
         return topic
     }
 
+    /// The topic of every event when the template has no per-event placeholder, else `nil`.
+    public var fixedTopic: String? {
+        var topic = ""
+        for segment in segments {
+            switch segment {
+            case .literal(let text): topic += text
+            case .database: topic += Self.topicSafe(database)
+            case .tenant, .schema, .command: return nil
+            }
+        }
+        return topic
+    }
+
     func headers(for event: OutboxEvent) -> [KafkaHeader] {
         let eventID = Array(event.eventID.utf8)
         var headers = [

@@ -159,14 +159,23 @@ final class InFlightLedger: Sendable {
     func remove(_ ids: [Int64]) -> Bool {
         state.withLock { state in
             var retryLifted = false
+            // Each tenant is hashed once per row, and the rarely filled tables not at all when
+            // empty: this runs for every event.
             for id in ids {
                 state.publishedAt[id] = nil
-                state.deadLettering[id] = nil
-                guard let event = state.events.removeValue(forKey: id) else { continue }
-                state.perTenant[event.tenantKey, default: 1] -= 1
-                if state.perTenant[event.tenantKey] == 0 {
-                    state.perTenant[event.tenantKey] = nil
-                    retryLifted = state.retryingTenants.removeValue(forKey: event.tenantKey) != nil || retryLifted
+                if !state.deadLettering.isEmpty {
+                    state.deadLettering[id] = nil
+                }
+                guard let event = state.events.removeValue(forKey: id),
+                      let tenant = state.perTenant.index(forKey: event.tenantKey)
+                else { continue }
+                if state.perTenant.values[tenant] > 1 {
+                    state.perTenant.values[tenant] -= 1
+                } else {
+                    state.perTenant.remove(at: tenant)
+                    if !state.retryingTenants.isEmpty {
+                        retryLifted = state.retryingTenants.removeValue(forKey: event.tenantKey) != nil || retryLifted
+                    }
                 }
             }
             return retryLifted

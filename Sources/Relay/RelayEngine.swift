@@ -321,10 +321,12 @@ final class RelayEngine: Sendable {
     }
 
     /// Hands the rows to the producer without waiting for acks; each report comes back here.
+    /// Each record is made as librdkafka takes it: a batch's records made up front held one
+    /// more copy of every payload of the batch at once.
     private func publish(_ events: [OutboxEvent]) {
         ledger.add(events)
         let ids = events.map(\.id)
-        producer.produce(events.map(router.record(for:))) { [self] index, outcome in
+        producer.produce(events.lazy.map(router.record(for:))) { [self] index, outcome in
             health.delivered(id: ids[index], succeeded: (try? outcome.get()) != nil)
             post(.delivered(Self.arrival(ids[index], outcome)))
         }

@@ -51,6 +51,7 @@ public final class RelayService: Service, Sendable {
         let router = EventRouter(
             topicTemplate: configuration.topicTemplate, cloudEventsSource: configuration.cloudEventsSource,
             database: database)
+        await lookUpTopics([router.fixedTopic, configuration.deadLetterTopic].compactMap { $0 }, logger: logger)
         let ledger = InFlightLedger()
         health.watch(inFlight: { ledger.ids })
         let markStore = try await configuration.connectOutboxStore(logger: logger)
@@ -80,6 +81,20 @@ public final class RelayService: Service, Sendable {
                 "error": "\(error)"])
         }
         logger.info("relay stopped")
+    }
+
+    /// Looks up the topics known before any event, so the first events go out at once. A
+    /// missing topic is reported, not refused: it may be created later, and its events wait
+    /// and are retried until then.
+    private func lookUpTopics(_ topics: [String], logger: Logger) async {
+        do {
+            for (topic, problem) in try await producer.lookUpTopics(topics, timeout: .seconds(5)) {
+                logger.warning("Kafka topic unavailable; its events wait until it is", metadata: [
+                    "topic": "\(topic)", "error": "\(problem)"])
+            }
+        } catch {
+            logger.warning("could not look up the Kafka topics", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Keeps `LISTEN` running, reconnecting after losses; every (re)connect wakes the engine so

@@ -147,6 +147,20 @@ extension KafkaIntegrationTests {
             await producer.shutdown()
         }
 
+        @Test("looking topics up before any record makes a broker that creates topics on first use create them")
+        func lookingUpTopicsCreatesThemBeforeAnyRecord() async throws {
+            let broker = try KafkaDevelopmentBroker(brokers: 1, logger: logger)
+            let independent = IndependentKafkaClient(bootstrapServers: broker.bootstrapServers)
+            let producer = try makeProducer(broker)
+            #expect(try await !independent.topicNames().contains("orders"))
+
+            let problems = try await producer.lookUpTopics(["orders", "orders.dead-letter"], timeout: .seconds(10))
+
+            #expect(problems.isEmpty)
+            #expect(try await independent.topicNames().isSuperset(of: ["orders", "orders.dead-letter"]))
+            await producer.shutdown()
+        }
+
         @Test
         func recordProducedWhileTheBrokerIsDownIsDeliveredOnceItIsUp() async throws {
             let broker = try KafkaDevelopmentBroker(brokers: 1, logger: logger)

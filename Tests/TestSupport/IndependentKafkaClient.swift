@@ -99,6 +99,19 @@ public struct IndependentKafkaClient: Sendable {
         return try JSONDecoder().decode(Metadata.self, from: output).brokers.map(\.id).sorted()
     }
 
+    /// The topics the cluster has, from `kcat -L` for all topics (naming one would have a
+    /// broker that creates topics on first use create it).
+    public func topicNames() async throws -> Set<String> {
+        struct Metadata: Decodable {
+            struct Topic: Decodable {
+                let topic: String
+            }
+            let topics: [Topic]
+        }
+        let output = try await Self.kcat(["-L", "-b", bootstrapServers, "-J", "-q"])
+        return Set(try JSONDecoder().decode(Metadata.self, from: output).topics.map(\.topic))
+    }
+
     /// The partition the Java client's default partitioner picks for each key:
     /// `toPositive(murmur2(key)) % partitionCount`, computed by kafka-python's port of murmur2.
     public static func javaPartitions(forKeys keys: some Collection<String>, partitionCount: Int) async throws -> [String: Int32] {

@@ -1,6 +1,7 @@
 internal import CRdKafka
 import Foundation
 import Logging
+import Synchronization
 
 /// Owns one `rd_kafka_t` and makes every raw call on it.
 ///
@@ -32,6 +33,10 @@ final class RDKafkaClient: @unchecked Sendable {
     /// something to serve. Closed only after the handle is destroyed: librdkafka writes to it
     /// until then.
     private let eventPipe: (read: Int32, write: Int32)
+    /// Topic handles by name, made for a topic's first record and kept for the handle's life:
+    /// a record that names its topic makes librdkafka look the topic up and take and drop a
+    /// reference to it, on every record.
+    private let topics = Mutex<[String: OpaquePointer]>([:])
 
     private init(
         handle: OpaquePointer, bootstrapServers: String, context: RDKafkaClientContext, eventPipe: (read: Int32, write: Int32)
@@ -44,6 +49,11 @@ final class RDKafkaClient: @unchecked Sendable {
     }
 
     deinit {
+        topics.withLock { topics in
+            for topic in topics.values {
+                rd_kafka_topic_destroy(topic)
+            }
+        }
         rd_kafka_destroy(handle)
         RDKafkaHandleCounter.destroyed(in: counterScope)
         if eventPipe.read >= 0 {
@@ -146,54 +156,72 @@ final class RDKafkaClient: @unchecked Sendable {
         _ = write(eventPipe.write, &byte, 1)
     }
 
+    /// The handle for `name`, made on first use.
+    private func topic(_ name: String) throws(KafkaError) -> OpaquePointer {
+        let made: OpaquePointer? = topics.withLock { topics in
+            if let topic = topics[name] { return topic }
+            let topic = rd_kafka_topic_new(handle, name, nil)
+            topics[name] = topic
+            return topic
+        }
+        guard let made else { throw KafkaError(rd_kafka_last_error(), context: "topic \(name)") }
+        return made
+    }
+
     /// Enqueues one record; librdkafka copies key, value and headers before returning.
     /// - Returns: `nil` when enqueued, otherwise why not (e.g. ``KafkaErrorCode/queueFull``).
     func produce(_ record: KafkaRecord, token: UInt64) -> KafkaError? {
+        let topic: OpaquePointer
+        do {
+            topic = try self.topic(record.topic)
+        } catch {
+            return error
+        }
         let headers = rd_kafka_headers_new(record.headers.count)!
         for header in record.headers {
-            if let value = header.value {
-                value.withUnsafeBytes { bytes in
-                    _ = rd_kafka_header_add(headers, header.name, -1, bytes.baseAddress, bytes.count)
+            // The name goes with its length, read in place: a `String` passed as a C string is
+            // copied into a new array first, eight times per record.
+            var name = header.name
+            name.withUTF8 { name in
+                name.withMemoryRebound(to: CChar.self) { name in
+                    if let value = header.value {
+                        value.withUnsafeBytes { bytes in
+                            _ = rd_kafka_header_add(headers, name.baseAddress, name.count, bytes.baseAddress, bytes.count)
+                        }
+                    } else {
+                        _ = rd_kafka_header_add(headers, name.baseAddress, name.count, nil, 0)
+                    }
                 }
-            } else {
-                rd_kafka_header_add(headers, header.name, -1, nil, 0)
             }
         }
-        let failure: KafkaError? = record.topic.withCString { topic in
-            record.value.withUnsafeBytes { value in
-                record.key.withOptionalUnsafeBytes { key in
-                    var fields: [rd_kafka_vu_t] = []
-                    fields.reserveCapacity(6)
-                    var field = rd_kafka_vu_t()
-                    field.vtype = RD_KAFKA_VTYPE_TOPIC
-                    field.u.cstr = topic
-                    fields.append(field)
-                    field = rd_kafka_vu_t()
-                    field.vtype = RD_KAFKA_VTYPE_VALUE
+        let failure: KafkaError? = record.value.withUnsafeBytes { value in
+            record.key.withOptionalUnsafeBytes { key in
+                // On the stack: an array here was one more allocation per record.
+                withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 6) { fields in
+                    var count = 0
+                    func append(_ type: rd_kafka_vtype_t, _ fill: (inout rd_kafka_vu_t) -> Void) {
+                        var field = rd_kafka_vu_t()
+                        field.vtype = type
+                        fill(&field)
+                        fields.initializeElement(at: count, to: field)
+                        count += 1
+                    }
+                    append(RD_KAFKA_VTYPE_RKT) { $0.u.rkt = topic }
                     // An empty value goes as a null one (a tombstone), as `KafkaRecord` promises;
                     // an empty buffer's non-nil address would make it a zero-length value.
-                    field.u.mem = .init(
-                        ptr: value.isEmpty ? nil : UnsafeMutableRawPointer(mutating: value.baseAddress), size: value.count)
-                    fields.append(field)
-                    if let key {
-                        field = rd_kafka_vu_t()
-                        field.vtype = RD_KAFKA_VTYPE_KEY
-                        field.u.mem = .init(ptr: UnsafeMutableRawPointer(mutating: key.baseAddress), size: key.count)
-                        fields.append(field)
+                    append(RD_KAFKA_VTYPE_VALUE) {
+                        $0.u.mem = .init(
+                            ptr: value.isEmpty ? nil : UnsafeMutableRawPointer(mutating: value.baseAddress), size: value.count)
                     }
-                    field = rd_kafka_vu_t()
-                    field.vtype = RD_KAFKA_VTYPE_MSGFLAGS
-                    field.u.i = RD_KAFKA_MSG_F_COPY
-                    fields.append(field)
-                    field = rd_kafka_vu_t()
-                    field.vtype = RD_KAFKA_VTYPE_OPAQUE
-                    field.u.ptr = UnsafeMutableRawPointer(bitPattern: UInt(token))
-                    fields.append(field)
-                    field = rd_kafka_vu_t()
-                    field.vtype = RD_KAFKA_VTYPE_HEADERS
-                    field.u.headers = headers
-                    fields.append(field)
-                    return rd_kafka_produceva(handle, fields, fields.count).map(KafkaError.init(consuming:))
+                    if let key {
+                        append(RD_KAFKA_VTYPE_KEY) {
+                            $0.u.mem = .init(ptr: UnsafeMutableRawPointer(mutating: key.baseAddress), size: key.count)
+                        }
+                    }
+                    append(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
+                    append(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = UnsafeMutableRawPointer(bitPattern: UInt(token)) }
+                    append(RD_KAFKA_VTYPE_HEADERS) { $0.u.headers = headers }
+                    return rd_kafka_produceva(handle, fields.baseAddress, count).map(KafkaError.init(consuming:))
                 }
             }
         }
@@ -245,6 +273,28 @@ final class RDKafkaClient: @unchecked Sendable {
         }
         defer { rd_kafka_metadata_destroy(metadata) }
         return Int(metadata.pointee.broker_cnt)
+    }
+
+    /// Asks a broker for the partitions and leaders of `names`, so that each topic's first
+    /// record goes out at once: librdkafka asks for a topic it first meets in a record only at
+    /// its next topic scan, up to a second later. Brokers that create topics on first use
+    /// create them now.
+    /// - Returns: the topics the cluster reported an error for (an unknown topic, say).
+    func lookUpTopics(_ names: [String], timeoutMilliseconds: Int32) throws(KafkaError) -> [String: KafkaError] {
+        var problems: [String: KafkaError] = [:]
+        for name in names {
+            var metadata: UnsafePointer<rd_kafka_metadata>?
+            let result = rd_kafka_metadata(handle, 0, try topic(name), &metadata, timeoutMilliseconds)
+            guard result == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
+                throw KafkaError(result, context: "metadata of topic \(name)")
+            }
+            defer { rd_kafka_metadata_destroy(metadata) }
+            let described = UnsafeBufferPointer(start: metadata.pointee.topics, count: Int(metadata.pointee.topic_cnt))
+            if let error = described.first(where: { $0.err != RD_KAFKA_RESP_ERR_NO_ERROR })?.err {
+                problems[name] = KafkaError(error, context: "topic \(name)")
+            }
+        }
+        return problems
     }
 
     func queryWatermarks(topic: String, partition: Int32, timeoutMilliseconds: Int32) throws(KafkaError) -> KafkaWatermarks {
