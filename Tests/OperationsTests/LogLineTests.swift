@@ -47,6 +47,10 @@ struct LogLineTests {
         #expect(Int(fields["events"] ?? "") ?? 0 >= 3, "\(progress)")
         #expect(fields["tenants"] == "3", "\(progress)")
         #expect(Double(fields["max-lag-seconds"] ?? "") != nil, "\(progress)")
+        // UTC to the millisecond, in the shape Foundation's ISO 8601 style reads back.
+        let time = try #require(fields["time"])
+        let stamped = try Date(time, strategy: Date.ISO8601FormatStyle().year().month().day().time(includingFractionalSeconds: true))
+        #expect(abs(stamped.timeIntervalSinceNow) < 600, "log time \(time) is not the time now in UTC")
         for line in lines where !line.hasPrefix("outbox-bridge:") {
             let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String]
             #expect(object?["time"] != nil && object?["logger"] != nil, "not a JSON log line: \(line)")
