@@ -26,6 +26,9 @@ final class ShardLeases: Sendable {
         /// Local time after which the leases may have run out on the server: leases count from
         /// when the renewing statement was sent, less a fifth kept in reserve for clock drift.
         var validUntil: ContinuousClock.Instant
+        /// Rebalances applied so far: a renewal sent before the latest one applied answered for
+        /// an older set of shards.
+        var rebalances = 0
     }
 
     private let state: Mutex<State>
@@ -80,17 +83,24 @@ final class ShardLeases: Sendable {
             state.owned = owned
             state.draining = draining
             state.validUntil = started.advanced(by: leaseDuration * 0.8)
+            state.rebalances += 1
         }
     }
 
     /// Extends the leases this instance holds. It only ever drops shards from the set (those
     /// lost to another instance), never adds: a renewal that raced a rebalance must not hand
-    /// back a shard the rebalance just gave away.
+    /// back a shard the rebalance just gave away. Nor does it drop any when a rebalance was
+    /// applied while it ran: its statement may have read the leases before that rebalance
+    /// committed, so the shards the rebalance took would be missing from its answer, and
+    /// their tenants would wait for the next rebalance.
     func renewInBackground(on connection: PostgresConnection) async throws {
         let started = clock.now
+        let rebalancesBefore = state.withLock { $0.rebalances }
         let renewed = Set(try await statements.heartbeatAndRenew(on: connection))
         state.withLock { state in
-            state.owned.removeAll { !renewed.contains($0) }
+            if state.rebalances == rebalancesBefore {
+                state.owned.removeAll { !renewed.contains($0) }
+            }
             state.validUntil = max(state.validUntil, started.advanced(by: leaseDuration * 0.8))
         }
     }
