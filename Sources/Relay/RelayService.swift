@@ -51,7 +51,6 @@ public final class RelayService: Service, Sendable {
         let router = EventRouter(
             topicTemplate: configuration.topicTemplate, cloudEventsSource: configuration.cloudEventsSource,
             database: database)
-        await lookUpTopics([router.fixedTopic, configuration.deadLetterTopic].compactMap { $0 }, logger: logger)
         let ledger = InFlightLedger()
         health.watch(inFlight: { ledger.ids })
         let markStore = try await configuration.connectOutboxStore(logger: logger)
@@ -63,6 +62,9 @@ public final class RelayService: Service, Sendable {
                 background.addTask { await self.listenForWakeUps(engine, logger: logger) }
             }
             background.addTask { await self.renewLeases(leases, logger: logger) }
+            background.addTask {
+                await self.lookUpTopics([router.fixedTopic, self.configuration.deadLetterTopic].compactMap { $0 }, logger: logger)
+            }
             await withTaskCancellationHandler {
                 await withGracefulShutdownHandler {
                     await engine.run()
@@ -83,9 +85,9 @@ public final class RelayService: Service, Sendable {
         logger.info("relay stopped")
     }
 
-    /// Looks up the topics known before any event, so the first events go out at once. A
-    /// missing topic is reported, not refused: it may be created later, and its events wait
-    /// and are retried until then.
+    /// Looks up the topics known before any event, beside the first claim, so the first events
+    /// go out at once. A missing topic is reported, not refused: it may be created later, and
+    /// its events wait and are retried until then.
     private func lookUpTopics(_ topics: [String], logger: Logger) async {
         do {
             for (topic, problem) in try await producer.lookUpTopics(topics, timeout: .seconds(5)) {
