@@ -86,12 +86,12 @@ public final class RelayService: Service, Sendable {
     }
 
     /// Looks up the topics known before any event, beside the first claim, so the first events
-    /// go out at once. A missing topic is reported, not refused: it may be created later, and
-    /// its events wait and are retried until then.
+    /// go out at once. A missing topic is reported, not refused: it may be created before the
+    /// first event for it.
     private func lookUpTopics(_ topics: [String], logger: Logger) async {
         do {
             for (topic, problem) in try await producer.lookUpTopics(topics, timeout: .seconds(5)) {
-                logger.warning("Kafka topic unavailable; its events wait until it is", metadata: [
+                logger.warning("Kafka topic unavailable", metadata: [
                     "topic": "\(topic)", "error": "\(problem)"])
             }
         } catch {
