@@ -24,11 +24,15 @@ public struct EventRouter: Sendable {
     /// event is `current_database()`), so `{database}` needs no per-event parsing.
     private let database: String
 
+    /// The topic of every event when the template has no per-event placeholder, else `nil`.
+    public let fixedTopic: String?
+
     public init(topicTemplate: String, cloudEventsSource: String, database: String = "") {
         self.segments = Self.parse(topicTemplate)
         self.cloudEventsSource = cloudEventsSource
         self.sourceHeader = KafkaHeader(name: "ce_source", value: cloudEventsSource)
         self.database = database
+        self.fixedTopic = Self.fixedTopic(of: segments, database: database)
     }
 
     public func record(for event: OutboxEvent) -> KafkaRecord {
@@ -41,7 +45,7 @@ public struct EventRouter: Sendable {
 
     /// The topic for `event`, with placeholders filled with topic-safe text.
     public func topic(for event: OutboxEvent) -> String {
-        if segments.count == 1, case .literal(let topic) = segments[0] { return topic }
+        if let fixedTopic { return fixedTopic }
         var topic = ""
         for segment in segments {
             switch segment {
@@ -55,8 +59,7 @@ public struct EventRouter: Sendable {
         return topic
     }
 
-    /// The topic of every event when the template has no per-event placeholder, else `nil`.
-    public var fixedTopic: String? {
+    private static func fixedTopic(of segments: [Segment], database: String) -> String? {
         var topic = ""
         for segment in segments {
             switch segment {

@@ -89,27 +89,29 @@ public struct IndependentKafkaClient: Sendable {
 
     /// The broker ids the cluster advertises, from `kcat -L`.
     public func brokerIDs() async throws -> [Int32] {
-        struct Metadata: Decodable {
-            struct Broker: Decodable {
-                let id: Int32
-            }
-            let brokers: [Broker]
-        }
-        let output = try await Self.kcat(["-L", "-b", bootstrapServers, "-J", "-q"])
-        return try JSONDecoder().decode(Metadata.self, from: output).brokers.map(\.id).sorted()
+        try await clusterMetadata().brokers.map(\.id).sorted()
     }
 
-    /// The topics the cluster has, from `kcat -L` for all topics (naming one would have a
-    /// broker that creates topics on first use create it).
+    /// The topics the cluster has, from `kcat -L`.
     public func topicNames() async throws -> Set<String> {
-        struct Metadata: Decodable {
-            struct Topic: Decodable {
-                let topic: String
-            }
-            let topics: [Topic]
+        Set(try await clusterMetadata().topics.map(\.topic))
+    }
+
+    private struct ClusterMetadata: Decodable {
+        struct Broker: Decodable {
+            let id: Int32
         }
-        let output = try await Self.kcat(["-L", "-b", bootstrapServers, "-J", "-q"])
-        return Set(try JSONDecoder().decode(Metadata.self, from: output).topics.map(\.topic))
+        struct Topic: Decodable {
+            let topic: String
+        }
+        let brokers: [Broker]
+        let topics: [Topic]
+    }
+
+    /// The whole cluster's metadata: naming a topic would have a broker that creates topics on
+    /// first use create it.
+    private func clusterMetadata() async throws -> ClusterMetadata {
+        try JSONDecoder().decode(ClusterMetadata.self, from: try await Self.kcat(["-L", "-b", bootstrapServers, "-J", "-q"]))
     }
 
     /// The partition the Java client's default partitioner picks for each key:

@@ -160,7 +160,7 @@ final class RDKafkaClient: @unchecked Sendable {
     private func topic(_ name: String) throws(KafkaError) -> OpaquePointer {
         let made: OpaquePointer? = topics.withLock { topics in
             if let topic = topics[name] { return topic }
-            let topic = rd_kafka_topic_new(handle, name, nil)
+            guard let topic = rd_kafka_topic_new(handle, name, nil) else { return nil }
             topics[name] = topic
             return topic
         }
