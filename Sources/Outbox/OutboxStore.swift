@@ -78,7 +78,7 @@ public struct OutboxStore: Sendable {
     private static func claimParameters(
         _ limit: Int, _ shards: [Int], _ shardCount: Int, _ inFlight: [Int64], _ pausedTenants: [String?]
     ) -> [(any PostgresBindable)?] {
-        [limit, shardCount, PostgresTextArray(shards.map(String.init)), PostgresInt64Array(inFlight),
+        [limit, shardCount, PostgresInt64Array(shards.map(Int64.init)), PostgresInt64Array(inFlight),
          PostgresTextArray(pausedTenants.compactMap { $0 }), pausedTenants.contains(nil)]
     }
 

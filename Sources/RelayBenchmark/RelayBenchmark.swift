@@ -73,7 +73,14 @@ struct RelayBenchmark {
         let machine = "\(ProcessInfo.processInfo.activeProcessorCount) cores (\(cpuModel())), "
             + "\(ProcessInfo.processInfo.physicalMemory >> 30) GiB; \(try await bench.postgresDescription()); "
             + "librdkafka's mock cluster in the benchmark's process"
-        print("machine: \(machine)\n")
+        print("machine: \(machine)")
+        let wakeUps = [
+            (apart: 1, cost: await WakeUpCost.measure(sleeping: .milliseconds(1), count: 1000)),
+            (apart: 5, cost: await WakeUpCost.measure(sleeping: .milliseconds(5), count: 300)),
+        ]
+        let wakeUpLine = "CPU per thread wake-up (nanosleep, one thread): "
+            + wakeUps.map { String(format: "%.1f µs %d ms apart", $0.cost.seconds * 1e6, $0.apart) }.joined(separator: ", ")
+        print("\(wakeUpLine)\n")
         var run = RunResults(options: options, batchRelay: batchRelay)
 
         // (a) and (d): drain of a committed backlog.
@@ -170,7 +177,7 @@ struct RelayBenchmark {
         try await bench.drop()
 
         // The tables, ready to paste into the README.
-        print("\nmachine: \(machine)")
+        print("\nmachine: \(machine)\n\(wakeUpLine)")
         print("\n| relay (drain of \(options.events.grouped) events, \(options.tenants.grouped) tenants) | events/s | CPU s | CPU µs/event | peak RSS"
             + " | context switches, instructions per event |")
         print("| --- | ---: | ---: | ---: | ---: | ---: |")

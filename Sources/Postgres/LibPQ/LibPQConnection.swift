@@ -357,13 +357,37 @@ private final class NoticeLogger: Sendable {
     init(logger: Logger) { self.logger = logger }
 }
 
-/// Calls `body` with a C array of C strings that live for the duration of the call.
-private func withCStringArray<R>(_ strings: [String], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+/// Calls `body` with a C array of C strings, closed by a null, that live for the duration of
+/// the call.
+private func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
     withOptionalCStringArray(strings, body)
 }
 
-private func withOptionalCStringArray<R>(_ strings: [String?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
-    let copies = strings.map { $0.map { strdup($0) } ?? nil }
-    defer { copies.forEach { free($0) } }
-    return body(copies.map { $0.map { UnsafePointer($0) } } + [nil])
+/// Like `withCStringArray`, with a null pointer for each `nil` (SQL NULL). The strings are
+/// copied into one temporary buffer: a copy of each with `strdup` cost an allocation and a free
+/// per parameter of every statement, about 8,000 instructions per claim or outcome write.
+private func withOptionalCStringArray<R>(
+    _ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R
+) -> R {
+    let byteCount = strings.reduce(0) { total, string in total + (string.map { $0.utf8.count + 1 } ?? 0) }
+    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(byteCount, 1)) { bytes in
+        withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: strings.count + 1) { pointers in
+            var offset = 0
+            for (index, string) in strings.enumerated() {
+                guard var string else {
+                    pointers[index] = nil
+                    continue
+                }
+                let start = bytes.baseAddress! + offset
+                string.withUTF8 { utf8 in
+                    if let source = utf8.baseAddress { start.update(from: source, count: utf8.count) }
+                    start[utf8.count] = 0
+                    offset += utf8.count + 1
+                }
+                pointers[index] = UnsafeRawPointer(start).assumingMemoryBound(to: CChar.self)
+            }
+            pointers[strings.count] = nil
+            return body(UnsafePointer(pointers.baseAddress!))
+        }
+    }
 }
