@@ -163,10 +163,12 @@ public final class PostgresConnection: Sendable {
     /// Calls `handler` once `deadline` passes, on the thread that reads replies for
     /// `query(_:_:reply:)`: a caller driven by replies spaces its statements with it, without a
     /// timer thread of its own to wake. `handler` must not block.
+    @discardableResult
     public static func onReplyThread(
         at deadline: ContinuousClock.Instant, run handler: @escaping @Sendable () -> Void
-    ) throws(PostgresError) {
-        try SocketReactor.shared.get().schedule(at: deadline, handler: handler)
+    ) throws(PostgresError) -> ReplyThreadTimer {
+        let reactor = try SocketReactor.shared.get()
+        return ReplyThreadTimer(reactor: reactor, registration: reactor.schedule(at: deadline, handler: handler))
     }
 
     /// Runs a script of several statements (a migration file, say) as one simple query.
@@ -239,5 +241,18 @@ public struct PostgresStatement: Sendable {
     fileprivate init(_ sql: String, preparedAs preparedName: String?) {
         self.sql = sql
         self.preparedName = preparedName
+    }
+}
+
+/// A handler set to run by `PostgresConnection.onReplyThread(at:run:)`, which can be taken back.
+public struct ReplyThreadTimer: Sendable {
+    fileprivate let reactor: SocketReactor
+    fileprivate let registration: SocketReactor.Registration
+
+    /// Takes the handler back before it runs, without waking the thread; `false` when it runs
+    /// or has run.
+    @discardableResult
+    public func cancel() -> Bool {
+        reactor.remove(registration)
     }
 }

@@ -102,7 +102,7 @@ final class SocketReactor: Sendable {
     /// Calls `handler` on the reactor's thread once `deadline` passes: for a caller driven by
     /// replies, whose timers then wake the thread that handles its replies instead of another.
     /// Arming costs one `timerfd_settime` when `deadline` is the earliest, and no wake-up.
-    func schedule(at deadline: ContinuousClock.Instant, handler: @escaping @Sendable () -> Void) {
+    func schedule(at deadline: ContinuousClock.Instant, handler: @escaping @Sendable () -> Void) -> Registration {
         state.withLock { state in
             let id = state.nextID
             state.nextID += 1
@@ -110,14 +110,20 @@ final class SocketReactor: Sendable {
             if state.timerExpiry.map({ deadline < $0 }) ?? true {
                 arm(&state, expiry: deadline)
             }
+            return Registration(id: id)
         }
     }
 
     /// Takes a registration back before it fires; `false` when its handler runs or has run.
+    /// A timer set for it alone is moved to the next deadline (or stopped): a timer taken back
+    /// costs no wake-up.
     func remove(_ registration: Registration) -> Bool {
         state.withLock { state in
             guard let waiter = state.waiters.removeValue(forKey: registration.id) else { return false }
             unregister(waiter)
+            if waiter.deadline == state.timerExpiry {
+                rearm(&state)
+            }
             return true
         }
     }
@@ -137,6 +143,17 @@ final class SocketReactor: Sendable {
         setting.it_value.tv_sec = Int(seconds)
         setting.it_value.tv_nsec = Int(attoseconds / 1_000_000_000)
         timerfd_settime(timer, 0, &setting, nil)
+    }
+
+    /// Sets the timer to the earliest deadline left, or stops it when none is left.
+    private func rearm(_ state: inout State) {
+        if let earliest = state.waiters.values.map(\.deadline).min() {
+            arm(&state, expiry: earliest)
+        } else if state.timerExpiry != nil {
+            state.timerExpiry = nil
+            var stopped = itimerspec()
+            timerfd_settime(timer, 0, &stopped, nil)
+        }
     }
 
     private func run() {
@@ -166,9 +183,7 @@ final class SocketReactor: Sendable {
                     unregister(waiter)
                     due.append((waiter.handler, waiter.socket >= 0 ? .timedOut : .ready))
                 }
-                if let earliest = state.waiters.values.map(\.deadline).min() {
-                    arm(&state, expiry: earliest)
-                }
+                rearm(&state)
                 return due
             }
             for (handler, readiness) in due {
