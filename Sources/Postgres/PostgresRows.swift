@@ -65,19 +65,13 @@ public struct PostgresRow: Sendable {
     /// The named column decoded as `T`; `nil` only for SQL NULL.
     @inlinable
     public func decode<T: PostgresDecodable>(_ type: T.Type, column: String) throws(PostgresError) -> T? {
-        guard let position = rows.columnNames.firstIndex(of: column) else {
-            throw PostgresError(kind: .decoding, message: "the result has no column \(column)")
-        }
-        return try decode(type, at: position)
+        try decode(type, at: try rows.position(of: column))
     }
 
     /// The column decoded as `T`, where NULL is an error: for columns declared NOT NULL.
     @inlinable
     public func require<T: PostgresDecodable>(_ type: T.Type, column: String) throws(PostgresError) -> T {
-        guard let value = try decode(type, column: column) else {
-            throw PostgresError(kind: .decoding, message: "column \(column) is NULL")
-        }
-        return value
+        try require(type, at: try rows.position(of: column))
     }
 
     /// The column at `column` decoded as `T`, where NULL is an error.

@@ -184,12 +184,8 @@ final class RDKafkaClient: @unchecked Sendable {
             var name = header.name
             name.withUTF8 { name in
                 name.withMemoryRebound(to: CChar.self) { name in
-                    if let value = header.value {
-                        value.withUnsafeBytes { bytes in
-                            _ = rd_kafka_header_add(headers, name.baseAddress, name.count, bytes.baseAddress, bytes.count)
-                        }
-                    } else {
-                        _ = rd_kafka_header_add(headers, name.baseAddress, name.count, nil, 0)
+                    header.value.withOptionalUnsafeBytes { bytes in
+                        _ = rd_kafka_header_add(headers, name.baseAddress, name.count, bytes?.baseAddress, bytes?.count ?? 0)
                     }
                 }
             }
